@@ -1,0 +1,201 @@
+"""Classify a failed tool result into an ``ErrorKind``: pure, sync and table-driven.
+
+The rules were written from the real errors in the shared Claude Code corpus and the messages
+Claude Code itself emits. They are tried in order; the first that matches wins, so the
+non-mistakes (rejections, interruptions, sibling cancellations) come first and the broad
+per-tool fallbacks last. Pass your own ``Classifier(rules=...)`` to extend or replace them;
+nothing here is global or mutable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tracehint._kinds import ErrorKind
+
+__all__ = ["DEFAULT_RULES", "Classification", "Classifier", "Rule"]
+
+# Tools that ask the user for permission in Claude Code; a rejection with feedback from the
+# user arrives as the failed result of one of these.
+_PERMISSIONED_TOOLS = frozenset(
+    {"Bash", "Edit", "MultiEdit", "Write", "NotebookEdit", "WebFetch", "WebSearch"},
+)
+_SHELL_TOOLS = frozenset({"Bash", "BashOutput", "KillShell", "KillBash", "PowerShell"})
+_WEB_TOOLS = frozenset({"WebFetch", "WebSearch"})
+
+_EXIT_CODE = re.compile(r"\bExit code:? (\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the classification table.
+
+    Matches when ``pattern`` is found in the error text and, if ``tools`` is given, the
+    failing tool's name is one of them. ``max_chars`` limits the rule to short texts (used by
+    the user-feedback rule, which would otherwise catch any long, marker-free output).
+    """
+
+    kind: ErrorKind
+    pattern: re.Pattern[str]
+    tools: frozenset[str] | None = None
+    max_chars: int | None = None
+
+    def matches(self, text: str, tool_name: str | None) -> bool:
+        """Whether this rule applies to ``text`` from a call to ``tool_name``."""
+        if self.tools is not None and tool_name not in self.tools:
+            return False
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return False
+        return self.pattern.search(text) is not None
+
+
+def _rule(
+    kind: ErrorKind,
+    pattern: str,
+    *,
+    tools: frozenset[str] | None = None,
+    max_chars: int | None = None,
+) -> Rule:
+    return Rule(kind, re.compile(pattern, re.IGNORECASE), tools, max_chars)
+
+
+# Words that mark tool output as an error report; text without any of them, returned as the
+# failed result of a permissioned tool, is the user's typed feedback on a rejected call.
+_ERROR_MARKERS = (
+    r"error|fail|denied|not found|no such|exit code|traceback|exception|cannot|can't|unable|"
+    r"invalid|warn|refused|timed? ?out|usage:|fatal|abort|panic|permission|missing|"
+    r"unexpected|undefined|not (?:a|an) |does not|doesn't exist|errno|killed|segmentation"
+)
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    # -- not the agent's mistake: first, so nothing below can claim them --------------------
+    _rule(
+        ErrorKind.USER_REJECTED,
+        r"user doesn't want to proceed with this tool use|user rejected tool use|"
+        r"tool use was rejected",
+    ),
+    _rule(
+        ErrorKind.INTERRUPTED,
+        r"\[Request interrupted by user|interrupted by user|"
+        r"user doesn't want to take this action right now",
+    ),
+    _rule(
+        ErrorKind.SIBLING_CANCELLED,
+        r"Sibling tool call errored|Cancelled: parallel tool call",
+    ),
+    # -- hooks and permissions ------------------------------------------------------------
+    _rule(
+        ErrorKind.HOOK_BLOCKED,
+        r"\bhook\b.{0,40}\b(?:blocked|denied|error|failed)|blocked by (?:a |the )?hook|"
+        r"Pre(?:ToolUse)?:?\w* hook",
+    ),
+    _rule(
+        ErrorKind.PERMISSION_DENIED,
+        r"permission denied|\bEACCES\b|\bEPERM\b|operation not permitted|"
+        r"requested permissions? to|haven't granted|requires approval|was blocked|"
+        r"permission to use .{0,60}(?:denied|not been granted)|not allowed",
+    ),
+    # -- Claude Code tool-use errors --------------------------------------------------------
+    _rule(ErrorKind.FILE_NOT_READ, r"File has not been read yet"),
+    _rule(
+        ErrorKind.FILE_MODIFIED_SINCE_READ,
+        r"File has been (?:unexpectedly )?modified since (?:it was )?read",
+    ),
+    _rule(ErrorKind.STRING_NOT_UNIQUE, r"Found \d+ matches of the string to replace"),
+    _rule(ErrorKind.STRING_NOT_FOUND, r"String to replace not found"),
+    _rule(
+        ErrorKind.UNKNOWN_TOOL,
+        r"No such tool available|\bunknown tool\b|tool .{0,60}(?:does not exist|not found)",
+    ),
+    _rule(
+        ErrorKind.INPUT_VALIDATION,
+        r"InputValidationError|(?:required|unexpected) parameter|"
+        r"invalid (?:tool )?(?:parameters|arguments|input)",
+    ),
+    _rule(
+        ErrorKind.OUTPUT_TOO_LARGE,
+        r"exceeds (?:the )?maximum allowed|too large|output (?:was )?truncated|"
+        r"exceeds? (?:the )?(?:token|size|character) limit",
+    ),
+    _rule(
+        ErrorKind.JSON_DECODE,
+        r"JSONDecodeError|not valid JSON|Unexpected token .{0,40} in JSON|"
+        r"Expecting (?:value|property name)|Unterminated string|json\.decoder",
+    ),
+    _rule(
+        ErrorKind.TIMEOUT,
+        r"\btimed out\b|\btimeout (?:of|after|exceeded)\b|\bETIMEDOUT\b|deadline exceeded",
+    ),
+    # -- file system and shell --------------------------------------------------------------
+    _rule(ErrorKind.IS_A_DIRECTORY, r"\bEISDIR\b|Is a directory|illegal operation on a directory"),
+    _rule(
+        ErrorKind.COMMAND_NOT_FOUND,
+        r"command not found|Exit code:? 127\b|not recognized as an internal or external command",
+    ),
+    _rule(
+        ErrorKind.FILE_NOT_FOUND,
+        r"no such file or directory|file does not exist|file not found|\bENOENT\b|"
+        r"cannot find the (?:file|path)|path does not exist|directory not found|"
+        r"file or directory not found",
+    ),
+    _rule(
+        ErrorKind.WEB_FETCH_FAILED,
+        r"Request failed with status code \d+|\bENOTFOUND\b|\bECONNREFUSED\b|getaddrinfo|"
+        r"failed to fetch",
+    ),
+    _rule(ErrorKind.WEB_FETCH_FAILED, r".", tools=_WEB_TOOLS),
+    # -- a rejection whose feedback the user typed (Claude Code 2.0.x IDE sessions) ----------
+    _rule(
+        ErrorKind.USER_REJECTED,
+        rf"\A(?!(?s:.*)(?:{_ERROR_MARKERS}))(?!(?s:.*?\n.*?\n.*?\n))\S(?s:.*)\Z",
+        tools=_PERMISSIONED_TOOLS,
+        max_chars=600,
+    ),
+    # -- broad fallbacks --------------------------------------------------------------------
+    _rule(ErrorKind.COMMAND_FAILED, r"\bExit code:? \d+"),
+    _rule(ErrorKind.COMMAND_FAILED, r".", tools=_SHELL_TOOLS),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The kind of a failure, plus the exit code when the text reports one."""
+
+    kind: ErrorKind
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classifier:
+    """Table-driven classifier: the first matching rule wins, else ``fallback``.
+
+    >>> Classifier().classify("File has not been read yet.", "Edit").kind
+    <ErrorKind.FILE_NOT_READ: 'file_not_read'>
+    """
+
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    fallback: ErrorKind = ErrorKind.TOOL_ERROR
+
+    def with_rules(self, *rules: Rule) -> Classifier:
+        """Return a classifier that tries ``rules`` before this one's."""
+        return Classifier(rules=(*rules, *self.rules), fallback=self.fallback)
+
+    def classify(self, text: str, tool_name: str | None = None) -> Classification:
+        """Classify the error ``text`` returned by a call to ``tool_name``."""
+        stripped = _strip_wrapper(text)
+        kind = next(
+            (rule.kind for rule in self.rules if rule.matches(stripped, tool_name)),
+            self.fallback,
+        )
+        match = _EXIT_CODE.search(stripped)
+        return Classification(kind, int(match.group(1)) if match else None)
+
+
+_WRAPPER = re.compile(r"\A\s*<tool_use_error>(.*)</tool_use_error>\s*\Z", re.DOTALL)
+
+
+def _strip_wrapper(text: str) -> str:
+    """Drop Claude Code's ``<tool_use_error>`` wrapper so rules see the message itself."""
+    match = _WRAPPER.match(text)
+    return (match.group(1) if match else text).strip()

@@ -1,0 +1,57 @@
+"""The exception tree of tracehint.
+
+Every exception tracehint raises on purpose derives from one root, so a caller can catch
+``TracehintError`` and know it came from here::
+
+    TracehintError
+    ├── ConfigError          bad option or argument; the message says which and what to pass
+    ├── InputError           an input path cannot be used at all (missing, not a file or folder)
+    ├── OutputError          the output cannot be written (exists, disk full, permission)
+    ├── CacheError           the hint cache cannot be opened or used
+    └── JudgeError           the LLM judge cannot be used for this run
+        └── JudgeAuthError   the judge refused our credentials (401/403): the run stops early
+
+Per-line input problems (bad JSON, wrong shape, bad UTF-8) and per-site judge failures are
+*not* exceptions that escape: they are recorded as values (``InputIssue``, ``HintStatus``) and
+the run goes on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheError",
+    "ConfigError",
+    "InputError",
+    "JudgeAuthError",
+    "JudgeError",
+    "OutputError",
+    "TracehintError",
+]
+
+
+class TracehintError(Exception):
+    """Root of every exception tracehint raises on purpose."""
+
+
+class ConfigError(TracehintError):
+    """A setting or argument is invalid; the message says which and what to pass instead."""
+
+
+class InputError(TracehintError):
+    """An input path cannot be used at all (it does not exist, or is not a file or folder)."""
+
+
+class OutputError(TracehintError):
+    """The output cannot be written; the run stops instead of working into nowhere."""
+
+
+class CacheError(TracehintError):
+    """The hint cache cannot be opened or used."""
+
+
+class JudgeError(TracehintError):
+    """The LLM judge cannot be used for this run."""
+
+
+class JudgeAuthError(JudgeError):
+    """The judge endpoint rejected our credentials (HTTP 401 or 403)."""

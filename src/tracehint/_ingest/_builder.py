@@ -1,0 +1,226 @@
+"""Format-agnostic trace assembly and error-site tagging.
+
+A format parser (Claude Code, OpenAI messages) feeds a ``TraceBuilder`` with user text,
+assistant messages (text and tool calls) and tool results. The builder pairs every result with
+its call by id, classifies failures, counts consecutive failures per tool, and marks the
+assistant message that comes right after one or more failed results as an error site.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tracehint._kinds import ErrorKind, Role, TurnKind
+from tracehint._limits import Limits, clamp, clamp_middle
+from tracehint._records import ErrorSite, ToolCall, Trace, TraceSource, Turn
+
+if TYPE_CHECKING:
+    from tracehint._classify import Classifier
+
+__all__ = ["REPEAT_THRESHOLD", "ResultIn", "TraceBuilder", "tool_call"]
+
+REPEAT_THRESHOLD = 3
+"""A tool failing this many times in a row makes the site ``repeated_failure``."""
+
+# Argument names that identify what a call acts on, most specific first.
+_TARGET_KEYS = ("file_path", "notebook_path", "path", "command", "url", "pattern", "query")
+
+_ERROR_TAG = "[TOOL_RESULT (ERROR)]"
+_RESULT_TAG = "[TOOL_RESULT]"
+
+
+def tool_call(call_id: str, name: str, arguments: object, limits: Limits) -> ToolCall:
+    """Make a ``ToolCall`` record from a call's parsed JSON arguments."""
+    try:
+        text = orjson.dumps(arguments).decode()
+    except TypeError:
+        text = str(arguments)
+    target: str | None = None
+    if isinstance(arguments, dict):
+        for key in _TARGET_KEYS:
+            value = arguments.get(key)
+            if isinstance(value, str) and value:
+                target = clamp(value, 300)
+                break
+    return ToolCall(call_id, name, clamp(text, limits.tool_input_chars), target)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultIn:
+    """A tool result as a parser hands it to the builder."""
+
+    tool_use_id: str
+    text: str
+    is_error: bool
+
+
+@dataclass(slots=True)
+class _Failure:
+    result: ResultIn
+    call: ToolCall | None
+    kind: ErrorKind
+    exit_code: int | None
+    streak: int
+
+
+@dataclass(slots=True)
+class _Draft:
+    role: Role
+    kind: TurnKind
+    parts: list[str]
+    site: ErrorSite | None = None
+
+
+@dataclass(slots=True)
+class TraceBuilder:
+    """Accumulates one conversation and tags its error sites."""
+
+    trace_id: str
+    source: TraceSource
+    classifier: Classifier
+    limits: Limits
+    _drafts: list[_Draft] = field(default_factory=list)
+    _calls: dict[str, ToolCall] = field(default_factory=dict)
+    _message_index: dict[str, int] = field(default_factory=dict)
+    _pending: list[_Failure] = field(default_factory=list)
+    _streak: dict[str, int] = field(default_factory=dict)
+    _tools_used: dict[str, None] = field(default_factory=dict)
+    _non_mistakes: Counter[ErrorKind] = field(default_factory=Counter)
+    orphan_results: int = 0
+    """Results whose ``tool_use_id`` matched no call in this conversation."""
+
+    # -- user side ------------------------------------------------------------------------
+
+    def add_user_text(
+        self, text: str, *, compact_summary: bool = False, meta: bool = False
+    ) -> None:
+        """Add a user message.
+
+        A real (non-meta) user message ends any pending failure: the assistant's next message
+        answers the user, not the failure.
+        """
+        kind = TurnKind.COMPACT_SUMMARY if compact_summary else TurnKind.MESSAGE
+        self._drafts.append(_Draft(Role.USER, kind, [text]))
+        if not meta:
+            self._pending.clear()
+
+    def add_system_text(self, text: str) -> None:
+        """Add a system prompt (OpenAI-style input)."""
+        self._drafts.append(_Draft(Role.SYSTEM, TurnKind.MESSAGE, [text]))
+
+    def add_tool_results(
+        self, results: list[ResultIn], extra_text: list[str] | None = None
+    ) -> None:
+        """Add tool results (and any text sent with them) as one user turn.
+
+        Consecutive result entries are merged into one turn, as the API sends them.
+        """
+        parts: list[str] = []
+        for result in results:
+            call = self._calls.get(result.tool_use_id)
+            if call is None:
+                self.orphan_results += 1
+            name = call.name if call is not None else "?"
+            tag = _ERROR_TAG if result.is_error else _RESULT_TAG
+            parts.append(
+                f"{tag} {name}: {result.text}" if call is not None else f"{tag} {result.text}"
+            )
+            self._record_outcome(result, call)
+        parts.extend(extra_text or ())
+        last = self._drafts[-1] if self._drafts else None
+        if last is not None and last.role is Role.USER and last.kind is TurnKind.TOOL_RESULTS:
+            last.parts.extend(parts)
+        else:
+            self._drafts.append(_Draft(Role.USER, TurnKind.TOOL_RESULTS, parts))
+
+    def _record_outcome(self, result: ResultIn, call: ToolCall | None) -> None:
+        name = call.name if call is not None else None
+        if not result.is_error:
+            if name is not None:
+                self._streak[name] = 0
+            return
+        found = self.classifier.classify(result.text, name)
+        if not found.kind.is_mistake:
+            self._non_mistakes[found.kind] += 1
+            return
+        streak = 1
+        if name is not None:
+            streak = self._streak.get(name, 0) + 1
+            self._streak[name] = streak
+        self._pending.append(_Failure(result, call, found.kind, found.exit_code, streak))
+
+    # -- assistant side -------------------------------------------------------------------
+
+    def register_call(self, call: ToolCall) -> None:
+        """Remember a tool call so its result can be paired with it."""
+        self._calls[call.id] = call
+        self._tools_used.setdefault(call.name, None)
+
+    def add_assistant(
+        self, message_id: str | None, parts: list[str], *, api_error: bool = False
+    ) -> None:
+        """Add (part of) an assistant message.
+
+        Parts of a message already seen (same ``message_id``) are appended to it: Claude Code
+        writes one entry per content block. A new message right after failed results is an
+        error site; a synthetic API-error entry is not a model message, so it leaves pending
+        failures for the next real message.
+        """
+        if message_id is not None:
+            index = self._message_index.get(message_id)
+            if index is not None:
+                self._drafts[index].parts.extend(parts)
+                return
+            self._message_index[message_id] = len(self._drafts)
+        kind = TurnKind.API_ERROR if api_error else TurnKind.MESSAGE
+        draft = _Draft(Role.ASSISTANT, kind, list(parts))
+        if not api_error:
+            draft.site = self._site_from_pending()
+            self._pending.clear()
+        self._drafts.append(draft)
+
+    def _site_from_pending(self) -> ErrorSite | None:
+        if not self._pending:
+            return None
+        first = self._pending[0]
+        kind = first.kind
+        underlying: ErrorKind | None = None
+        if first.streak >= REPEAT_THRESHOLD:
+            kind, underlying = ErrorKind.REPEATED_FAILURE, first.kind
+        call = first.call
+        tagged = f"{_ERROR_TAG} {first.result.text}"
+        return ErrorSite(
+            kind=kind,
+            error_message=clamp_middle(first.result.text.strip(), self.limits.error_message_chars),
+            tool_use_id=first.result.tool_use_id,
+            tool_name=call.name if call is not None else None,
+            tool_input=call.input_json if call is not None else None,
+            tool_target=call.target if call is not None else None,
+            source_content_excerpt=tagged[: self.limits.excerpt_chars],
+            underlying_kind=underlying,
+            consecutive_failures=first.streak,
+            failed_calls=len(self._pending),
+            exit_code=first.exit_code,
+        )
+
+    # -- result ---------------------------------------------------------------------------
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing of the conversation was added."""
+        return not self._drafts
+
+    def build(self) -> Trace:
+        """Freeze the conversation into a ``Trace``."""
+        turns = tuple(Turn(d.role, "\n".join(d.parts), d.kind, d.site) for d in self._drafts)
+        return Trace(
+            trace_id=self.trace_id,
+            turns=turns,
+            source=self.source,
+            tools_used=tuple(self._tools_used),
+            non_mistakes=dict(self._non_mistakes),
+        )

@@ -1,0 +1,338 @@
+"""Claude Code session JSONL (versions 1.0.24 to 2.1.x) → traces.
+
+Knows the Claude Code format and nothing else: entry types, one-block-per-entry assistant
+messages grouped by ``message.id``, ``tool_result`` blocks paired with their ``tool_use`` by
+id, inline ``isSidechain`` sub-agents split by their ``parentUuid`` chains, ``agent-*.jsonl``
+sub-agent files (with the ``.meta.json`` beside them), compaction summaries, and base64
+images replaced by a placeholder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tracehint._ingest._builder import ResultIn, TraceBuilder, tool_call
+from tracehint._records import InputIssue, TraceSource
+
+if TYPE_CHECKING:
+    from tracehint._classify import Classifier
+    from tracehint._ingest._lines import Line
+    from tracehint._limits import Limits
+    from tracehint._records import Trace
+
+__all__ = ["FORMAT", "AgentMeta", "ClaudeCodeParser", "FileRejectedError", "read_agent_meta"]
+
+FORMAT = "claude_code"
+
+# Entry types that carry conversation; every other type (progress, file-history-snapshot,
+# queue-operation, attachment, permission-mode, last-prompt, and types not invented yet) is
+# skipped without complaint.
+_CONVERSATION_TYPES = frozenset({"user", "assistant"})
+_MAIN = "\x00main"
+
+
+class FileRejectedError(Exception):
+    """The whole file is not a Claude Code session (private: becomes an ``InputIssue``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMeta:
+    """What ``agent-*.meta.json`` says about a sub-agent."""
+
+    agent_type: str | None = None
+    description: str | None = None
+
+
+def read_agent_meta(session_path: str) -> AgentMeta | None:
+    """Read the ``.meta.json`` beside an ``agent-*.jsonl`` file, if there is a usable one."""
+    meta_path = session_path.removesuffix(".jsonl") + ".meta.json"
+    try:
+        with open(meta_path, "rb") as handle:  # noqa: PTH123 -- tiny file, read in a worker thread
+            data = orjson.loads(handle.read())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    agent_type = data.get("agentType")
+    description = data.get("description")
+    return AgentMeta(
+        agent_type if isinstance(agent_type, str) else None,
+        description if isinstance(description, str) else None,
+    )
+
+
+def _image_placeholder(block: dict[str, Any]) -> str:
+    source = block.get("source")
+    if isinstance(source, dict):
+        media = source.get("media_type", "image")
+        data = source.get("data")
+        if isinstance(data, str):
+            return f"[image: {media}, {len(data) * 3 // 4} bytes omitted]"
+        return f"[image: {media}]"
+    return "[image]"
+
+
+def _block_text(block: object) -> str:  # noqa: PLR0911 -- one return per block type
+    """Render a content block that is not a tool call or result."""
+    if isinstance(block, str):
+        return block
+    if not isinstance(block, dict):
+        return str(block)
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return text if isinstance(text, str) else ""
+    if kind == "image":
+        return _image_placeholder(block)
+    if kind == "tool_reference":
+        return f"[tool_reference: {block.get('tool_name') or block.get('name') or '?'}]"
+    if kind == "document":
+        return "[document]"
+    return f"[{kind} block]"
+
+
+def _result_text(content: object) -> str:
+    """The text of a ``tool_result``'s content (a string or a list of blocks)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(_block_text(block) for block in content)
+    return str(content)
+
+
+@dataclass(slots=True)
+class ClaudeCodeParser:
+    """Incremental parser for one Claude Code session file.
+
+    ``feed`` takes one line at a time and returns an ``InputIssue`` when the line is
+    malformed (the line is skipped, the file goes on); ``finish`` returns the traces: the main
+    conversation and one per sub-agent.
+    """
+
+    path: str
+    classifier: Classifier
+    limits: Limits
+    agent_meta: AgentMeta | None = None
+    skipped_entries: int = 0
+    good_lines: int = 0
+    _stem: str = ""
+    _is_agent_file: bool = False
+    _builders: dict[str, TraceBuilder] = field(default_factory=dict)
+    _chain: dict[str, str] = field(default_factory=dict)
+    _sidechains: int = 0
+    _session_id: str | None = None
+    _first_line: bool = True
+
+    def __post_init__(self) -> None:
+        self._stem = os.path.basename(self.path).removesuffix(".jsonl")  # noqa: PTH119 -- str paths
+        self._is_agent_file = self._stem.startswith("agent-")
+
+    # -- lines ----------------------------------------------------------------------------
+
+    def feed(self, line: Line) -> InputIssue | None:
+        """Parse one line; return an issue if it is malformed.
+
+        Raises ``FileRejectedError`` when the first line shows the file is not JSONL at all.
+        """
+        data = line.data
+        if self._first_line:
+            self._first_line = False
+            if data.lstrip()[:1] == b"[":
+                raise FileRejectedError(
+                    "file is a JSON array, not JSONL (one JSON object per line); "
+                    "convert it with `jq -c '.[]' FILE > FILE.jsonl`",
+                )
+        try:
+            entry = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return InputIssue(self.path, line.number, _json_reason(data, exc))
+        if not isinstance(entry, dict):
+            return InputIssue(
+                self.path,
+                line.number,
+                f"expected a JSON object, got {type(entry).__name__}",
+            )
+        reason = self._entry(entry)
+        if reason is not None:
+            return InputIssue(self.path, line.number, reason)
+        self.good_lines += 1
+        return None
+
+    def _entry(self, entry: dict[str, Any]) -> str | None:
+        kind = entry.get("type")
+        if not isinstance(kind, str):
+            return "entry has no string 'type' field"
+        if kind not in _CONVERSATION_TYPES:
+            self.skipped_entries += 1
+            return None
+        message = entry.get("message")
+        if not isinstance(message, dict):
+            return f"'{kind}' entry has no 'message' object"
+        content = message.get("content")
+        if not isinstance(content, (str, list)):
+            return f"'{kind}' message content is {type(content).__name__}, not a string or list"
+        if self._session_id is None:
+            session = entry.get("sessionId")
+            if isinstance(session, str):
+                self._session_id = session
+        builder = self._builder_for(entry)
+        if kind == "user":
+            return self._user(builder, entry, content)
+        return self._assistant(builder, entry, message, content)
+
+    def _user(
+        self, builder: TraceBuilder, entry: dict[str, Any], content: str | list[Any]
+    ) -> str | None:
+        if isinstance(content, str):
+            builder.add_user_text(
+                content,
+                compact_summary=entry.get("isCompactSummary") is True,
+                meta=entry.get("isMeta") is True,
+            )
+            return None
+        results: list[ResultIn] = []
+        texts: list[str] = []
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                use_id = block.get("tool_use_id")
+                if not isinstance(use_id, str):
+                    return "tool_result block has no string 'tool_use_id'"
+                results.append(
+                    ResultIn(
+                        use_id, _result_text(block.get("content")), block.get("is_error") is True
+                    ),
+                )
+            else:
+                texts.append(_block_text(block))
+        if results:
+            builder.add_tool_results(results, texts)
+        else:
+            builder.add_user_text(
+                "\n".join(texts),
+                compact_summary=entry.get("isCompactSummary") is True,
+                meta=entry.get("isMeta") is True,
+            )
+        return None
+
+    def _assistant(
+        self,
+        builder: TraceBuilder,
+        entry: dict[str, Any],
+        message: dict[str, Any],
+        content: str | list[Any],
+    ) -> str | None:
+        blocks: list[Any] = (
+            [{"type": "text", "text": content}] if isinstance(content, str) else content
+        )
+        parts: list[str] = []
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") in {"tool_use", "server_tool_use"}:
+                use_id, name = block.get("id"), block.get("name")
+                if not isinstance(use_id, str) or not isinstance(name, str):
+                    return "tool_use block has no string 'id' and 'name'"
+                call = tool_call(use_id, name, block.get("input"), self.limits)
+                builder.register_call(call)
+                parts.append(f"[TOOL_CALL {name}] {call.input_json}")
+            elif isinstance(block, dict) and block.get("type") == "thinking":
+                thinking = block.get("thinking")
+                if isinstance(thinking, str) and thinking.strip():
+                    parts.append(f"[THINKING]\n{thinking}")
+            elif isinstance(block, dict) and block.get("type") == "redacted_thinking":
+                continue
+            else:
+                parts.append(_block_text(block))
+        message_id = message.get("id")
+        api_error = entry.get("isApiErrorMessage") is True or message.get("model") == "<synthetic>"
+        builder.add_assistant(
+            message_id if isinstance(message_id, str) else None,
+            parts,
+            api_error=api_error,
+        )
+        return None
+
+    # -- conversations --------------------------------------------------------------------
+
+    def _builder_for(self, entry: dict[str, Any]) -> TraceBuilder:
+        if self._is_agent_file:
+            return self._get(_MAIN, entry)
+        if entry.get("isSidechain") is not True:
+            return self._get(_MAIN, entry)
+        parent = entry.get("parentUuid")
+        key = self._chain.get(parent) if isinstance(parent, str) else None
+        if key is None:
+            agent_id = entry.get("agentId")
+            self._sidechains += 1
+            # An agent id seen before (a resumed sub-agent) keeps feeding the same trace.
+            key = (
+                f"agent-{agent_id}"
+                if isinstance(agent_id, str)
+                else f"sidechain-{self._sidechains}"
+            )
+        uuid = entry.get("uuid")
+        if isinstance(uuid, str):
+            self._chain[uuid] = key
+        return self._get(key, entry)
+
+    def _get(self, key: str, entry: dict[str, Any]) -> TraceBuilder:
+        builder = self._builders.get(key)
+        if builder is not None:
+            return builder
+        session = self._session_id or self._stem
+        agent_id: str | None = None
+        if key == _MAIN and self._is_agent_file:
+            found = entry.get("agentId")
+            agent_id = found if isinstance(found, str) else self._stem.removeprefix("agent-")
+            session = self._session_id or _parent_session(self.path) or self._stem
+            trace_id = f"{session}/agent-{agent_id}"
+        elif key == _MAIN:
+            session = self._stem
+            trace_id = session
+        else:
+            session = self._stem
+            agent_id = key.removeprefix("agent-")
+            trace_id = f"{session}/{key}"
+        meta = self.agent_meta if self._is_agent_file else None
+        source = TraceSource(
+            path=self.path,
+            format=FORMAT,
+            session_id=session,
+            agent_id=agent_id,
+            agent_type=meta.agent_type if meta else None,
+            description=meta.description if meta else None,
+        )
+        builder = TraceBuilder(trace_id, source, self.classifier, self.limits)
+        self._builders[key] = builder
+        return builder
+
+    def finish(self) -> list[Trace]:
+        """Return the file's traces (conversations with at least one turn)."""
+        return [b.build() for b in self._builders.values() if not b.is_empty]
+
+    @property
+    def orphan_results(self) -> int:
+        """Tool results that matched no tool call, over all conversations of the file."""
+        return sum(b.orphan_results for b in self._builders.values())
+
+
+def _parent_session(path: str) -> str | None:
+    """``<session>/subagents/agent-x.jsonl`` → ``<session>``."""
+    parent = os.path.dirname(path)  # noqa: PTH120 -- str paths
+    if os.path.basename(parent) == "subagents":  # noqa: PTH119 -- str paths
+        return os.path.basename(os.path.dirname(parent)) or None  # noqa: PTH119, PTH120
+    return None
+
+
+def _json_reason(data: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8 at byte {bad.start}"
+    if len(data) > 60:
+        return f"invalid JSON ({exc}); line starts {data[:60]!r}"
+    return f"invalid JSON ({exc})"

@@ -1,0 +1,121 @@
+"""Closed sets of the wire format: error kinds, hint sources, roles, turn kinds.
+
+One ``ErrorKind`` enum serves the classifier *and* the templates, so a kind the classifier
+emits always has a template that answers it (the seeds' kinds never met). The string values
+are the stable wire format written to ``tool_error``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["ErrorKind", "HintSource", "HintStatus", "Role", "TurnKind"]
+
+
+class ErrorKind(StrEnum):
+    """Why a tool call failed.
+
+    Agent mistakes make an error site; the three *non-mistake* kinds (``user_rejected``,
+    ``interrupted``, ``sibling_cancelled``) are counted but never make a site, because the
+    agent did nothing wrong and a hint there would teach the wrong lesson.
+    """
+
+    # -- file-system mistakes -------------------------------------------------------------
+    FILE_NOT_READ = "file_not_read"
+    """Edit/Write on a file the agent has not read in this session."""
+    FILE_MODIFIED_SINCE_READ = "file_modified_since_read"
+    """The file changed on disk after the agent read it."""
+    FILE_NOT_FOUND = "file_not_found"
+    """A path that does not exist."""
+    IS_A_DIRECTORY = "is_a_directory"
+    """A file operation on a directory (EISDIR)."""
+    STRING_NOT_FOUND = "string_not_found"
+    """Edit's ``old_string`` is not in the file."""
+    STRING_NOT_UNIQUE = "string_not_unique"
+    """Edit's ``old_string`` matches several places and ``replace_all`` is false."""
+    OUTPUT_TOO_LARGE = "output_too_large"
+    """A file read or a command output above the tool's size limit."""
+    # -- shell mistakes -------------------------------------------------------------------
+    COMMAND_NOT_FOUND = "command_not_found"
+    """The shell could not find the program (exit code 127)."""
+    COMMAND_FAILED = "command_failed"
+    """A command ran and exited non-zero."""
+    TIMEOUT = "timeout"
+    """The tool call ran past its time limit."""
+    # -- permissions ----------------------------------------------------------------------
+    PERMISSION_DENIED = "permission_denied"
+    """The OS or Claude Code's permission system refused the operation."""
+    HOOK_BLOCKED = "hook_blocked"
+    """A user-configured hook blocked the tool call."""
+    # -- call shape -----------------------------------------------------------------------
+    INPUT_VALIDATION = "input_validation"
+    """The tool's arguments did not match its schema."""
+    JSON_DECODE = "json_decode"
+    """Arguments or data that should be JSON were not."""
+    UNKNOWN_TOOL = "unknown_tool"
+    """A call to a tool that does not exist."""
+    # -- remote ---------------------------------------------------------------------------
+    WEB_FETCH_FAILED = "web_fetch_failed"
+    """An HTTP fetch or web request failed (4xx/5xx, DNS, refused)."""
+    # -- patterns and fallback ------------------------------------------------------------
+    REPEATED_FAILURE = "repeated_failure"
+    """The same tool failed several times in a row: change approach."""
+    TOOL_ERROR = "tool_error"
+    """A failure no rule recognises (the generic fallback)."""
+    # -- not mistakes ---------------------------------------------------------------------
+    USER_REJECTED = "user_rejected"
+    """The user declined the tool call (with or without feedback)."""
+    INTERRUPTED = "interrupted"
+    """The user interrupted the call."""
+    SIBLING_CANCELLED = "sibling_cancelled"
+    """A parallel call was cancelled because another one failed."""
+
+    @property
+    def is_mistake(self) -> bool:
+        """Whether a failure of this kind is the agent's mistake (and so an error site)."""
+        return self not in _NON_MISTAKES
+
+
+_NON_MISTAKES = frozenset(
+    {ErrorKind.USER_REJECTED, ErrorKind.INTERRUPTED, ErrorKind.SIBLING_CANCELLED},
+)
+
+
+class HintSource(StrEnum):
+    """Which layer produced a site's hint."""
+
+    TEMPLATE = "template"
+    RAW = "raw"
+    JUDGE = "judge"
+
+
+class HintStatus(StrEnum):
+    """What happened when the hint layers were asked for a site's hint."""
+
+    OK = "ok"
+    """A layer answered."""
+    NO_HINT = "no_hint"
+    """Every layer deferred (for example the raw layer with no error text)."""
+    FAILED = "failed"
+    """A layer that should have answered failed (for example the judge after retries)."""
+
+
+class Role(StrEnum):
+    """Role of a turn in the output (the trainer's collator reads these)."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class TurnKind(StrEnum):
+    """What a turn is, beyond its role."""
+
+    MESSAGE = "message"
+    """Ordinary text (and for assistants, tool calls)."""
+    TOOL_RESULTS = "tool_results"
+    """One or more tool results returned to the assistant."""
+    COMPACT_SUMMARY = "compact_summary"
+    """A summary Claude Code wrote when it compacted the context."""
+    API_ERROR = "api_error"
+    """A synthetic assistant entry recording an API error, not model output."""

@@ -1,0 +1,75 @@
+"""Size bounds applied while reading transcripts, and the text clamps that enforce them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits", "clamp", "clamp_middle"]
+
+_ELLIPSIS = "…"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds that keep records small whatever the transcript holds.
+
+    Transcript content itself is kept whole (it is the training data); these bound only the
+    fields that describe a site and feed the hint layers.
+    """
+
+    error_message_chars: int = 2000
+    """``error_meta.error_message``: head and tail kept, the middle elided."""
+    tool_input_chars: int = 1000
+    """``error_meta.tool_input`` (compact JSON)."""
+    excerpt_chars: int = 200
+    """``error_meta.source_content_excerpt`` (as in the seeds)."""
+    next_action_chars: int = 1000
+    """The assistant's next action given to the hint layers."""
+    hint_chars: int = 600
+    """The hint itself (the seeds' clamp)."""
+    max_line_bytes: int = 128 * 1024 * 1024
+    """A longer input line is skipped and recorded as an input issue."""
+    chunk_bytes: int = 1024 * 1024
+    """Bytes read from a file at a time."""
+    issues_per_file: int = 20
+    """Input issues recorded per file before the rest are only counted."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "error_message_chars",
+            "tool_input_chars",
+            "excerpt_chars",
+            "next_action_chars",
+            "hint_chars",
+            "max_line_bytes",
+            "chunk_bytes",
+            "issues_per_file",
+        ):
+            if getattr(self, name) <= 0:
+                from tracehint._exceptions import ConfigError  # noqa: PLC0415 -- cycle-free lazy import
+
+                raise ConfigError(f"Limits.{name} must be positive, got {getattr(self, name)}")
+
+
+def clamp(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + _ELLIPSIS
+
+
+def clamp_middle(text: str, limit: int) -> str:
+    """Keep the head and the tail of ``text`` within ``limit`` characters.
+
+    Error output often says what went wrong at the end (tracebacks) and where at the start,
+    so both ends are worth more than either alone.
+    """
+    if len(text) <= limit:
+        return text
+    marker = f"\n{_ELLIPSIS}[{len(text) - limit} chars elided]{_ELLIPSIS}\n"
+    if limit < len(marker) + 2:
+        return clamp(text, limit)
+    keep = limit - len(marker)
+    head = keep // 2
+    tail = keep - head
+    return text[:head] + marker + text[len(text) - tail :]

@@ -1,0 +1,304 @@
+"""The streaming pipeline: producer → adapter → hint stage → writer.
+
+Stages are joined by anyio memory object streams with small buffers, inside one task group,
+so a slow stage holds the others back and memory stays bounded by the largest session plus a
+constant. Each stage owns the stream ends it is given and closes them with ``async with``;
+the hint stage's workers get cloned ends (trio's discipline).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+
+from tracehint._classify import Classifier
+from tracehint._ingest._discover import Found, discover
+from tracehint._ingest._lines import Line, OverlongLine, read_lines
+from tracehint._ingest.claude_code import (
+    AgentMeta,
+    ClaudeCodeParser,
+    FileRejectedError,
+    read_agent_meta,
+)
+from tracehint._limits import Limits, clamp
+from tracehint._records import HintRequest, InputIssue, Trace
+from tracehint._wire import dump_issue, dump_trace
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+    from tracehint._hints.layers import HintChain
+    from tracehint._records import Hint
+    from tracehint._stats import RunStats
+
+__all__ = ["LineSink", "PipelineConfig", "annotate_files", "hint_trace"]
+
+
+class LineSink(Protocol):
+    """Where output lines go (``JsonlSink`` or anything with the same ``write``)."""
+
+    async def write(self, line: bytes) -> None:
+        """Take one complete line."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineConfig:
+    """How the pipeline reads and how much it holds in flight."""
+
+    limits: Limits = field(default_factory=Limits)
+    classifier: Classifier = field(default_factory=Classifier)
+    buffer: int = 4
+    """Items buffered between two stages (small: backpressure, bounded memory)."""
+    hint_workers: int = 1
+    """Traces being hinted at once (the judge's fan-out runs inside each)."""
+
+
+# -- items on the producer → adapter stream ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _FileStart:
+    path: str
+    meta: AgentMeta | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    lines: list[Line | OverlongLine]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _FileEnd:
+    error: str | None
+
+
+_FileItem = _FileStart | _Batch | _FileEnd | InputIssue
+
+
+def _meta_for(path: str) -> AgentMeta | None:
+    if os.path.basename(path).startswith("agent-"):  # noqa: PTH119 -- str paths
+        return read_agent_meta(path)
+    return None
+
+
+async def _produce(
+    paths: Sequence[str | os.PathLike[str]],
+    send: MemoryObjectSendStream[_FileItem],
+    limits: Limits,
+) -> None:
+    async with send:
+        async for found in discover(paths):
+            if not isinstance(found, Found):
+                await send.send(found)
+                continue
+            meta = await anyio.to_thread.run_sync(_meta_for, found.path)
+            await send.send(_FileStart(found.path, meta))
+            try:
+                async for batch in read_lines(
+                    found.path,
+                    chunk_bytes=limits.chunk_bytes,
+                    max_line_bytes=limits.max_line_bytes,
+                ):
+                    size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
+                    await send.send(_Batch(batch, size))
+            except OSError as exc:
+                await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
+            else:
+                await send.send(_FileEnd(None))
+
+
+@dataclass(slots=True)
+class _FileState:
+    parser: ClaudeCodeParser
+    issues: int = 0
+    lines: int = 0
+    rejected: bool = False
+
+
+async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item types, kept whole
+    receive: MemoryObjectReceiveStream[_FileItem],
+    send: MemoryObjectSendStream[Trace],
+    issues: MemoryObjectSendStream[InputIssue],
+    stats: RunStats,
+    config: PipelineConfig,
+) -> None:
+    limits = config.limits
+    state: _FileState | None = None
+
+    async def issue(found: InputIssue) -> None:
+        stats.record_issue(found)
+        if state is not None:
+            state.issues += 1
+            if state.issues > limits.issues_per_file:
+                return
+            if state.issues == limits.issues_per_file:
+                found = InputIssue(
+                    found.path,
+                    found.line,
+                    f"{found.reason} (further issues in this file not listed)",
+                )
+        await issues.send(found)
+
+    async with receive, send, issues:
+        async for item in receive:
+            if isinstance(item, InputIssue):
+                await issue(item)
+            elif isinstance(item, _FileStart):
+                parser = ClaudeCodeParser(item.path, config.classifier, limits, item.meta)
+                state = _FileState(parser)
+                stats.files += 1
+            elif isinstance(item, _Batch):
+                if state is None or state.rejected:
+                    continue
+                stats.bytes_read += item.size
+                for line in item.lines:
+                    state.lines += 1
+                    if isinstance(line, OverlongLine):
+                        await issue(
+                            InputIssue(
+                                state.parser.path,
+                                line.number,
+                                f"line of {line.size} bytes is over the "
+                                f"{limits.max_line_bytes}-byte limit; skipped "
+                                "(raise Limits.max_line_bytes to read it)",
+                            )
+                        )
+                        continue
+                    try:
+                        found = state.parser.feed(line)
+                    except FileRejectedError as exc:
+                        state.rejected = True
+                        await issue(InputIssue(state.parser.path, None, str(exc)))
+                        break
+                    if found is not None:
+                        await issue(found)
+                        if state.parser.good_lines == 0 and state.issues >= limits.issues_per_file:
+                            state.rejected = True
+                            await issue(
+                                InputIssue(
+                                    state.parser.path,
+                                    None,
+                                    f"no valid line among the first {state.issues} lines; file "
+                                    "skipped (is it a Claude Code session JSONL file?)",
+                                )
+                            )
+                            break
+                await anyio.lowlevel.checkpoint()
+            else:
+                if state is None:
+                    continue
+                stats.lines += state.lines
+                if item.error is not None:
+                    stats.files_unreadable += 1
+                    await issue(InputIssue(state.parser.path, None, item.error))
+                elif state.lines == 0:
+                    stats.empty_files += 1
+                stats.skipped_entries += state.parser.skipped_entries
+                stats.orphan_results += state.parser.orphan_results
+                if not state.rejected:
+                    for trace in state.parser.finish():
+                        await send.send(trace)
+                state = None
+
+
+def requests_for(trace: Trace, limits: Limits) -> list[tuple[int, HintRequest]]:
+    """The hint requests of a trace's sites, with the index of each site's turn."""
+    return [
+        (index, HintRequest(site, clamp(turn.content, limits.next_action_chars), trace.tools_used))
+        for index, turn, site in trace.sites()
+    ]
+
+
+async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
+    """Resolve every site of ``trace`` concurrently and return the hinted trace."""
+    requests = requests_for(trace, limits)
+    if not requests:
+        return trace
+    hints: dict[int, Hint] = {}
+
+    async def one(index: int, request: HintRequest) -> None:
+        hints[index] = await chain.resolve(request)
+
+    if len(requests) == 1:
+        await one(*requests[0])
+    else:
+        async with anyio.create_task_group() as group:
+            for index, request in requests:
+                group.start_soon(one, index, request)
+    return trace.with_hints(hints)
+
+
+async def _hint_worker(
+    receive: MemoryObjectReceiveStream[Trace],
+    send: MemoryObjectSendStream[Trace],
+    chain: HintChain,
+    limits: Limits,
+) -> None:
+    async with receive, send:
+        async for trace in receive:
+            await send.send(await hint_trace(trace, chain, limits))
+
+
+async def _write_traces(
+    receive: MemoryObjectReceiveStream[Trace],
+    sink: LineSink,
+    stats: RunStats,
+) -> None:
+    async with receive:
+        async for trace in receive:
+            await sink.write(dump_trace(trace))
+            stats.record_trace(trace)
+
+
+async def _write_issues(
+    receive: MemoryObjectReceiveStream[InputIssue], sink: LineSink | None
+) -> None:
+    async with receive:
+        async for found in receive:
+            if sink is not None:
+                await sink.write(dump_issue(found))
+
+
+async def annotate_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    chain: HintChain,
+    sink: LineSink,
+    stats: RunStats,
+    issue_sink: LineSink | None = None,
+    config: PipelineConfig | None = None,
+) -> None:
+    """Annotate every session under ``paths`` and write one JSON line per trace to ``sink``.
+
+    Input issues are counted in ``stats`` and written to ``issue_sink`` when given; they
+    never stop the run. Output errors (``OutputError``) do.
+    """
+    config = config or PipelineConfig()
+    buffer = config.buffer
+    files_send, files_receive = anyio.create_memory_object_stream[_FileItem](buffer)
+    traces_send, traces_receive = anyio.create_memory_object_stream[Trace](buffer)
+    hinted_send, hinted_receive = anyio.create_memory_object_stream[Trace](buffer)
+    issues_send, issues_receive = anyio.create_memory_object_stream[InputIssue](buffer)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_produce, paths, files_send, config.limits)
+        group.start_soon(_adapt, files_receive, traces_send, issues_send, stats, config)
+        async with traces_receive, hinted_send:
+            for _ in range(max(config.hint_workers, 1)):
+                group.start_soon(
+                    _hint_worker,
+                    traces_receive.clone(),
+                    hinted_send.clone(),
+                    chain,
+                    config.limits,
+                )
+        group.start_soon(_write_traces, hinted_receive, sink, stats)
+        group.start_soon(_write_issues, issues_receive, issue_sink)
+    stats.finished = time.monotonic()

@@ -1,0 +1,113 @@
+"""Run statistics: what a run read, found and produced, as a summary and as JSON."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracehint._records import InputIssue, Trace
+
+__all__ = ["RunStats"]
+
+_SAMPLES = 10
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters of one run. Owned by the run that creates it; not shared between runs."""
+
+    files: int = 0
+    files_unreadable: int = 0
+    empty_files: int = 0
+    bytes_read: int = 0
+    lines: int = 0
+    skipped_entries: int = 0
+    orphan_results: int = 0
+    traces: int = 0
+    turns: int = 0
+    sites: int = 0
+    input_issues: int = 0
+    sites_by_kind: Counter[str] = field(default_factory=Counter)
+    non_mistakes: Counter[str] = field(default_factory=Counter)
+    hints_by_source: Counter[str] = field(default_factory=Counter)
+    hint_status: Counter[str] = field(default_factory=Counter)
+    issue_samples: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    def record_issue(self, issue: InputIssue) -> None:
+        """Count an input issue and keep the first few as examples."""
+        self.input_issues += 1
+        if len(self.issue_samples) < _SAMPLES:
+            self.issue_samples.append(str(issue))
+
+    def record_trace(self, trace: Trace) -> None:
+        """Count a trace as written, with its sites and hints."""
+        self.traces += 1
+        self.turns += len(trace.turns)
+        for kind, count in trace.non_mistakes.items():
+            self.non_mistakes[kind.value] += count
+        for _, turn, site in trace.sites():
+            self.sites += 1
+            self.sites_by_kind[site.kind.value] += 1
+            if turn.hint is not None:
+                self.hint_status[turn.hint.status.value] += 1
+                if turn.hint.source is not None:
+                    self.hints_by_source[turn.hint.source.value] += 1
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started (until it finished)."""
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (the ``--stats-json`` format)."""
+        elapsed = self.elapsed
+        return {
+            "files": self.files,
+            "files_unreadable": self.files_unreadable,
+            "empty_files": self.empty_files,
+            "bytes_read": self.bytes_read,
+            "lines": self.lines,
+            "skipped_entries": self.skipped_entries,
+            "orphan_results": self.orphan_results,
+            "traces": self.traces,
+            "turns": self.turns,
+            "sites": self.sites,
+            "sites_by_kind": dict(self.sites_by_kind.most_common()),
+            "non_mistakes": dict(self.non_mistakes.most_common()),
+            "hints_by_source": dict(self.hints_by_source.most_common()),
+            "hint_status": dict(self.hint_status.most_common()),
+            "input_issues": self.input_issues,
+            "input_issue_samples": list(self.issue_samples),
+            "elapsed_seconds": round(elapsed, 3),
+            "traces_per_second": round(self.traces / elapsed, 1) if elapsed > 0 else None,
+        }
+
+    def summary(self) -> str:
+        """A one-screen, human-readable summary."""
+
+        def counts(counter: Counter[str]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in counter.most_common()) or "none"
+
+        lines = [
+            (
+                f"files      {self.files} read ({self.bytes_read / 1e6:.1f} MB, "
+                f"{self.lines} lines), {self.files_unreadable} unreadable, "
+                f"{self.empty_files} empty"
+            ),
+            f"traces     {self.traces} ({self.turns} turns)",
+            f"sites      {self.sites}: {counts(self.sites_by_kind)}",
+            f"not sites  {sum(self.non_mistakes.values())}: {counts(self.non_mistakes)}",
+            f"hints      {counts(self.hints_by_source)}; status: {counts(self.hint_status)}",
+            f"issues     {self.input_issues} input issue(s)",
+        ]
+        lines.extend(f"           {sample}" for sample in self.issue_samples)
+        if self.input_issues > len(self.issue_samples):
+            lines.append(f"           … {self.input_issues - len(self.issue_samples)} more")
+        lines.append(f"time       {self.elapsed:.2f} s")
+        return "\n".join(lines)

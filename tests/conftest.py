@@ -1,0 +1,33 @@
+"""Shared fixtures: the real session corpus, copied so tests never touch the original."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "claude_code"
+EXAMPLES = REPO / "examples" / "sessions"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def shared_corpus() -> Path:
+    """The read-only shared corpus (skip the test when it is not beside the repo)."""
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {SHARED_CORPUS}")
+    return SHARED_CORPUS
+
+
+@pytest.fixture
+def corpus(shared_corpus: Path, tmp_path: Path) -> Path:
+    """A private copy of the shared corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(shared_corpus, target)
+    return target
