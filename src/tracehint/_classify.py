@@ -148,7 +148,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # -- a rejection whose feedback the user typed (Claude Code 2.0.x IDE sessions) ----------
     _rule(
         ErrorKind.USER_REJECTED,
-        rf"\A(?!(?s:.*)(?:{_ERROR_MARKERS}))(?!(?s:.*?\n.*?\n.*?\n))\S(?s:.*)\Z",
+        # no error marker anywhere, at most three lines, at least three words
+        rf"\A(?!(?s:.*)(?:{_ERROR_MARKERS}))(?!(?s:.*?\n.*?\n.*?\n))(?=(?:\S+\s+){{2}}\S)"
+        r"\S(?s:.*)\Z",
         tools=_PERMISSIONED_TOOLS,
         max_chars=600,
     ),

@@ -1,0 +1,131 @@
+import re
+
+import pytest
+
+from tracehint import Classifier, ErrorKind, Rule
+
+C = Classifier()
+
+
+@pytest.mark.parametrize(
+    ("text", "tool", "kind"),
+    [
+        (
+            "<tool_use_error>File has not been read yet. Read it first before writing to it."
+            "</tool_use_error>",
+            "Write",
+            ErrorKind.FILE_NOT_READ,
+        ),
+        ("ls: cannot access 'types/': No such file or directory", "Bash", ErrorKind.FILE_NOT_FOUND),
+        ("(eval):1: no such file or directory: types/README.md", "Bash", ErrorKind.FILE_NOT_FOUND),
+        ("EISDIR: illegal operation on a directory, read", "Read", ErrorKind.IS_A_DIRECTORY),
+        (
+            "<tool_use_error>String to replace not found in file.\nString: foo</tool_use_error>",
+            "Edit",
+            ErrorKind.STRING_NOT_FOUND,
+        ),
+        (
+            "Found 2 matches of the string to replace, but replace_all is false.",
+            "Edit",
+            ErrorKind.STRING_NOT_UNIQUE,
+        ),
+        (
+            "Exit code 127\n/bin/bash: line 1: pytest: command not found",
+            "Bash",
+            ErrorKind.COMMAND_NOT_FOUND,
+        ),
+        ("Exit code 1\nSIM115 Use a context manager", "Bash", ErrorKind.COMMAND_FAILED),
+        ("npm warn Unknown env config", "Bash", ErrorKind.COMMAND_FAILED),
+        (
+            "Claude requested permissions to use WebSearch, but you haven't granted it yet.",
+            "WebSearch",
+            ErrorKind.PERMISSION_DENIED,
+        ),
+        ("This command requires approval", "Bash", ErrorKind.PERMISSION_DENIED),
+        (
+            "ls in '~/.claude' was blocked. For security, Claude Code may only list files",
+            "LS",
+            ErrorKind.PERMISSION_DENIED,
+        ),
+        ("bash: /etc/shadow: Permission denied", "Bash", ErrorKind.PERMISSION_DENIED),
+        ("PreToolUse:Bash hook error: blocked rm -rf", "Bash", ErrorKind.HOOK_BLOCKED),
+        (
+            "<tool_use_error>InputValidationError: Task failed due to the following issue:\n"
+            "The required parameter `prompt` is missing</tool_use_error>",
+            "Task",
+            ErrorKind.INPUT_VALIDATION,
+        ),
+        (
+            "json.decoder.JSONDecodeError: Expecting value: line 1 column 1",
+            "Bash",
+            ErrorKind.JSON_DECODE,
+        ),
+        (
+            "<tool_use_error>No such tool available: Frobnicate</tool_use_error>",
+            "Frobnicate",
+            ErrorKind.UNKNOWN_TOOL,
+        ),
+        (
+            "File content (30000 tokens) exceeds maximum allowed tokens (25000).",
+            "Read",
+            ErrorKind.OUTPUT_TOO_LARGE,
+        ),
+        ("Request failed with status code 404", "WebFetch", ErrorKind.WEB_FETCH_FAILED),
+        ("Something odd happened", "WebFetch", ErrorKind.WEB_FETCH_FAILED),
+        ("Command timed out after 2m 0.0s", "Bash", ErrorKind.TIMEOUT),
+        ("Error", "Task", ErrorKind.TOOL_ERROR),
+        # not the agent's mistakes
+        (
+            "The user doesn't want to proceed with this tool use. The tool use was rejected "
+            "(eg. if it was a file edit, the new_string was NOT written to the file).",
+            "Edit",
+            ErrorKind.USER_REJECTED,
+        ),
+        ("User rejected tool use", "Bash", ErrorKind.USER_REJECTED),
+        ("please add transformer.js too first", "Bash", ErrorKind.USER_REJECTED),
+        ("[Request interrupted by user for tool use]", "Bash", ErrorKind.INTERRUPTED),
+        (
+            "<tool_use_error>Sibling tool call errored</tool_use_error>",
+            "Read",
+            ErrorKind.SIBLING_CANCELLED,
+        ),
+    ],
+)
+def test_real_errors_classify(text: str, tool: str, kind: ErrorKind) -> None:
+    assert C.classify(text, tool).kind is kind
+
+
+def test_feedback_rule_needs_a_permissioned_tool() -> None:
+    # Short marker-free text from a read-only tool is not a user's feedback.
+    assert C.classify("please add transformer.js too first", "Read").kind is ErrorKind.TOOL_ERROR
+
+
+def test_feedback_rule_rejects_long_output() -> None:
+    assert C.classify("x " * 400, "Bash").kind is ErrorKind.COMMAND_FAILED
+
+
+def test_exit_code_is_extracted() -> None:
+    found = C.classify("Exit code 2\nboom", "Bash")
+    assert found.kind is ErrorKind.COMMAND_FAILED
+    assert found.exit_code == 2
+
+
+def test_non_mistakes_are_flagged() -> None:
+    assert not ErrorKind.USER_REJECTED.is_mistake
+    assert not ErrorKind.INTERRUPTED.is_mistake
+    assert not ErrorKind.SIBLING_CANCELLED.is_mistake
+    assert ErrorKind.FILE_NOT_FOUND.is_mistake
+
+
+def test_custom_rules_extend_without_global_state() -> None:
+    custom = C.with_rules(Rule(ErrorKind.TIMEOUT, re.compile("slowpoke")))
+    assert custom.classify("slowpoke", "Bash").kind is ErrorKind.TIMEOUT
+    # The default classifier is unchanged.
+    assert C.classify("slowpoke", "Bash").kind is ErrorKind.COMMAND_FAILED
+
+
+def test_fallback_is_configurable() -> None:
+    assert (
+        Classifier(rules=(), fallback=ErrorKind.COMMAND_FAILED).classify("x").kind
+        is ErrorKind.COMMAND_FAILED
+    )

@@ -1,0 +1,139 @@
+"""End-to-end tests of the ``tracehint`` command on real sessions, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import EXAMPLES
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracehint._main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
+    out, stats_path, errors = (
+        tmp_path / "traces.jsonl",
+        tmp_path / "stats.json",
+        tmp_path / "errors.jsonl",
+    )
+    result = run(
+        "annotate",
+        str(corpus),
+        "-o",
+        str(out),
+        "--stats-json",
+        str(stats_path),
+        "--errors",
+        str(errors),
+    )
+    assert result.returncode == 0, result.stderr
+    traces = read_jsonl(out)
+    stats = json.loads(stats_path.read_text())
+    assert stats["traces"] == len(traces)
+    assert stats["files"] == len(list(corpus.rglob("*.jsonl")))
+    assert stats["input_issues"] == 0
+    assert errors.read_text() == ""
+    sites = [t for trace in traces for t in trace["turns"] if "tool_error" in t]
+    assert stats["sites"] == len(sites) > 0
+    for turn in sites:
+        assert turn["role"] == "assistant"
+        assert turn["hint"]
+        assert turn["hint_source"] in {"template", "raw"}
+        meta = turn["error_meta"]
+        assert {
+            "error_message",
+            "tool_name",
+            "tool_input",
+            "tool_use_id",
+            "source_content_excerpt",
+        } <= set(meta)
+    assert stats["non_mistakes"].get("user_rejected", 0) > 0
+    for trace in traces:
+        assert set(trace) >= {"trace_id", "turns", "final_reward", "source"}
+        assert trace["source"]["format"] == "claude_code"
+    ids = [t["trace_id"] for t in traces]
+    assert len(ids) == len(set(ids))
+    # The summary goes to stderr.
+    assert "sites" in result.stderr
+    assert f"traces     {len(traces)}" in result.stderr
+
+
+def test_stdout_output_and_no_progress_when_piped() -> None:
+    result = run("annotate", str(EXAMPLES), "-o", "-")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines
+    assert all(json.loads(line)["trace_id"] for line in lines)
+    assert "\r" not in result.stderr  # no live progress bar on a pipe
+
+
+def test_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    out.write_text("keep me\n")
+    result = run("annotate", str(EXAMPLES), "-o", str(out))
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+    assert "--overwrite" in result.stderr
+    assert out.read_text() == "keep me\n"
+    again = run("annotate", str(EXAMPLES), "-o", str(out), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert out.read_text() != "keep me\n"
+
+
+def test_layers_option(tmp_path: Path) -> None:
+    out = tmp_path / "raw.jsonl"
+    result = run("annotate", str(EXAMPLES), "-o", str(out), "--layers", "raw")
+    assert result.returncode == 0, result.stderr
+    sources = {
+        t.get("hint_source") for tr in read_jsonl(out) for t in tr["turns"] if "tool_error" in t
+    }
+    assert sources == {"raw"}
+    bad = run(
+        "annotate", str(EXAMPLES), "-o", str(tmp_path / "x.jsonl"), "--layers", "template,oracle"
+    )
+    assert bad.returncode == 2
+    assert "unknown hint layer 'oracle'" in bad.stderr
+
+
+def test_default_path_is_claude_projects(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    projects = home / ".claude" / "projects" / "-some-project"
+    projects.mkdir(parents=True)
+    for session in EXAMPLES.glob("*.jsonl"):
+        shutil.copy(session, projects)
+    env = {**os.environ, "HOME": str(home)}
+    out = tmp_path / "t.jsonl"
+    result = run("annotate", "-o", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(out)) >= 2
+
+
+def test_missing_path_is_reported_not_fatal(tmp_path: Path) -> None:
+    out, errors = tmp_path / "t.jsonl", tmp_path / "e.jsonl"
+    missing = tmp_path / "nope"
+    result = run("annotate", str(missing), str(EXAMPLES), "-o", str(out), "--errors", str(errors))
+    assert result.returncode == 0, result.stderr
+    issue = json.loads(errors.read_text().splitlines()[0])
+    assert issue == {"path": str(missing), "line": None, "reason": "no such file or folder"}
+    assert read_jsonl(out)
