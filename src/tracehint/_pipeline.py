@@ -18,12 +18,8 @@ import anyio
 from tracehint._classify import Classifier
 from tracehint._ingest._discover import Found, discover
 from tracehint._ingest._lines import Line, OverlongLine, read_lines
-from tracehint._ingest.claude_code import (
-    AgentMeta,
-    ClaudeCodeParser,
-    FileRejectedError,
-    read_agent_meta,
-)
+from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
+from tracehint._ingest.formats import InputFormat, SessionParser, make_parser
 from tracehint._limits import Limits, clamp
 from tracehint._records import HintRequest, InputIssue, Trace
 from tracehint._wire import dump_issue, dump_trace
@@ -58,6 +54,7 @@ class PipelineConfig:
     """Items buffered between two stages (small: backpressure, bounded memory)."""
     hint_workers: int = 1
     """Traces being hinted at once (the judge's fan-out runs inside each)."""
+    input_format: InputFormat = InputFormat.AUTO
 
 
 # -- items on the producer → adapter stream ---------------------------------------------------
@@ -117,7 +114,9 @@ async def _produce(
 
 @dataclass(slots=True)
 class _FileState:
-    parser: ClaudeCodeParser
+    path: str
+    meta: AgentMeta | None
+    parser: SessionParser | None = None
     issues: int = 0
     lines: int = 0
     rejected: bool = False
@@ -135,7 +134,9 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
 
     async def issue(found: InputIssue) -> None:
         stats.record_issue(found)
-        if state is not None:
+        # Only per-line issues are capped: a whole-file issue (why the file was skipped or
+        # could not be read) is always listed, even after the cap swallowed line issues.
+        if state is not None and found.line is not None:
             state.issues += 1
             if state.issues > limits.issues_per_file:
                 return
@@ -152,8 +153,7 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
             if isinstance(item, InputIssue):
                 await issue(item)
             elif isinstance(item, _FileStart):
-                parser = ClaudeCodeParser(item.path, config.classifier, limits, item.meta)
-                state = _FileState(parser)
+                state = _FileState(item.path, item.meta)
                 stats.files += 1
             elif isinstance(item, _Batch):
                 if state is None or state.rejected:
@@ -164,19 +164,28 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                     if isinstance(line, OverlongLine):
                         await issue(
                             InputIssue(
-                                state.parser.path,
+                                state.path,
                                 line.number,
                                 f"line of {line.size} bytes is over the "
                                 f"{limits.max_line_bytes}-byte limit; skipped "
                                 "(raise Limits.max_line_bytes to read it)",
-                            )
+                            ),
                         )
                         continue
+                    if state.parser is None:
+                        state.parser = make_parser(
+                            config.input_format,
+                            state.path,
+                            line,
+                            classifier=config.classifier,
+                            limits=limits,
+                            meta=state.meta,
+                        )
                     try:
                         found = state.parser.feed(line)
                     except FileRejectedError as exc:
                         state.rejected = True
-                        await issue(InputIssue(state.parser.path, None, str(exc)))
+                        await issue(InputIssue(state.path, None, str(exc)))
                         break
                     if found is not None:
                         await issue(found)
@@ -184,13 +193,16 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                             state.rejected = True
                             await issue(
                                 InputIssue(
-                                    state.parser.path,
+                                    state.path,
                                     None,
                                     f"no valid line among the first {state.issues} lines; file "
-                                    "skipped (is it a Claude Code session JSONL file?)",
-                                )
+                                    "skipped (is it a session JSONL file?)",
+                                ),
                             )
                             break
+                if state.parser is not None and not state.rejected:
+                    for trace in state.parser.drain():
+                        await send.send(trace)
                 await anyio.lowlevel.checkpoint()
             else:
                 if state is None:
@@ -198,14 +210,15 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                 stats.lines += state.lines
                 if item.error is not None:
                     stats.files_unreadable += 1
-                    await issue(InputIssue(state.parser.path, None, item.error))
+                    await issue(InputIssue(state.path, None, item.error))
                 elif state.lines == 0:
                     stats.empty_files += 1
-                stats.skipped_entries += state.parser.skipped_entries
-                stats.orphan_results += state.parser.orphan_results
-                if not state.rejected:
-                    for trace in state.parser.finish():
-                        await send.send(trace)
+                if state.parser is not None:
+                    stats.skipped_entries += state.parser.skipped_entries
+                    stats.orphan_results += state.parser.orphan_results
+                    if not state.rejected:
+                        for trace in state.parser.finish():
+                            await send.send(trace)
                 state = None
 
 

@@ -35,6 +35,8 @@ class RunStats:
     hints_by_source: Counter[str] = field(default_factory=Counter)
     hint_status: Counter[str] = field(default_factory=Counter)
     issue_samples: list[str] = field(default_factory=list)
+    judge: dict[str, Any] = field(default_factory=dict)
+    """Judge and cache counters, when a judge was used."""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -84,6 +86,7 @@ class RunStats:
             "hint_status": dict(self.hint_status.most_common()),
             "input_issues": self.input_issues,
             "input_issue_samples": list(self.issue_samples),
+            "judge": dict(self.judge),
             "elapsed_seconds": round(elapsed, 3),
             "traces_per_second": round(self.traces / elapsed, 1) if elapsed > 0 else None,
         }
@@ -109,5 +112,14 @@ class RunStats:
         lines.extend(f"           {sample}" for sample in self.issue_samples)
         if self.input_issues > len(self.issue_samples):
             lines.append(f"           … {self.input_issues - len(self.issue_samples)} more")
+        if self.judge:
+            judge = self.judge
+            failures = ", ".join(f"{k} {v}" for k, v in judge.get("failures", {}).items()) or "none"
+            lines.append(
+                f"judge      {judge.get('requests', 0)} requests, {judge.get('retries', 0)} retries, "
+                f"{judge.get('cache_hits', 0)} cache hits, "
+                f"{judge.get('single_flight_shared', 0)} shared in flight, failures: {failures}, "
+                f"tokens {judge.get('prompt_tokens', 0)} in / {judge.get('completion_tokens', 0)} out",
+            )
         lines.append(f"time       {self.elapsed:.2f} s")
         return "\n".join(lines)

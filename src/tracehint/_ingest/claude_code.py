@@ -310,6 +310,10 @@ class ClaudeCodeParser:
         self._builders[key] = builder
         return builder
 
+    def drain(self) -> list[Trace]:
+        """Traces complete so far: none before the end of the file (sub-agents interleave)."""
+        return []
+
     def finish(self) -> list[Trace]:
         """Return the file's traces (conversations with at least one turn)."""
         return [b.build() for b in self._builders.values() if not b.is_empty]

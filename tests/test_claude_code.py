@@ -1,0 +1,794 @@
+"""The Claude Code parser and the pipeline on the real session corpus.
+
+Expectations are computed from the raw JSON with a plain ``json.loads`` scan (not with
+tracehint's own code), then compared with what tracehint produces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+from tracehint import (
+    Classifier,
+    ClaudeCodeParser,
+    ErrorKind,
+    HintChain,
+    InputIssue,
+    Limits,
+    PipelineConfig,
+    RawErrorLayer,
+    Role,
+    RunStats,
+    TemplateLayer,
+    Trace,
+    TurnKind,
+    annotate_files,
+)
+from tracehint._ingest._lines import Line
+
+CHAIN = HintChain((TemplateLayer(), RawErrorLayer()))
+MAIN = "main"
+KIMUSON = "d-kimuson-claude-code-viewer"
+DAAAIN = "daaain-claude-code-log"
+FILE_NOT_READ_FILE = "fe5e1c67-53e7-4862-81ae-d0e013e3270b"
+FEEDBACK_FILE = "9e953218-585f-4692-89df-9e0747a31c68"
+# Every session file of the corpus, by the start of its name.
+SESSION_FILES = [
+    "5c0375b4",
+    FILE_NOT_READ_FILE,
+    "0d3a8e6f",
+    "37f83ec9",
+    "fe869ecb",
+    FEEDBACK_FILE,
+    "ef958aa1",
+    "agent-a4ca7529859c158c2",
+    "agent-ab1e6e141221a29ab",
+    "a7da6a22",
+    "agent-c8d9b115",
+    "2b4ed4c0",
+]
+# The rejections with typed feedback in the 2.0.5 IDE session: no "doesn't want to proceed"
+# marker, just the user's words returned as the failed result of a Bash call.
+FEEDBACK_REJECTIONS = frozenset(
+    {
+        "please add transformer.js too first",
+        "So if I do https://www.danieldemmel.me/tokenizer/index.html that works \u2013 but would "
+        "this fix work in the standalone repo, or should we redirect to "
+        "https://www.danieldemmel.me/tokenizer/index.html instead?",
+        "Wait a sec, we need to copy public/favicons/token.svg to the other repo too",
+    },
+)
+REJECTION_MARKER = "The user doesn't want to proceed with this tool use"
+BIG_LINE_BYTES = 1_046_941  # corpus README: the pasted-PNG line, newline included
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{2000,}")
+
+
+# -- running tracehint -------------------------------------------------------------------------
+
+
+class ListSink:
+    """Collects output lines in memory."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    async def write(self, line: bytes) -> None:
+        self.lines.append(line)
+
+
+@dataclass
+class Run:
+    traces: list[dict[str, Any]]
+    issues: list[dict[str, Any]]
+    stats: RunStats
+
+    def by_id(self) -> dict[str, dict[str, Any]]:
+        return {trace["trace_id"]: trace for trace in self.traces}
+
+    def for_path(self, path: Path) -> list[dict[str, Any]]:
+        return [t for t in self.traces if t["source"]["path"] == str(path)]
+
+
+async def annotate(paths: list[Path], config: PipelineConfig | None = None) -> Run:
+    sink, issue_sink, stats = ListSink(), ListSink(), RunStats()
+    await annotate_files(
+        paths, chain=CHAIN, sink=sink, stats=stats, issue_sink=issue_sink, config=config
+    )
+    return Run(
+        [orjson.loads(line) for line in sink.lines],
+        [orjson.loads(line) for line in issue_sink.lines],
+        stats,
+    )
+
+
+def parse(path: Path) -> tuple[list[Trace], list[InputIssue]]:
+    """Drive the parser directly, one line at a time."""
+    parser = ClaudeCodeParser(str(path), Classifier(), Limits())
+    issues: list[InputIssue] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            data = raw.rstrip(b"\n")
+            if data.strip():
+                found = parser.feed(Line(number, data))
+                if found is not None:
+                    issues.append(found)
+    return parser.finish(), issues
+
+
+def sites(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    return [turn for turn in trace["turns"] if "tool_error" in turn]
+
+
+def assert_tool_input(found: str | None, arguments: object) -> None:
+    """``found`` is the call's arguments as compact JSON, cut to 1000 chars with an ellipsis."""
+    assert found is not None
+    compact = json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
+    if len(compact) <= 1000:
+        assert json.loads(found) == arguments
+    else:
+        assert len(found) <= 1000
+        assert found.endswith("…")
+        assert compact.startswith(found[:-1])
+
+
+# -- reading the raw JSON independently --------------------------------------------------------
+
+
+@dataclass
+class RawResult:
+    line: int
+    tool_use_id: str
+    text: str
+    is_error: bool
+    tool_name: str | None
+    tool_input: Any
+    streak: int = 0
+
+    @property
+    def rejected(self) -> bool:
+        return REJECTION_MARKER in self.text or self.text in FEEDBACK_REJECTIONS
+
+    @property
+    def mistake(self) -> bool:
+        return self.is_error and not self.rejected
+
+
+@dataclass
+class RawConversation:
+    """One conversation of a raw file, replayed with a deliberately simple model."""
+
+    entries: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    results: list[RawResult] = field(default_factory=list)
+    batches: list[list[RawResult]] = field(default_factory=list)
+    message_ids: set[str] = field(default_factory=set)
+
+
+def raw_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    out: list[tuple[int, dict[str, Any]]] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if raw.strip():
+                out.append((number, json.loads(raw)))
+    return out
+
+
+def result_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            b.get("text", "") if isinstance(b, dict) and b.get("type") == "text" else ""
+            for b in content
+        )
+    return ""
+
+
+def raw_conversations(path: Path) -> dict[str, RawConversation]:
+    """Split a raw file into conversations: ``MAIN`` and one per inline sidechain root uuid.
+
+    A sidechain's key is the uuid of the first entry of its ``parentUuid`` chain (the entry
+    whose parent is not itself a sidechain entry). Agent files are one conversation.
+    """
+    lines = [(n, e) for n, e in raw_lines(path) if e.get("type") in {"user", "assistant"}]
+    by_uuid = {e["uuid"]: e for _, e in lines if isinstance(e.get("uuid"), str)}
+    agent_file = path.name.startswith("agent-")
+
+    def key_of(entry: dict[str, Any]) -> str:
+        if agent_file or entry.get("isSidechain") is not True:
+            return MAIN
+        current = entry
+        while True:
+            parent = by_uuid.get(current.get("parentUuid") or "")
+            if parent is None or parent.get("isSidechain") is not True:
+                return str(current["uuid"])
+            current = parent
+
+    conversations: dict[str, RawConversation] = {}
+    for number, entry in lines:
+        conversations.setdefault(key_of(entry), RawConversation()).entries.append((number, entry))
+    for conversation in conversations.values():
+        _replay(conversation)
+    return conversations
+
+
+@dataclass
+class _Replay:
+    """Pair results with calls, count per-tool failure streaks, batch failures per message."""
+
+    conversation: RawConversation
+    calls: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    streak: Counter[str] = field(default_factory=Counter)
+    pending: list[RawResult] = field(default_factory=list)
+
+    def assistant(self, entry: dict[str, Any]) -> None:
+        message = entry["message"]
+        content = message["content"]
+        for block in content if isinstance(content, list) else ():
+            if block.get("type") == "tool_use":
+                self.calls[block["id"]] = (block["name"], block.get("input"))
+        message_id = message.get("id")
+        if message_id in self.conversation.message_ids:
+            return
+        if message_id is not None:
+            self.conversation.message_ids.add(message_id)
+        if entry.get("isApiErrorMessage") is True or message.get("model") == "<synthetic>":
+            return
+        if self.pending:
+            self.conversation.batches.append(self.pending)
+            self.pending = []
+
+    def user(self, number: int, entry: dict[str, Any]) -> None:
+        content = entry["message"]["content"]
+        blocks = content if isinstance(content, list) else []
+        results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+        if not results and entry.get("isMeta") is not True:
+            self.pending = []
+        for block in results:
+            name, arguments = self.calls.get(block["tool_use_id"], (None, None))
+            result = RawResult(
+                number,
+                block["tool_use_id"],
+                result_text(block.get("content")),
+                block.get("is_error") is True,
+                name,
+                arguments,
+            )
+            self.conversation.results.append(result)
+            if result.mistake:
+                if name is not None:
+                    self.streak[name] += 1
+                result.streak = self.streak[name] if name is not None else 1
+                self.pending.append(result)
+            elif not result.is_error and name is not None:
+                self.streak[name] = 0
+
+
+def _replay(conversation: RawConversation) -> None:
+    replay = _Replay(conversation)
+    for number, entry in conversation.entries:
+        if entry["type"] == "assistant":
+            replay.assistant(entry)
+        else:
+            replay.user(number, entry)
+
+
+def corpus_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.jsonl"))
+
+
+def corpus_file(root: Path, stem: str) -> Path:
+    """The one corpus file whose name starts with ``stem``."""
+    (path,) = [p for p in corpus_files(root) if p.name.startswith(stem)]
+    return path
+
+
+def test_session_files_cover_the_corpus(shared_corpus: Path) -> None:
+    assert sorted(corpus_file(shared_corpus, stem) for stem in SESSION_FILES) == corpus_files(
+        shared_corpus
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus_run(shared_corpus: Path) -> Run:
+    """The whole corpus through the pipeline, once for the module."""
+
+    async def go() -> Run:
+        return await annotate([shared_corpus])
+
+    return anyio.run(go)
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_whole_corpus_has_no_input_issues(shared_corpus: Path, corpus_run: Run) -> None:
+    files = corpus_files(shared_corpus)
+    raw = {f: raw_lines(f) for f in files}
+    assert corpus_run.issues == []
+    stats = corpus_run.stats
+    assert stats.input_issues == 0
+    assert stats.files == len(files)
+    assert stats.files_unreadable == 0
+    assert stats.empty_files == 0
+    assert stats.lines == sum(len(lines) for lines in raw.values())
+    assert {t["source"]["path"] for t in corpus_run.traces} == {str(f) for f in files}
+    assert all(t["turns"] for t in corpus_run.traces)
+    assert stats.traces == len(corpus_run.traces)
+
+
+def test_other_entry_types_are_skipped_silently(shared_corpus: Path, corpus_run: Run) -> None:
+    skipped: Counter[str] = Counter()
+    for path in corpus_files(shared_corpus):
+        for _, entry in raw_lines(path):
+            if entry["type"] not in {"user", "assistant"}:
+                skipped[entry["type"]] += 1
+    # The corpus README promises these types; make sure the test really meets them.
+    for kind in ("progress", "file-history-snapshot", "attachment", "summary", "system"):
+        assert skipped[kind] > 0, kind
+    for kind in ("queue-operation", "permission-mode", "last-prompt"):
+        assert skipped[kind] > 0, kind
+    assert corpus_run.stats.skipped_entries == sum(skipped.values())
+    assert corpus_run.stats.input_issues == 0
+
+
+@pytest.mark.parametrize("stem", SESSION_FILES)
+def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
+    """Every mistake is a site or part of one's batch; rejections are counted, never sites."""
+    path = corpus_file(shared_corpus, stem)
+    traces, issues = parse(path)
+    assert issues == []
+    conversations = raw_conversations(path)
+    assert len(traces) == len(conversations)
+    # Conversations in order of first appearance ↔ traces in the parser's order.
+    for (key, conversation), trace in zip(conversations.items(), traces, strict=True):
+        if key != MAIN:
+            assert trace.trace_id.startswith(f"{path.stem}/sidechain-")
+        results = conversation.results
+        assert len([r for r in results if r.is_error]) == sum(
+            1
+            for entry in (e for _, e in conversation.entries)
+            if isinstance(entry["message"]["content"], list)
+            for block in entry["message"]["content"]
+            if block.get("type") == "tool_result" and block.get("is_error") is True
+        )
+        rejected = [r for r in results if r.is_error and r.rejected]
+        assert dict(trace.non_mistakes) == (
+            {ErrorKind.USER_REJECTED: len(rejected)} if rejected else {}
+        )
+        expected = [
+            (
+                batch[0].tool_use_id,
+                batch[0].tool_name,
+                len(batch),
+                batch[0].streak,
+            )
+            for batch in conversation.batches
+        ]
+        found = [
+            (s.tool_use_id, s.tool_name, s.failed_calls, s.consecutive_failures)
+            for _, _, s in trace.sites()
+        ]
+        assert found == expected
+        rejected_ids = {r.tool_use_id for r in rejected}
+        assert not rejected_ids & {s.tool_use_id for _, _, s in trace.sites()}
+        # Every mistake that an assistant message answered is covered by a site's batch.
+        batched = sum(len(batch) for batch in conversation.batches)
+        assert sum(s.failed_calls for _, _, s in trace.sites()) == batched
+        for _, turn, site in trace.sites():
+            assert turn.role is Role.ASSISTANT
+            assert turn.kind is TurnKind.MESSAGE
+            assert site.kind.is_mistake
+            repeated = site.consecutive_failures >= 3
+            assert (site.kind is ErrorKind.REPEATED_FAILURE) is repeated
+            assert (site.underlying_kind is not None) is repeated
+
+
+def test_all_corpus_mistakes_accounted_for(shared_corpus: Path, corpus_run: Run) -> None:
+    mistakes = rejections = answered = 0
+    for path in corpus_files(shared_corpus):
+        for conversation in raw_conversations(path).values():
+            mistakes += sum(1 for r in conversation.results if r.mistake)
+            rejections += sum(1 for r in conversation.results if r.is_error and r.rejected)
+            answered += sum(len(batch) for batch in conversation.batches)
+    stats = corpus_run.stats
+    assert rejections > 0
+    assert dict(stats.non_mistakes) == {"user_rejected": rejections}
+    assert (
+        sum(s["error_meta"]["failed_calls"] for t in corpus_run.traces for s in sites(t))
+        == answered
+    )
+    assert answered == mistakes  # in this corpus every failure is answered by the agent
+    assert stats.sites == sum(len(sites(t)) for t in corpus_run.traces)
+
+
+def test_feedback_rejections_are_not_sites(shared_corpus: Path) -> None:
+    path = corpus_file(shared_corpus, FEEDBACK_FILE)
+    raw = [r for c in raw_conversations(path).values() for r in c.results if r.is_error]
+    feedback = [r for r in raw if r.text in FEEDBACK_REJECTIONS]
+    assert {r.text for r in feedback} == FEEDBACK_REJECTIONS
+    assert all(r.tool_name == "Bash" for r in feedback)
+    assert all(REJECTION_MARKER not in r.text for r in feedback)
+    traces, _ = parse(path)
+    (trace,) = traces
+    assert trace.non_mistakes.get(ErrorKind.USER_REJECTED) == len(feedback)
+    site_ids = {site.tool_use_id for _, _, site in trace.sites()}
+    assert not site_ids & {r.tool_use_id for r in feedback}
+    for _, _, site in trace.sites():
+        assert site.error_message not in FEEDBACK_REJECTIONS
+    # Real errors in the same file still make sites.
+    assert trace.site_count > 0
+
+
+def test_marker_rejections_are_not_sites(shared_corpus: Path, corpus_run: Run) -> None:
+    rejected_ids: set[str] = set()
+    for path in corpus_files(shared_corpus):
+        for conversation in raw_conversations(path).values():
+            rejected_ids |= {
+                r.tool_use_id
+                for r in conversation.results
+                if r.is_error and REJECTION_MARKER in r.text
+            }
+    assert rejected_ids
+    for trace in corpus_run.traces:
+        for site in sites(trace):
+            assert site["error_meta"]["tool_use_id"] not in rejected_ids
+            assert REJECTION_MARKER not in site["error_meta"]["error_message"]
+
+
+def test_error_meta_matches_raw_tool_use(shared_corpus: Path, corpus_run: Run) -> None:
+    results: dict[str, RawResult] = {}
+    for path in corpus_files(shared_corpus):
+        for conversation in raw_conversations(path).values():
+            results |= {r.tool_use_id: r for r in conversation.results}
+    checked = 0
+    for trace in corpus_run.traces:
+        for turn in sites(trace):
+            meta = turn["error_meta"]
+            raw = results[meta["tool_use_id"]]
+            assert raw.mistake
+            assert meta["tool_name"] == raw.tool_name
+            assert meta["tool_name"] is not None
+            assert_tool_input(meta["tool_input"], raw.tool_input)
+            text = raw.text.strip()
+            if len(text) <= 2000:
+                assert meta["error_message"] == text
+            else:
+                assert meta["error_message"].startswith(text[:500])
+                assert meta["error_message"].endswith(text[-500:])
+                assert len(meta["error_message"]) <= 2000
+            assert meta["source_content_excerpt"].startswith("[TOOL_RESULT (ERROR)]")
+            assert turn["role"] == "assistant"
+            assert turn["hint_status"] == "ok"
+            assert turn["hint"]
+            assert turn["hint_source"] in {"template", "raw"}
+            checked += 1
+    assert checked == corpus_run.stats.sites > 0
+
+
+def test_file_not_read_errors(shared_corpus: Path) -> None:
+    path = corpus_file(shared_corpus, FILE_NOT_READ_FILE)
+    raw = [
+        r
+        for c in raw_conversations(path).values()
+        for r in c.results
+        if r.is_error and "File has not been read yet" in r.text
+    ]
+    assert len(raw) == 13  # corpus README
+    by_id = {r.tool_use_id: r for r in raw}
+    traces, _ = parse(path)
+    covered = 0
+    for trace in traces:
+        for _, _, site in trace.sites():
+            if site.tool_use_id not in by_id:
+                continue
+            covered += site.failed_calls
+            assert site.kind in {ErrorKind.FILE_NOT_READ, ErrorKind.REPEATED_FAILURE}
+            if site.kind is ErrorKind.REPEATED_FAILURE:
+                assert site.underlying_kind is ErrorKind.FILE_NOT_READ
+            assert site.tool_name == by_id[site.tool_use_id].tool_name
+            assert site.tool_name in {"Write", "Edit", "MultiEdit"}
+            assert_tool_input(site.tool_input, by_id[site.tool_use_id].tool_input)
+            assert site.tool_target == by_id[site.tool_use_id].tool_input["file_path"]
+            assert "File has not been read yet" in site.error_message
+    assert covered == len(raw)
+
+
+@pytest.mark.parametrize("sub", [KIMUSON, DAAAIN])
+def test_assistant_entries_grouped_by_message_id(shared_corpus: Path, sub: str) -> None:
+    for path in sorted((shared_corpus / sub).rglob("*.jsonl")):
+        ids = [
+            e["message"]["id"]
+            for _, e in raw_lines(path)
+            if e["type"] == "assistant" and isinstance(e["message"].get("id"), str)
+        ]
+        traces, _ = parse(path)
+        turns = sum(1 for t in traces for turn in t.turns if turn.role is Role.ASSISTANT)
+        assert turns == len(set(ids)), path.name
+        if path.name.startswith("5c0375b4"):
+            # One API message really is split over several entries here.
+            assert len(ids) > len(set(ids))
+
+
+def test_split_message_keeps_all_blocks_in_one_turn(shared_corpus: Path) -> None:
+    path = corpus_file(shared_corpus, FEEDBACK_FILE)
+    entries = [e for _, e in raw_lines(path) if e["type"] == "assistant"]
+    counts = Counter(e["message"]["id"] for e in entries)
+    message_id, parts = counts.most_common(1)[0]
+    assert parts > 1
+    uses = [
+        b["name"]
+        for e in entries
+        if e["message"]["id"] == message_id
+        for b in e["message"]["content"]
+        if b.get("type") == "tool_use"
+    ]
+    texts = [
+        b["text"]
+        for e in entries
+        if e["message"]["id"] == message_id
+        for b in e["message"]["content"]
+        if b.get("type") == "text" and b["text"].strip()
+    ]
+    (trace,) = parse(path)[0]
+    matching = [
+        turn
+        for turn in trace.turns
+        if turn.role is Role.ASSISTANT
+        and all(text in turn.content for text in texts)
+        and turn.content.count("[TOOL_CALL ") == len(uses)
+        and all(f"[TOOL_CALL {name}]" in turn.content for name in uses)
+    ]
+    assert len(matching) >= 1
+
+
+@pytest.mark.parametrize(
+    "name", ["5c0375b4-57a5-4f26-b12d-d022ee4e51b7", "fe5e1c67-53e7-4862-81ae-d0e013e3270b"]
+)
+def test_inline_sidechains_become_traces(shared_corpus: Path, corpus_run: Run, name: str) -> None:
+    path = shared_corpus / KIMUSON / f"{name}.jsonl"
+    entries = [e for _, e in raw_lines(path) if e["type"] in {"user", "assistant"}]
+    sidechain = {e["uuid"] for e in entries if e.get("isSidechain") is True}
+    assert sidechain
+    roots = [
+        e["uuid"]
+        for e in entries
+        if e.get("isSidechain") is True and e.get("parentUuid") not in sidechain
+    ]
+    traces = corpus_run.for_path(path)
+    expected = {name} | {f"{name}/sidechain-{n}" for n in range(1, len(roots) + 1)}
+    assert {t["trace_id"] for t in traces} == expected
+    for trace in traces:
+        source = trace["source"]
+        assert source["session_id"] == name
+        if trace["trace_id"] == name:
+            assert "agent_id" not in source
+        else:
+            assert source["agent_id"] == trace["trace_id"].removeprefix(f"{name}/")
+    # Every sidechain assistant message lands in a sidechain trace, and only there.
+    side_ids = {
+        e["message"]["id"] for e in entries if e["type"] == "assistant" and e["uuid"] in sidechain
+    }
+    main_ids = {
+        e["message"]["id"]
+        for e in entries
+        if e["type"] == "assistant" and e["uuid"] not in sidechain
+    }
+    side_turns = sum(
+        1
+        for t in traces
+        if t["trace_id"] != name
+        for turn in t["turns"]
+        if turn["role"] == "assistant"
+    )
+    main_turns = sum(1 for turn in corpus_run.by_id()[name]["turns"] if turn["role"] == "assistant")
+    assert side_turns == len(side_ids)
+    assert main_turns == len(main_ids)
+
+
+def test_top_level_agent_file_2_0(shared_corpus: Path, corpus_run: Run) -> None:
+    path = shared_corpus / DAAAIN / "-src-deep-manifest" / "agent-c8d9b115.jsonl"
+    first = raw_lines(path)[0][1]
+    session, agent = first["sessionId"], first["agentId"]
+    assert session == "a7da6a22-facc-4fcd-8bab-f83c87862004"
+    assert agent == "c8d9b115"
+    (trace,) = corpus_run.for_path(path)
+    assert trace["trace_id"] == f"{session}/agent-{agent}"
+    assert trace["source"]["session_id"] == session
+    assert trace["source"]["agent_id"] == agent
+    # The main session of the same folder stays its own trace.
+    assert session in corpus_run.by_id()
+    assert corpus_run.by_id()[session]["source"]["path"].endswith(f"{session}.jsonl")
+    ids = {e["message"]["id"] for _, e in raw_lines(path) if e["type"] == "assistant"}
+    assert sum(1 for turn in trace["turns"] if turn["role"] == "assistant") == len(ids)
+
+
+def test_subagents_folder_2_1(shared_corpus: Path, corpus_run: Run) -> None:
+    agent_files = sorted(shared_corpus.rglob("subagents/agent-*.jsonl"))
+    assert len(agent_files) == 2
+    for path in agent_files:
+        session = path.parent.parent.name
+        meta = json.loads(path.with_name(path.stem + ".meta.json").read_text())
+        (trace,) = corpus_run.for_path(path)
+        agent = path.stem.removeprefix("agent-")
+        assert trace["trace_id"] == f"{session}/{path.stem}"
+        source = trace["source"]
+        assert source["session_id"] == session
+        assert source["agent_id"] == agent
+        assert source["agent_type"] == meta["agentType"]
+        assert source["description"] == meta["description"]
+    # The parent session itself is a plain trace without agent metadata.
+    parent = corpus_run.by_id()[agent_files[0].parent.parent.name]["source"]
+    assert "agent_type" not in parent
+    assert "description" not in parent
+
+
+async def test_huge_base64_line(shared_corpus: Path) -> None:
+    found: list[tuple[Path, int, bytes]] = []
+    for path in corpus_files(shared_corpus):
+        with path.open("rb") as handle:
+            found.extend(
+                (path, number, raw) for number, raw in enumerate(handle, 1) if len(raw) > 1_000_000
+            )
+    assert len(found) == 1
+    path, _, raw = found[0]
+    assert len(raw) == BIG_LINE_BYTES
+    images = [
+        block
+        for block in json.loads(raw)["message"]["content"]
+        if isinstance(block, dict) and block.get("type") == "image"
+    ]
+    assert images
+    data = images[0]["source"]["data"]
+    media = images[0]["source"]["media_type"]
+    assert len(data) > 1_000_000
+
+    run = await annotate([path])
+    assert run.issues == []
+    assert run.stats.input_issues == 0
+    assert run.stats.lines == len(raw_lines(path))
+    assert run.stats.bytes_read >= BIG_LINE_BYTES - 1
+    contents = [turn["content"] for trace in run.traces for turn in trace["turns"]]
+    assert not any(data[:200] in content for content in contents)
+    assert not any(BASE64_RUN.search(content) for content in contents)
+    assert any(f"[image: {media}" in content for content in contents)
+    # The whole output is far smaller than the one pasted image.
+    assert sum(len(orjson.dumps(t)) for t in run.traces) < len(data)
+    # The text sent with the image is kept.
+    texts = [
+        b["text"]
+        for b in json.loads(raw)["message"]["content"]
+        if isinstance(b, dict) and b.get("type") == "text" and b["text"].strip()
+    ]
+    for text in texts:
+        assert any(text in content for content in contents)
+
+
+def test_repeated_failure_in_corpus(shared_corpus: Path, corpus_run: Run) -> None:
+    """The same tool failing 3+ times in a row (counted on the raw JSON) is repeated_failure."""
+    expected: dict[str, int] = {}
+    for path in corpus_files(shared_corpus):
+        for conversation in raw_conversations(path).values():
+            for batch in conversation.batches:
+                expected[batch[0].tool_use_id] = batch[0].streak
+    repeated = 0
+    for trace in corpus_run.traces:
+        for turn in sites(trace):
+            meta = turn["error_meta"]
+            streak = expected[meta["tool_use_id"]]
+            assert meta["consecutive_failures"] == streak
+            if streak >= 3:
+                repeated += 1
+                assert turn["tool_error"] == "repeated_failure"
+                assert meta["underlying_kind"] not in {None, "repeated_failure"}
+            else:
+                assert turn["tool_error"] != "repeated_failure"
+                assert "underlying_kind" not in meta
+    assert repeated > 0
+    assert corpus_run.stats.sites_by_kind["repeated_failure"] == repeated
+
+
+def _entry(kind: str, uuid: str, parent: str | None, content: object, **extra: Any) -> bytes:
+    message: dict[str, Any] = {"role": kind, "content": content}
+    if kind == "assistant":
+        message["id"] = f"msg-{uuid}"
+        message["model"] = "claude-test"
+    entry = {
+        "type": kind,
+        "uuid": uuid,
+        "parentUuid": parent,
+        "sessionId": "s",
+        "message": message,
+        **extra,
+    }
+    return orjson.dumps(entry)
+
+
+def _call(uuid: str, parent: str, use_id: str, tool: str, command: str) -> bytes:
+    return _entry(
+        "assistant",
+        uuid,
+        parent,
+        [{"type": "tool_use", "id": use_id, "name": tool, "input": {"command": command}}],
+    )
+
+
+def _result(uuid: str, parent: str, use_id: str, text: str, *, error: bool) -> bytes:
+    block = {"type": "tool_result", "tool_use_id": use_id, "content": text, "is_error": error}
+    return _entry("user", uuid, parent, [block])
+
+
+def test_repeated_failure_needs_three_in_a_row(tmp_path: Path) -> None:
+    lines = [_entry("user", "u0", None, "run the tests")]
+    outcomes = [True, True, False, True, True, True, True]  # True = failed
+    parent = "u0"
+    for n, failed in enumerate(outcomes):
+        lines.append(_call(f"a{n}", parent, f"t{n}", "Bash", f"pytest -k {n}"))
+        text = f"Exit code 1\nFAILED test_{n}" if failed else "1 passed"
+        lines.append(_result(f"r{n}", f"a{n}", f"t{n}", text, error=failed))
+        parent = f"r{n}"
+    lines.append(_entry("assistant", "end", parent, [{"type": "text", "text": "done"}]))
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    (trace,), issues = parse(path)
+    assert issues == []
+    found = [
+        (s.tool_use_id, s.kind, s.underlying_kind, s.consecutive_failures)
+        for _, _, s in trace.sites()
+    ]
+    assert found == [
+        ("t0", ErrorKind.COMMAND_FAILED, None, 1),
+        ("t1", ErrorKind.COMMAND_FAILED, None, 2),
+        ("t3", ErrorKind.COMMAND_FAILED, None, 1),
+        ("t4", ErrorKind.COMMAND_FAILED, None, 2),
+        ("t5", ErrorKind.REPEATED_FAILURE, ErrorKind.COMMAND_FAILED, 3),
+        ("t6", ErrorKind.REPEATED_FAILURE, ErrorKind.COMMAND_FAILED, 4),
+    ]
+    for _, _, site in trace.sites():
+        assert site.exit_code == 1
+        assert site.tool_name == "Bash"
+
+
+def test_streaks_are_per_tool(tmp_path: Path) -> None:
+    lines = [_entry("user", "u0", None, "go")]
+    parent = "u0"
+    for n, tool in enumerate(["Bash", "Grep", "Bash", "Grep"]):
+        lines.append(_call(f"a{n}", parent, f"t{n}", tool, "x"))
+        lines.append(_result(f"r{n}", f"a{n}", f"t{n}", "Exit code 2\nboom", error=True))
+        parent = f"r{n}"
+    lines.append(_entry("assistant", "end", parent, [{"type": "text", "text": "ok"}]))
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    (trace,), _ = parse(path)
+    streaks = [s.consecutive_failures for _, _, s in trace.sites()]
+    assert streaks == [1, 1, 2, 2]
+    assert not any(s.kind is ErrorKind.REPEATED_FAILURE for _, _, s in trace.sites())
+
+
+def test_user_message_after_failure_ends_it(tmp_path: Path) -> None:
+    """The assistant answers the user's new message, not the failure before it."""
+    lines = [
+        _entry("user", "u0", None, "build it"),
+        _call("a0", "u0", "t0", "Bash", "make"),
+        _result("r0", "a0", "t0", "Exit code 2\nmake: *** No rule", error=True),
+        _entry("user", "m0", "r0", "<command-name>/clear</command-name>", isMeta=True),
+        _call("a1", "m0", "t1", "Bash", "make all"),
+        _result("r1", "a1", "t1", "Exit code 2\nmake: *** No rule", error=True),
+        _entry("user", "u1", "r1", "never mind, do something else"),
+        _entry("assistant", "a2", "u1", [{"type": "text", "text": "Sure."}]),
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    (trace,), issues = parse(path)
+    assert issues == []
+    assert [s.tool_use_id for _, _, s in trace.sites()] == ["t0"]
+    ((index, _, _),) = trace.sites()
+    assert trace.turns[index].content.startswith("[TOOL_CALL Bash]")
