@@ -34,6 +34,7 @@ from tracehint import (
     annotate_files,
 )
 from tracehint._ingest._lines import Line
+from tracehint._output import MemorySink
 
 CHAIN = HintChain((TemplateLayer(), RawErrorLayer()))
 MAIN = "main"
@@ -75,16 +76,6 @@ BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{2000,}")
 # -- running tracehint -------------------------------------------------------------------------
 
 
-class ListSink:
-    """Collects output lines in memory."""
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    async def write(self, line: bytes) -> None:
-        self.lines.append(line)
-
-
 @dataclass
 class Run:
     traces: list[dict[str, Any]]
@@ -99,7 +90,7 @@ class Run:
 
 
 async def annotate(paths: list[Path], config: PipelineConfig | None = None) -> Run:
-    sink, issue_sink, stats = ListSink(), ListSink(), RunStats()
+    sink, issue_sink, stats = MemorySink(), MemorySink(), RunStats()
     await annotate_files(
         paths, chain=CHAIN, sink=sink, stats=stats, issue_sink=issue_sink, config=config
     )

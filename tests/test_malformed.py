@@ -26,22 +26,13 @@ from tracehint import (
     TemplateLayer,
     annotate_files,
 )
+from tracehint._output import MemorySink
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 CHAIN = HintChain((TemplateLayer(), RawErrorLayer()))
 DEFAULT_ISSUES_PER_FILE = Limits().issues_per_file
-
-
-class ListSink:
-    """Collects output lines in memory."""
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-
-    async def write(self, line: bytes) -> None:
-        self.lines.append(line)
 
 
 @dataclass
@@ -58,7 +49,7 @@ class Run:
 
 
 async def annotate(paths: list[Path], config: PipelineConfig | None = None) -> Run:
-    sink, issue_sink, stats = ListSink(), ListSink(), RunStats()
+    sink, issue_sink, stats = MemorySink(), MemorySink(), RunStats()
     with anyio.fail_after(10):
         await annotate_files(
             paths, chain=CHAIN, sink=sink, stats=stats, issue_sink=issue_sink, config=config

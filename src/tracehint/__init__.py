@@ -7,6 +7,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from tracehint._annotator import Annotator, AnnotatorConfig, teacher_messages
+from tracehint._cache import CachedHint, CacheStats, HintCache, default_cache_path
 from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule
 from tracehint._exceptions import (
     CacheError,
@@ -17,14 +19,27 @@ from tracehint._exceptions import (
     OutputError,
     TracehintError,
 )
+from tracehint._hints.judge import JudgeLayer, JudgeLayerStats
 from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._ingest._builder import ResultIn, TraceBuilder
 from tracehint._ingest.claude_code import ClaudeCodeParser
+from tracehint._ingest.formats import InputFormat
+from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
+from tracehint._judge import (
+    JudgeClient,
+    JudgeConfig,
+    JudgeFailure,
+    JudgeReply,
+    JudgeStats,
+    RetryPolicy,
+)
 from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
 from tracehint._limits import Limits
-from tracehint._output import JsonlSink
+from tracehint._mockjudge import MockJudge, MockJudgeConfig, MockJudgeStats
+from tracehint._output import JsonlSink, MemorySink
 from tracehint._pipeline import PipelineConfig, annotate_files, hint_trace
+from tracehint._prompt import PROMPT_VERSION, JudgePrompt, build_prompt, cache_key
 from tracehint._records import (
     ErrorSite,
     Hint,
@@ -35,38 +50,62 @@ from tracehint._records import (
     TraceSource,
     Turn,
 )
+from tracehint._redact import Redactor, SecretPattern, redact
 from tracehint._stats import RunStats
 from tracehint._wire import trace_to_dict
 
 __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_TEMPLATES",
+    "PROMPT_VERSION",
+    "Annotator",
+    "AnnotatorConfig",
     "CacheError",
+    "CacheStats",
+    "CachedHint",
     "Classification",
     "Classifier",
     "ClaudeCodeParser",
     "ConfigError",
+    "ErrorDetector",
     "ErrorKind",
     "ErrorSite",
     "Hint",
+    "HintCache",
     "HintChain",
     "HintLayer",
     "HintRequest",
     "HintSource",
     "HintStatus",
     "InputError",
+    "InputFormat",
     "InputIssue",
     "JsonlSink",
     "JudgeAuthError",
+    "JudgeClient",
+    "JudgeConfig",
     "JudgeError",
+    "JudgeFailure",
+    "JudgeLayer",
+    "JudgeLayerStats",
+    "JudgePrompt",
+    "JudgeReply",
+    "JudgeStats",
     "Limits",
+    "MemorySink",
+    "MockJudge",
+    "MockJudgeConfig",
+    "MockJudgeStats",
     "OutputError",
     "PipelineConfig",
     "RawErrorLayer",
+    "Redactor",
     "ResultIn",
+    "RetryPolicy",
     "Role",
     "Rule",
     "RunStats",
+    "SecretPattern",
     "TemplateLayer",
     "Templates",
     "ToolCall",
@@ -79,6 +118,12 @@ __all__ = [
     "__version__",
     "annotate_files",
     "build_layers",
+    "build_prompt",
+    "cache_key",
+    "default_cache_path",
     "hint_trace",
+    "parse_openai_messages",
+    "redact",
+    "teacher_messages",
     "trace_to_dict",
 ]

@@ -1,22 +1,28 @@
-"""The ``tracehint`` command line."""
+"""The ``tracehint`` command line: ``annotate``, ``cache`` and ``mock-judge``."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import time
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
 
 from tracehint import __version__
-from tracehint._exceptions import TracehintError
-from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
+from tracehint._annotator import Annotator, AnnotatorConfig
+from tracehint._cache import HintCache, default_cache_path
+from tracehint._exceptions import ConfigError, JudgeAuthError, TracehintError
 from tracehint._ingest._discover import DEFAULT_CLAUDE_DIR
+from tracehint._ingest.formats import InputFormat
+from tracehint._judge import JudgeConfig, RetryPolicy
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
 from tracehint._progress import progress
+from tracehint._resume import ResumeState, journal_path, prepare_resume
 from tracehint._stats import RunStats
 
 if TYPE_CHECKING:
@@ -25,24 +31,18 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tracehint",
-        description="Find the error sites in coding-agent transcripts and give each a short "
-        "corrective hint.",
-    )
-    parser.add_argument("--version", action="version", version=f"tracehint {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
     annotate = commands.add_parser(
         "annotate",
         help="annotate session files and write one JSON trace per line",
-        description="Read Claude Code session files (and folders of them, recursively), tag "
-        "every error site, give it a hint, and write one JSON trace per line.",
+        description="Read session files (and folders of them, recursively), tag every error "
+        "site, give it a hint, and write one JSON trace per line.",
     )
     annotate.add_argument(
         "paths",
@@ -53,15 +53,35 @@ def _parser() -> argparse.ArgumentParser:
     annotate.add_argument(
         "-o", "--output", required=True, help="output JSONL file, or - for stdout"
     )
-    annotate.add_argument(
+    existing = annotate.add_mutually_exclusive_group()
+    existing.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the output file if it exists",
+        help="replace the output if it exists",
+    )
+    existing.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run into the same output: finished files and traces "
+        "are skipped, a torn last line is cut off",
+    )
+    annotate.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds in-flight work may take to finish after Ctrl-C/SIGTERM (default 10)",
+    )
+    annotate.add_argument(
+        "--format",
+        choices=[f.value for f in InputFormat],
+        default=InputFormat.AUTO.value,
+        help='input format: Claude Code sessions, or JSONL of {"messages": [...]} records '
+        "(OpenAI-style); auto decides per file from its first line (default: auto)",
     )
     annotate.add_argument(
         "--layers",
-        default="template,raw",
-        help="hint layers in the order they are asked, first answer wins (default: template,raw)",
+        help="hint layers in the order they are asked, first answer wins "
+        "(default: template,raw; template,raw,judge with --judge-url)",
     )
     annotate.add_argument("--stats-json", metavar="FILE", help="also write the summary as JSON")
     annotate.add_argument(
@@ -83,47 +103,283 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="never show the progress line",
     )
-    annotate.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="do not print the summary on stderr",
+    annotate.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    judge = annotate.add_argument_group(
+        "judge",
+        "an OpenAI-compatible chat-completions endpoint; the API key is read from "
+        "TRACEHINT_JUDGE_API_KEY, else OPENAI_API_KEY",
     )
+    judge.add_argument("--judge-url", help="base URL, e.g. http://localhost:8000/v1")
+    judge.add_argument("--judge-model", help="model name the endpoint serves")
+    judge.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="judge requests in flight at most (default 64)",
+    )
+    judge.add_argument("--rps", type=float, help="client-side limit, requests per second")
+    judge.add_argument("--tpm", type=float, help="client-side limit, tokens per minute")
+    judge.add_argument(
+        "--judge-timeout",
+        type=float,
+        default=60.0,
+        help="seconds per attempt (default 60)",
+    )
+    judge.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        help="attempts per request, retries included",
+    )
+    judge.add_argument(
+        "--transport",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
+        help="HTTP transport under httpx (default aiohttp: fast at high concurrency)",
+    )
+    cache = annotate.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache", metavar="PATH", help=f"judge cache file (default {default_cache_path()})"
+    )
+    cache.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+
+
+def _add_cache(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
+    cache = commands.add_parser("cache", help="inspect or clear the judge cache")
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("stats", "show what the cache holds"),
+        ("clear", "delete every cached hint"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--cache", metavar="PATH", help="cache file (default: the user cache)")
+        if name == "stats":
+            action.add_argument("--json", action="store_true", help="print JSON")
+    merge = actions.add_parser("merge", help="copy hints from other cache files into this one")
+    merge.add_argument("sources", nargs="+", metavar="FILE", help="cache files to merge in")
+    merge.add_argument(
+        "--cache", metavar="PATH", help="target cache file (default: the user cache)"
+    )
+
+
+def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
+    mock = commands.add_parser(
+        "mock-judge",
+        help="serve a loopback OpenAI-compatible judge for dry runs",
+        description="Serve a fake judge on loopback with set latency and fault rates, to dry-run "
+        "a pipeline or a benchmark without spending money.",
+    )
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8000)
+    mock.add_argument("--latency", type=float, default=0.05, help="seconds per request")
+    mock.add_argument("--jitter", type=float, default=0.0, help="uniform ± seconds")
+    for fault in ("429", "500", "hang", "garbage", "empty", "reset"):
+        mock.add_argument(
+            f"--rate-{fault}", type=float, default=0.0, help=f"fraction of {fault} faults"
+        )
+    mock.add_argument("--retry-after", type=float, default=0.1, help="Retry-After seconds on 429")
+    mock.add_argument("--require-key", help="answer 401 unless this Bearer key is sent")
+    mock.add_argument("--seed", type=int, help="seed for reproducible faults")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tracehint",
+        description="Find the error sites in coding-agent transcripts and give each a short "
+        "corrective hint.",
+    )
+    parser.add_argument("--version", action="version", version=f"tracehint {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_annotate(commands)
+    _add_cache(commands)
+    _add_mock_judge(commands)
     return parser
 
 
-def _layers(spec: str) -> tuple[HintLayer, ...]:
-    available: dict[str, HintLayer] = {"template": TemplateLayer(), "raw": RawErrorLayer()}
-    return build_layers(spec.split(","), available)
+def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
+    judge: JudgeConfig | None = None
+    if args.judge_url or args.judge_model:
+        if not (args.judge_url and args.judge_model):
+            raise ConfigError("pass both --judge-url and --judge-model to use a judge")
+        judge = JudgeConfig.from_env(
+            url=args.judge_url,
+            model=args.judge_model,
+            concurrency=args.concurrency,
+            requests_per_second=args.rps,
+            tokens_per_minute=args.tpm,
+            timeout=args.judge_timeout,
+            retry=RetryPolicy(max_attempts=args.max_attempts),
+            transport=args.transport,
+        )
+    layers = tuple(x.strip() for x in args.layers.split(",")) if args.layers else None
+    return AnnotatorConfig(
+        layers=layers,
+        judge=judge,
+        cache_path=args.cache,
+        use_cache=not args.no_cache,
+    )
 
 
-async def _annotate(args: argparse.Namespace) -> int:
-    chain = HintChain(_layers(args.layers))
+async def _is_regular_or_new(path: str) -> bool:
+    """Whether ``path`` is a regular file or does not exist yet (so a journal can go beside it)."""
+    target = anyio.Path(path)
+    return not await target.exists() or await target.is_file()
+
+
+async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the run's whole life
+    config = _annotator_config(args)
     paths = args.paths or [str(DEFAULT_CLAUDE_DIR.expanduser())]
     stats = RunStats()
+    workers = config.judge.concurrency if config.judge is not None else 1
+    pipeline = PipelineConfig(
+        limits=config.limits,
+        classifier=config.classifier,
+        hint_workers=workers,
+        input_format=InputFormat(args.format),
+    )
+    resume: ResumeState | None = None
+    to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
+    if args.resume:
+        if not to_file:
+            raise ConfigError("--resume needs an output file, not stdout")
+        resume = await anyio.to_thread.run_sync(prepare_resume, args.output)
+    status = EXIT_OK
+    stop = anyio.Event()
+    signalled: list[int] = []
     async with AsyncExitStack() as stack:
-        sink = await stack.enter_async_context(JsonlSink(args.output, overwrite=args.overwrite))
+        annotator = await stack.enter_async_context(Annotator(config))
+        sink = await stack.enter_async_context(
+            JsonlSink(args.output, overwrite=args.overwrite, append=args.resume),
+        )
+        journal = None
+        if to_file:
+            journal = await stack.enter_async_context(
+                JsonlSink(journal_path(args.output), overwrite=True, append=args.resume),
+            )
         issues = (
             await stack.enter_async_context(JsonlSink(args.errors, overwrite=True))
             if args.errors
             else None
         )
-        async with progress(stats, enabled=args.progress):
-            await annotate_files(
-                paths,
-                chain=chain,
-                sink=sink,
-                stats=stats,
-                issue_sink=issues,
-                config=PipelineConfig(),
-            )
+        with anyio.CancelScope() as run_scope:
+            async with anyio.create_task_group() as group:
+
+                async def on_signals() -> None:
+                    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for signum in signals:
+                            signalled.append(signum)
+                            if len(signalled) > 1:
+                                run_scope.cancel()
+                                return
+                            print(  # noqa: T201 -- CLI output
+                                "tracehint: stopping: finishing work in flight "
+                                f"(up to {args.grace:g} s; press Ctrl-C again to stop now)",
+                                file=sys.stderr,
+                            )
+                            stop.set()
+                            run_scope.deadline = anyio.current_time() + args.grace
+
+                group.start_soon(on_signals)
+                try:
+                    async with progress(stats, enabled=args.progress):
+                        await annotate_files(
+                            paths,
+                            chain=annotator.chain,
+                            sink=sink,
+                            stats=stats,
+                            issue_sink=issues,
+                            config=pipeline,
+                            resume=resume,
+                            journal=journal,
+                            stop=stop,
+                        )
+                except* JudgeAuthError as found:
+                    print(f"tracehint: error: {_tracehint_error(found)}", file=sys.stderr)  # noqa: T201 -- CLI output
+                    status = EXIT_ERROR
+                group.cancel_scope.cancel()
+        stats.judge = annotator.stats()
+        if annotator.cache is not None:
+            stats.judge["cache_path"] = str(annotator.cache.path)
+    if stats.finished is None:
+        stats.finished = time.monotonic()
+    if signalled:
+        status = EXIT_INTERRUPTED if signalled[0] == signal.SIGINT else EXIT_TERMINATED
+        print(  # noqa: T201 -- CLI output
+            "tracehint: stopped early; run again with --resume to finish",
+            file=sys.stderr,
+        )
     if args.stats_json:
         await anyio.Path(args.stats_json).write_bytes(
             orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
         )
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
+    return status
+
+
+async def _cache(args: argparse.Namespace) -> int:
+    path = args.cache or default_cache_path()
+    async with HintCache(path) as cache:
+        if args.action == "stats":
+            found = await cache.stats()
+            data = {
+                "path": found.path,
+                "entries": found.entries,
+                "size_bytes": found.size_bytes,
+                "by_model": found.by_model,
+                "oldest": found.oldest,
+                "newest": found.newest,
+                "prompt_tokens": found.prompt_tokens,
+                "completion_tokens": found.completion_tokens,
+            }
+            if args.json:
+                print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())  # noqa: T201 -- CLI output
+            else:
+                for key, value in data.items():
+                    print(f"{key:18} {value}")  # noqa: T201 -- CLI output
+        elif args.action == "clear":
+            removed = await cache.clear()
+            print(f"removed {removed} cached hint(s) from {path}")  # noqa: T201 -- CLI output
+        else:
+            added = 0
+            for source in args.sources:
+                if not await anyio.Path(source).exists():
+                    raise ConfigError(f"cache file {source} does not exist")
+                added += await cache.merge_from(source)
+            print(f"merged {added} hint(s) into {path}")  # noqa: T201 -- CLI output
     return EXIT_OK
+
+
+async def _mock_judge(args: argparse.Namespace) -> int:
+    from tracehint._mockjudge import MockJudgeConfig, serve_forever  # noqa: PLC0415 -- only here
+
+    config = MockJudgeConfig(
+        latency=args.latency,
+        jitter=args.jitter,
+        rate_429=args.rate_429,
+        retry_after=args.retry_after,
+        rate_500=args.rate_500,
+        rate_hang=args.rate_hang,
+        rate_garbage=args.rate_garbage,
+        rate_empty=args.rate_empty,
+        rate_reset=args.rate_reset,
+        require_key=args.require_key,
+        seed=args.seed,
+    )
+    await serve_forever(config, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _tracehint_error(exc: BaseException) -> TracehintError | None:
+    """The first ``TracehintError`` in ``exc`` (task groups wrap errors in groups)."""
+    if isinstance(exc, TracehintError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _tracehint_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,10 +387,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "annotate" and args.output == STDOUT and args.progress is None:
         args.progress = False if not sys.stderr.isatty() else None
+    runner = {"annotate": _annotate, "cache": _cache, "mock-judge": _mock_judge}[args.command]
     try:
-        return anyio.run(_annotate, args)
-    except TracehintError as exc:
-        print(f"tracehint: error: {exc}", file=sys.stderr)  # noqa: T201 -- CLI output
+        return anyio.run(runner, args)
+    except (TracehintError, BaseExceptionGroup) as exc:
+        error = _tracehint_error(exc)
+        if error is None:
+            raise
+        print(f"tracehint: error: {error}", file=sys.stderr)  # noqa: T201 -- CLI output
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("tracehint: interrupted", file=sys.stderr)  # noqa: T201 -- CLI output

@@ -13,7 +13,7 @@ from tracehint._exceptions import ConfigError, OutputError
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["JsonlSink"]
+__all__ = ["JsonlSink", "MemorySink"]
 
 STDOUT = "-"
 
@@ -26,10 +26,16 @@ class JsonlSink:
     """
 
     def __init__(
-        self, path: str, *, overwrite: bool = False, batch_bytes: int = 256 * 1024
+        self,
+        path: str,
+        *,
+        overwrite: bool = False,
+        append: bool = False,
+        batch_bytes: int = 256 * 1024,
     ) -> None:
         self.path = path
         self._overwrite = overwrite
+        self._append = append
         self._batch_bytes = batch_bytes
         self._buffer: list[bytes] = []
         self._size = 0
@@ -39,16 +45,21 @@ class JsonlSink:
         if self.path == STDOUT:
             self._file = anyio.wrap_file(sys.stdout.buffer)
             return self
-        if not self._overwrite and await anyio.Path(self.path).exists():
+        if not self._overwrite and not self._append and await anyio.Path(self.path).exists():
             raise ConfigError(
                 f"output {self.path} already exists; pass --overwrite to replace it "
                 "or choose another path",
             )
         try:
-            self._file = await anyio.open_file(self.path, "wb")
+            self._file = await anyio.open_file(self.path, "ab" if self._append else "wb")
         except OSError as exc:
             raise OutputError(f"cannot open output {self.path}: {exc.strerror or exc}") from exc
         return self
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued and not yet written (0 right after a flush)."""
+        return self._size
 
     async def write(self, line: bytes) -> None:
         """Queue one complete line (ending in a newline); flush when the batch is full."""
@@ -97,3 +108,22 @@ def ensure_parent(path: str) -> None:
     parent = os.path.dirname(path)  # noqa: PTH120 -- str paths
     if parent:
         os.makedirs(parent, exist_ok=True)  # noqa: PTH103 -- str paths
+
+
+class MemorySink:
+    """Collects output lines in memory (for tests and small embedded runs)."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    @property
+    def buffered(self) -> int:
+        """Always 0: every line is kept as soon as it is written."""
+        return 0
+
+    async def write(self, line: bytes) -> None:
+        """Keep one line."""
+        self.lines.append(line)
+
+    async def flush(self) -> None:
+        """Nothing to do."""

@@ -22,6 +22,7 @@ from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_age
 from tracehint._ingest.formats import InputFormat, SessionParser, make_parser
 from tracehint._limits import Limits, clamp
 from tracehint._records import HintRequest, InputIssue, Trace
+from tracehint._resume import FileKey, ResumeState, file_key, journal_line
 from tracehint._wire import dump_issue, dump_trace
 
 if TYPE_CHECKING:
@@ -37,10 +38,19 @@ __all__ = ["LineSink", "PipelineConfig", "annotate_files", "hint_trace"]
 
 
 class LineSink(Protocol):
-    """Where output lines go (``JsonlSink`` or anything with the same ``write``)."""
+    """Where output lines go (``JsonlSink`` or anything with the same methods)."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes taken but not yet written (0 when everything is written)."""
+        ...
 
     async def write(self, line: bytes) -> None:
         """Take one complete line."""
+        ...
+
+    async def flush(self) -> None:
+        """Write everything taken so far."""
         ...
 
 
@@ -64,6 +74,37 @@ class PipelineConfig:
 class _FileStart:
     path: str
     meta: AgentMeta | None
+    key: FileKey | None
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """Which files have all their traces written (for the resume journal).
+
+    The adapter says how many traces a file will write; the writer counts them as they land.
+    Both run on one event loop, so no lock is needed.
+    """
+
+    expected: dict[str, tuple[FileKey | None, int]] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    ready: list[FileKey] = field(default_factory=list)
+
+    def expect(self, path: str, key: FileKey | None, count: int) -> None:
+        self.expected[path] = (key, count)
+        self._check(path)
+
+    def wrote(self, path: str) -> None:
+        self.written[path] = self.written.get(path, 0) + 1
+        self._check(path)
+
+    def _check(self, path: str) -> None:
+        found = self.expected.get(path)
+        if found is None or self.written.get(path, 0) < found[1]:
+            return
+        del self.expected[path]
+        self.written.pop(path, None)
+        if found[0] is not None:
+            self.ready.append(found[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,40 +127,89 @@ def _meta_for(path: str) -> AgentMeta | None:
     return None
 
 
+def _file_info(
+    path: str,
+    resume: ResumeState | None,
+) -> tuple[bool, FileKey | None, AgentMeta | None]:
+    if resume is not None and resume.file_done(path):
+        return True, None, None
+    return False, file_key(path), _meta_for(path)
+
+
 async def _produce(
     paths: Sequence[str | os.PathLike[str]],
     send: MemoryObjectSendStream[_FileItem],
     limits: Limits,
+    stats: RunStats,
+    resume: ResumeState | None,
+    stop: anyio.Event | None,
 ) -> None:
-    async with send:
-        async for found in discover(paths):
-            if not isinstance(found, Found):
-                await send.send(found)
-                continue
-            meta = await anyio.to_thread.run_sync(_meta_for, found.path)
-            await send.send(_FileStart(found.path, meta))
-            try:
-                async for batch in read_lines(
-                    found.path,
-                    chunk_bytes=limits.chunk_bytes,
-                    max_line_bytes=limits.max_line_bytes,
-                ):
-                    size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
-                    await send.send(_Batch(batch, size))
-            except OSError as exc:
-                await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
-            else:
-                await send.send(_FileEnd(None))
+    async with send, anyio.create_task_group() as group:
+        if stop is not None:
+
+            async def watch() -> None:
+                await stop.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+        await _produce_files(paths, send, limits, stats, resume)
+        group.cancel_scope.cancel()
+
+
+async def _produce_files(
+    paths: Sequence[str | os.PathLike[str]],
+    send: MemoryObjectSendStream[_FileItem],
+    limits: Limits,
+    stats: RunStats,
+    resume: ResumeState | None,
+) -> None:
+    async for found in discover(paths):
+        if not isinstance(found, Found):
+            await send.send(found)
+            continue
+        skip, key, meta = await anyio.to_thread.run_sync(_file_info, found.path, resume)
+        if skip:
+            stats.files_resumed += 1
+            continue
+        await send.send(_FileStart(found.path, meta, key))
+        try:
+            async for batch in read_lines(
+                found.path,
+                chunk_bytes=limits.chunk_bytes,
+                max_line_bytes=limits.max_line_bytes,
+            ):
+                size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
+                await send.send(_Batch(batch, size))
+        except OSError as exc:
+            await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
+        else:
+            await send.send(_FileEnd(None))
 
 
 @dataclass(slots=True)
 class _FileState:
     path: str
     meta: AgentMeta | None
+    key: FileKey | None
     parser: SessionParser | None = None
     issues: int = 0
     lines: int = 0
+    sent: int = 0
     rejected: bool = False
+
+
+async def _send_new(
+    trace: Trace,
+    send: MemoryObjectSendStream[Trace],
+    stats: RunStats,
+    resume: ResumeState | None,
+) -> int:
+    """Send a trace on unless an earlier run already wrote it; return how many were sent."""
+    if resume is not None and resume.trace_done(trace.source.path, trace.trace_id):
+        stats.traces_resumed += 1
+        return 0
+    await send.send(trace)
+    return 1
 
 
 async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item types, kept whole
@@ -128,6 +218,8 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
     issues: MemoryObjectSendStream[InputIssue],
     stats: RunStats,
     config: PipelineConfig,
+    ledger: _Ledger,
+    resume: ResumeState | None,
 ) -> None:
     limits = config.limits
     state: _FileState | None = None
@@ -153,7 +245,7 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
             if isinstance(item, InputIssue):
                 await issue(item)
             elif isinstance(item, _FileStart):
-                state = _FileState(item.path, item.meta)
+                state = _FileState(item.path, item.meta, item.key)
                 stats.files += 1
             elif isinstance(item, _Batch):
                 if state is None or state.rejected:
@@ -202,7 +294,7 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                             break
                 if state.parser is not None and not state.rejected:
                     for trace in state.parser.drain():
-                        await send.send(trace)
+                        state.sent += await _send_new(trace, send, stats, resume)
                 await anyio.lowlevel.checkpoint()
             else:
                 if state is None:
@@ -218,7 +310,9 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                     stats.orphan_results += state.parser.orphan_results
                     if not state.rejected:
                         for trace in state.parser.finish():
-                            await send.send(trace)
+                            state.sent += await _send_new(trace, send, stats, resume)
+                if item.error is None:
+                    ledger.expect(state.path, state.key, state.sent)
                 state = None
 
 
@@ -264,11 +358,27 @@ async def _write_traces(
     receive: MemoryObjectReceiveStream[Trace],
     sink: LineSink,
     stats: RunStats,
+    ledger: _Ledger,
+    journal: LineSink | None,
 ) -> None:
+    async def journal_ready() -> None:
+        # Only files whose every trace line has reached the output file are journaled.
+        if journal is None or not ledger.ready:
+            return
+        ready, ledger.ready = ledger.ready, []
+        for key in ready:
+            await journal.write(journal_line(key))
+        await journal.flush()
+
     async with receive:
         async for trace in receive:
             await sink.write(dump_trace(trace))
             stats.record_trace(trace)
+            ledger.wrote(trace.source.path)
+            if ledger.ready and sink.buffered == 0:
+                await journal_ready()
+        await sink.flush()
+        await journal_ready()
 
 
 async def _write_issues(
@@ -280,7 +390,7 @@ async def _write_issues(
                 await sink.write(dump_issue(found))
 
 
-async def annotate_files(
+async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one entry point
     paths: Sequence[str | os.PathLike[str]],
     *,
     chain: HintChain,
@@ -288,11 +398,19 @@ async def annotate_files(
     stats: RunStats,
     issue_sink: LineSink | None = None,
     config: PipelineConfig | None = None,
+    resume: ResumeState | None = None,
+    journal: LineSink | None = None,
+    stop: anyio.Event | None = None,
 ) -> None:
     """Annotate every session under ``paths`` and write one JSON line per trace to ``sink``.
 
     Input issues are counted in ``stats`` and written to ``issue_sink`` when given; they
     never stop the run. Output errors (``OutputError``) do.
+
+    With ``resume``, files and traces an earlier run finished are skipped; with ``journal``,
+    each input file whose traces are all written is recorded there (see ``_resume``). Setting
+    ``stop`` stops taking new files: files being read are dropped (a resumed run reads them
+    again), traces already read are still hinted and written.
     """
     config = config or PipelineConfig()
     buffer = config.buffer
@@ -300,9 +418,19 @@ async def annotate_files(
     traces_send, traces_receive = anyio.create_memory_object_stream[Trace](buffer)
     hinted_send, hinted_receive = anyio.create_memory_object_stream[Trace](buffer)
     issues_send, issues_receive = anyio.create_memory_object_stream[InputIssue](buffer)
+    ledger = _Ledger()
     async with anyio.create_task_group() as group:
-        group.start_soon(_produce, paths, files_send, config.limits)
-        group.start_soon(_adapt, files_receive, traces_send, issues_send, stats, config)
+        group.start_soon(_produce, paths, files_send, config.limits, stats, resume, stop)
+        group.start_soon(
+            _adapt,
+            files_receive,
+            traces_send,
+            issues_send,
+            stats,
+            config,
+            ledger,
+            resume,
+        )
         async with traces_receive, hinted_send:
             for _ in range(max(config.hint_workers, 1)):
                 group.start_soon(
@@ -312,6 +440,6 @@ async def annotate_files(
                     chain,
                     config.limits,
                 )
-        group.start_soon(_write_traces, hinted_receive, sink, stats)
+        group.start_soon(_write_traces, hinted_receive, sink, stats, ledger, journal)
         group.start_soon(_write_issues, issues_receive, issue_sink)
     stats.finished = time.monotonic()

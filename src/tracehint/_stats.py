@@ -20,6 +20,10 @@ class RunStats:
     """Counters of one run. Owned by the run that creates it; not shared between runs."""
 
     files: int = 0
+    files_resumed: int = 0
+    """Files an earlier run finished, skipped without reading (``--resume``)."""
+    traces_resumed: int = 0
+    """Traces already in the output, not written again (``--resume``)."""
     files_unreadable: int = 0
     empty_files: int = 0
     bytes_read: int = 0
@@ -71,6 +75,8 @@ class RunStats:
         elapsed = self.elapsed
         return {
             "files": self.files,
+            "files_resumed": self.files_resumed,
+            "traces_resumed": self.traces_resumed,
             "files_unreadable": self.files_unreadable,
             "empty_files": self.empty_files,
             "bytes_read": self.bytes_read,
@@ -103,7 +109,12 @@ class RunStats:
                 f"{self.lines} lines), {self.files_unreadable} unreadable, "
                 f"{self.empty_files} empty"
             ),
-            f"traces     {self.traces} ({self.turns} turns)",
+            f"traces     {self.traces} ({self.turns} turns)"
+            + (
+                f"; resumed: {self.files_resumed} files and {self.traces_resumed} traces skipped"
+                if self.files_resumed or self.traces_resumed
+                else ""
+            ),
             f"sites      {self.sites}: {counts(self.sites_by_kind)}",
             f"not sites  {sum(self.non_mistakes.values())}: {counts(self.non_mistakes)}",
             f"hints      {counts(self.hints_by_source)}; status: {counts(self.hint_status)}",
@@ -116,10 +127,11 @@ class RunStats:
             judge = self.judge
             failures = ", ".join(f"{k} {v}" for k, v in judge.get("failures", {}).items()) or "none"
             lines.append(
-                f"judge      {judge.get('requests', 0)} requests, {judge.get('retries', 0)} retries, "
-                f"{judge.get('cache_hits', 0)} cache hits, "
-                f"{judge.get('single_flight_shared', 0)} shared in flight, failures: {failures}, "
-                f"tokens {judge.get('prompt_tokens', 0)} in / {judge.get('completion_tokens', 0)} out",
+                f"judge      {judge.get('requests', 0)} requests, "
+                f"{judge.get('retries', 0)} retries, {judge.get('cache_hits', 0)} cache hits, "
+                f"{judge.get('single_flight_shared', 0)} shared in flight, "
+                f"failures: {failures}, tokens {judge.get('prompt_tokens', 0)} in / "
+                f"{judge.get('completion_tokens', 0)} out",
             )
         lines.append(f"time       {self.elapsed:.2f} s")
         return "\n".join(lines)

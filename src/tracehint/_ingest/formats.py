@@ -60,7 +60,7 @@ def _looks_openai(line: Line) -> bool:
     return isinstance(first, dict) and isinstance(first.get("messages"), list)
 
 
-def make_parser(  # noqa: PLR0913 -- the parser's whole context, keyword-only
+def make_parser(
     fmt: InputFormat,
     path: str,
     first: Line,

@@ -85,7 +85,7 @@ def _arguments(raw: object) -> object:
     return raw
 
 
-def parse_openai_messages(  # noqa: C901, PLR0912 -- one dispatch over roles, kept whole
+def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
     messages: Sequence[Mapping[str, Any]],
     *,
     trace_id: str,
@@ -97,7 +97,10 @@ def parse_openai_messages(  # noqa: C901, PLR0912 -- one dispatch over roles, ke
     """Build a trace from OpenAI-style messages; raise ``InputError`` naming a bad message."""
     detector = detector or ErrorDetector()
     builder = TraceBuilder(
-        trace_id, source or TraceSource(path="<memory>", format=FORMAT), classifier, limits,
+        trace_id,
+        source or TraceSource(path="<memory>", format=FORMAT),
+        classifier,
+        limits,
     )
     pending: list[ResultIn] = []
 
@@ -128,7 +131,9 @@ def parse_openai_messages(  # noqa: C901, PLR0912 -- one dispatch over roles, ke
                 call_id = call.get("id") if isinstance(call, dict) else None
                 name = function.get("name") if isinstance(function, dict) else None
                 if not isinstance(call_id, str) or not isinstance(name, str):
-                    raise InputError(f"message {index} has a tool call without 'id' and 'function.name'")
+                    raise InputError(
+                        f"message {index} has a tool call without 'id' and 'function.name'"
+                    )
                 made = tool_call(call_id, name, _arguments(function.get("arguments")), limits)  # type: ignore[union-attr]
                 builder.register_call(made)
                 parts.append(f"[TOOL_CALL {name}] {made.input_json}")

@@ -1,0 +1,290 @@
+"""The embedding API: ``Annotator`` for async rollout workers, and ``teacher_messages``.
+
+``Annotator`` owns its resources (judge client, cache) as an async context manager; they are
+created when it is entered, so on the event loop that uses it. Judge failures are values on
+the sites, never exceptions in the caller's task group; only a misconfiguration (bad
+credentials: ``JudgeAuthError``) raises.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+
+from tracehint._cache import HintCache, default_cache_path
+from tracehint._classify import Classifier
+from tracehint._exceptions import ConfigError
+from tracehint._hints.judge import JudgeLayer
+from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
+from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
+from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
+from tracehint._judge import JudgeClient, JudgeConfig
+from tracehint._limits import Limits
+from tracehint._pipeline import hint_trace
+from tracehint._redact import Redactor
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+    from types import TracebackType
+
+    import httpx
+    from anyio.abc import TaskGroup
+
+    from tracehint._records import Trace, Turn
+
+__all__ = ["Annotator", "AnnotatorConfig", "teacher_messages"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnnotatorConfig:
+    """What an ``Annotator`` (and ``tracehint annotate``) uses to hint sites."""
+
+    layers: tuple[str, ...] | None = None
+    """Layer names in order; default ``template,raw`` (``template,raw,judge`` with a judge)."""
+    judge: JudgeConfig | None = None
+    cache_path: str | os.PathLike[str] | None = None
+    """The judge cache file; ``None`` uses the user's cache directory."""
+    use_cache: bool = True
+    limits: Limits = field(default_factory=Limits)
+    classifier: Classifier = field(default_factory=Classifier)
+    templates: Templates = DEFAULT_TEMPLATES
+    redactor: Redactor = field(default_factory=Redactor)
+    detector: ErrorDetector = field(default_factory=ErrorDetector)
+    concurrency: int = 16
+    """Traces annotated at once by ``annotate_many``."""
+
+    def layer_names(self) -> tuple[str, ...]:
+        """The layers to use, defaults applied."""
+        if self.layers is not None:
+            return self.layers
+        return ("template", "raw", "judge") if self.judge is not None else ("template", "raw")
+
+
+class Annotator:
+    """Annotate traces from inside any running asyncio event loop.
+
+    >>> judge = JudgeConfig.from_env(url=..., model=...)
+    >>> async with Annotator(AnnotatorConfig(judge=judge)) as ann:
+    ...     trace = await ann.annotate(messages)
+    """
+
+    def __init__(
+        self,
+        config: AnnotatorConfig | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config or AnnotatorConfig()
+        self._transport = transport
+        self._stack: AsyncExitStack | None = None
+        self._group: TaskGroup | None = None
+        self._chain: HintChain | None = None
+        self.judge: JudgeLayer | None = None
+        self.cache: HintCache | None = None
+        self._count = 0
+        names = self.config.layer_names()
+        if "judge" in names and self.config.judge is None:
+            raise ConfigError("the judge layer needs a judge: pass --judge-url and --judge-model")
+        if self.config.concurrency < 1:
+            raise ConfigError("Annotator concurrency must be at least 1")
+
+    @property
+    def chain(self) -> HintChain:
+        """The hint chain (available inside ``async with``)."""
+        if self._chain is None:
+            raise RuntimeError("Annotator is not open: use `async with Annotator(...) as ann`")
+        return self._chain
+
+    async def __aenter__(self) -> Self:
+        config = self.config
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            available: dict[str, HintLayer] = {
+                "template": TemplateLayer(config.templates),
+                "raw": RawErrorLayer(),
+            }
+            if config.judge is not None and "judge" in config.layer_names():
+                if config.use_cache:
+                    path = config.cache_path or default_cache_path()
+                    self.cache = await stack.enter_async_context(HintCache(path))
+                client = await stack.enter_async_context(
+                    JudgeClient(config.judge, transport=self._transport),
+                )
+                self.judge = JudgeLayer(
+                    client,
+                    cache=self.cache,
+                    redactor=config.redactor,
+                    hint_chars=config.limits.hint_chars,
+                )
+                available["judge"] = self.judge
+            layers = build_layers(config.layer_names(), available)
+            self._chain = HintChain(layers, hint_chars=config.limits.hint_chars)
+            self._group = await stack.enter_async_context(anyio.create_task_group())
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        stack, self._stack = self._stack, None
+        self._chain = None
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+            self._group = None
+        if stack is not None:
+            return await stack.__aexit__(exc_type, exc, tb)
+        return None
+
+    # -- one trace ------------------------------------------------------------------------
+
+    def parse(self, messages: Sequence[Mapping[str, Any]], *, trace_id: str | None = None) -> Trace:
+        """Tag the error sites of OpenAI-style messages (sync, no hints)."""
+        self._count += 1
+        return parse_openai_messages(
+            messages,
+            trace_id=trace_id or f"trace-{self._count}",
+            classifier=self.config.classifier,
+            limits=self.config.limits,
+            detector=self.config.detector,
+        )
+
+    async def annotate(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        trace_id: str | None = None,
+    ) -> Trace:
+        """Tag and hint one conversation of OpenAI-style messages."""
+        return await self.annotate_trace(self.parse(messages, trace_id=trace_id))
+
+    async def annotate_trace(self, trace: Trace) -> Trace:
+        """Hint the sites of an already tagged trace."""
+        return await hint_trace(trace, self.chain, self.config.limits)
+
+    # -- many traces ----------------------------------------------------------------------
+
+    async def annotate_many(  # noqa: C901 -- feeder, workers and consumer belong together
+        self,
+        items: Iterable[Sequence[Mapping[str, Any]] | Trace]
+        | AsyncIterable[Sequence[Mapping[str, Any]] | Trace],
+    ) -> AsyncIterator[Trace]:
+        """Annotate many conversations (message lists or traces), ``concurrency`` at a time.
+
+        Traces come out as they finish (not in input order; each carries its ``trace_id``).
+        Input is pulled only as fast as results are consumed. Breaking out of the loop stops
+        the work started for it.
+        """
+        if self._group is None:
+            raise RuntimeError("Annotator is not open: use `async with Annotator(...) as ann`")
+        from tracehint._records import Trace as TraceType  # noqa: PLC0415 -- runtime isinstance
+
+        width = self.config.concurrency
+        work_send, work_receive = anyio.create_memory_object_stream[TraceType](0)
+        done_send, done_receive = anyio.create_memory_object_stream[TraceType | BaseException](
+            width
+        )
+        scope = anyio.CancelScope()
+
+        async def feed() -> None:
+            async with work_send:
+                try:
+                    if hasattr(items, "__aiter__"):
+                        async for item in items:
+                            await work_send.send(
+                                item if isinstance(item, TraceType) else self.parse(item)
+                            )
+                    else:
+                        for item in items:
+                            await work_send.send(
+                                item if isinstance(item, TraceType) else self.parse(item)
+                            )
+                except Exception as exc:  # noqa: BLE001 -- handed to the consumer, raised there
+                    await done_send.send(exc)
+
+        async def work(
+            receive: anyio.abc.ObjectReceiveStream[TraceType],
+            send: anyio.abc.ObjectSendStream[TraceType | BaseException],
+        ) -> None:
+            async with receive, send:
+                async for trace in receive:
+                    try:
+                        result: TraceType | BaseException = await self.annotate_trace(trace)
+                    except Exception as exc:  # noqa: BLE001 -- handed to the consumer, raised there
+                        result = exc
+                    await send.send(result)
+
+        async def run() -> None:
+            with scope:
+                async with anyio.create_task_group() as group, work_receive, done_send:
+                    group.start_soon(feed)
+                    for _ in range(width):
+                        group.start_soon(work, work_receive.clone(), done_send.clone())
+
+        self._group.start_soon(run)
+        try:
+            async with done_receive:
+                async for result in done_receive:
+                    if isinstance(result, BaseException):
+                        raise result
+                    yield result
+        finally:
+            scope.cancel()
+
+    # -- statistics -----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Judge and cache counters (empty without a judge)."""
+        if self.judge is None:
+            return {}
+        layer = self.judge.stats
+        return {
+            "sites_asked": layer.sites,
+            "cache_hits": layer.cache_hits,
+            "single_flight_shared": layer.shared,
+            "judge_hinted": layer.hinted,
+            "judge_failed": layer.failed,
+            **self.judge.client.stats.to_dict(),
+        }
+
+
+def teacher_messages(
+    trace: Trace,
+    site: int | Turn,
+    *,
+    hint_role: str = "user",
+    hint_prefix: str = "",
+) -> list[dict[str, str]]:
+    """The teacher's context for one site.
+
+    The conversation up to the mistaken message, the hint inserted right above it, and the
+    mistaken message last.
+
+    ``site`` is the turn index (as ``Trace.sites()`` yields it) or the site turn itself.
+    """
+    index = site if isinstance(site, int) else trace.turns.index(site)
+    if not 0 <= index < len(trace.turns):
+        raise ConfigError(
+            f"turn {index} is not in trace {trace.trace_id} ({len(trace.turns)} turns)"
+        )
+    turn = trace.turns[index]
+    if turn.site is None:
+        raise ConfigError(f"turn {index} of trace {trace.trace_id} is not an error site")
+    if turn.hint is None or not turn.hint.text:
+        raise ConfigError(f"the site at turn {index} of trace {trace.trace_id} has no hint")
+    before = [{"role": t.role.value, "content": t.content} for t in trace.turns[:index]]
+    return [
+        *before,
+        {"role": hint_role, "content": f"{hint_prefix}{turn.hint.text}"},
+        {"role": turn.role.value, "content": turn.content},
+    ]

@@ -1,0 +1,128 @@
+"""The judge layer: cache lookup, single-flight, then one bounded request to the LLM judge."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+from tracehint._cache import CachedHint
+from tracehint._judge import JudgeFailure
+from tracehint._kinds import HintSource, HintStatus
+from tracehint._limits import clamp
+from tracehint._prompt import build_prompt, cache_key
+from tracehint._records import Hint
+from tracehint._redact import Redactor
+
+if TYPE_CHECKING:
+    from tracehint._cache import HintCache
+    from tracehint._judge import JudgeClient
+    from tracehint._records import HintRequest
+
+__all__ = ["JudgeLayer", "JudgeLayerStats"]
+
+
+@dataclass(slots=True)
+class JudgeLayerStats:
+    """Counters of one judge layer."""
+
+    sites: int = 0
+    cache_hits: int = 0
+    shared: int = 0
+    """Sites that joined an identical request already in flight (single-flight)."""
+    hinted: int = 0
+    failed: int = 0
+
+
+@dataclass(slots=True)
+class _Flight:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Hint | None = None
+
+
+class JudgeLayer:
+    """Layer: a short corrective hint from an LLM judge.
+
+    Asks the cache first; identical prompts in flight at the same time are sent once and every
+    waiting site gets the answer; a failed request becomes a ``failed`` hint (not cached, so the
+    next run retries it). Raises only ``JudgeAuthError``.
+    """
+
+    def __init__(
+        self,
+        client: JudgeClient,
+        *,
+        cache: HintCache | None = None,
+        redactor: Redactor | None = None,
+        hint_chars: int = 600,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.redactor = redactor or Redactor()
+        self.hint_chars = hint_chars
+        self.stats = JudgeLayerStats()
+        self._flights: dict[str, _Flight] = {}
+
+    @property
+    def name(self) -> str:
+        """``judge``."""
+        return "judge"
+
+    async def propose(self, request: HintRequest) -> Hint | None:
+        """Return the judge's hint for one site, or a ``failed`` hint saying why there is none."""
+        self.stats.sites += 1
+        prompt = build_prompt(request, self.redactor)
+        model = self.client.config.model
+        key = cache_key(model, prompt)
+        if self.cache is not None:
+            cached = await self.cache.get(key)
+            if cached is not None:
+                self.stats.cache_hits += 1
+                return Hint(
+                    cached.text, HintSource.JUDGE, HintStatus.OK, model=cached.model, cached=True
+                )
+        while True:
+            flight = self._flights.get(key)
+            if flight is None:
+                break
+            self.stats.shared += 1
+            await flight.done.wait()
+            if flight.result is not None:
+                return flight.result
+            # The leader was cancelled before it had an answer: try again, maybe as leader.
+        flight = _Flight()
+        self._flights[key] = flight
+        try:
+            outcome = await self.client.complete(prompt.messages())
+            if isinstance(outcome, JudgeFailure):
+                self.stats.failed += 1
+                flight.result = Hint(
+                    None,
+                    None,
+                    HintStatus.FAILED,
+                    reason=(
+                        f"judge {outcome.reason} after {outcome.attempts} attempt(s): "
+                        f"{outcome.detail}"
+                    ),
+                )
+                return flight.result
+            text = clamp(outcome.text, self.hint_chars)
+            self.stats.hinted += 1
+            if self.cache is not None:
+                await self.cache.put(
+                    key,
+                    CachedHint(
+                        text=text,
+                        model=outcome.model,
+                        created=time.time(),
+                        prompt_tokens=outcome.prompt_tokens,
+                        completion_tokens=outcome.completion_tokens,
+                    ),
+                )
+            flight.result = Hint(text, HintSource.JUDGE, HintStatus.OK, model=outcome.model)
+            return flight.result
+        finally:
+            del self._flights[key]
+            flight.done.set()

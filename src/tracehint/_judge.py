@@ -1,0 +1,374 @@
+"""The LLM-judge HTTP client: any OpenAI-compatible chat-completions endpoint.
+
+Knows HTTP and nothing about transcripts. One ``JudgeClient`` owns one ``httpx.AsyncClient``
+(created when the client is entered, so on the event loop that uses it) over the aiohttp
+transport by default: stock httpx 0.28 / httpcore 1.0 pool bookkeeping collapses at 64+
+concurrent requests (httpx#3215), the aiohttp transport does not (see ``benchmarks/``).
+
+Per request: a hard per-attempt timeout, bounded attempts, exponential backoff with full
+jitter on 429, 5xx, timeouts, connection errors and malformed bodies, ``Retry-After``
+honoured. A request that finally fails is a ``JudgeFailure`` value; only an auth failure
+(401/403) raises, because it would fail every site the same way.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import anyio
+import httpx
+import orjson
+
+from tracehint._exceptions import ConfigError, JudgeAuthError
+from tracehint._ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "API_KEY_ENV",
+    "JudgeClient",
+    "JudgeConfig",
+    "JudgeFailure",
+    "JudgeReply",
+    "JudgeStats",
+    "RetryPolicy",
+]
+
+API_KEY_ENV = ("TRACEHINT_JUDGE_API_KEY", "OPENAI_API_KEY")
+"""Environment variables the API key is read from, in order."""
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How failed judge requests are retried."""
+
+    max_attempts: int = 5
+    """Attempts per request, the first included."""
+    base_delay: float = 0.5
+    """Backoff before the second attempt; doubles each time (full jitter)."""
+    max_delay: float = 20.0
+    """Cap on one backoff sleep."""
+    max_retry_after: float = 60.0
+    """Cap on a server's ``Retry-After``."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError("RetryPolicy.max_attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+            raise ConfigError("RetryPolicy delays must not be negative")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Sleep before retry number ``attempt`` (1-based), with full jitter."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeConfig:
+    """Where the judge is and how to talk to it."""
+
+    url: str
+    """Base URL of an OpenAI-compatible API, e.g. ``http://localhost:8000/v1``."""
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    """Sent as a Bearer token; never logged, cached or written anywhere."""
+    timeout: float = 60.0
+    """Hard limit on one attempt, connection included."""
+    connect_timeout: float = 10.0
+    max_tokens: int = 160
+    temperature: float = 0.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 64
+    """Requests in flight at most."""
+    requests_per_second: float | None = None
+    tokens_per_minute: float | None = None
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"judge URL must start with http:// or https://, got {self.url!r}")
+        if not self.model:
+            raise ConfigError("a judge model name is required (--judge-model)")
+        if self.concurrency < 1:
+            raise ConfigError("judge concurrency must be at least 1")
+        if self.timeout <= 0:
+            raise ConfigError("judge timeout must be positive")
+
+    @classmethod
+    def from_env(cls, *, url: str, model: str, **options: Any) -> JudgeConfig:  # noqa: ANN401 -- forwards keyword options
+        """Make a config with the API key from ``TRACEHINT_JUDGE_API_KEY``/``OPENAI_API_KEY``."""
+        key = next((os.environ[name] for name in API_KEY_ENV if os.environ.get(name)), None)
+        return cls(url=url, model=model, api_key=key, **options)
+
+    @property
+    def endpoint(self) -> str:
+        """The chat-completions URL."""
+        return self.url.rstrip("/") + "/chat/completions"
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeReply:
+    """A usable answer from the judge."""
+
+    text: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeFailure:
+    """A request that failed after its retries (a value, not an exception)."""
+
+    reason: str
+    """Short and stable, for counting: ``timeout``, ``http_500``, ``malformed``, …"""
+    detail: str
+    attempts: int
+
+
+@dataclass(slots=True)
+class JudgeStats:
+    """Counters of one client."""
+
+    requests: int = 0
+    """HTTP attempts sent."""
+    retries: int = 0
+    replies: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    attempt_errors: Counter[str] = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counters."""
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "replies": self.replies,
+            "failures": dict(self.failures.most_common()),
+            "attempt_errors": dict(self.attempt_errors.most_common()),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+class _AttemptError(Exception):
+    """One attempt failed (private; carries whether to retry and how long to wait)."""
+
+    def __init__(self, reason: str, detail: str, *, retry: bool, wait: float | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.retry = retry
+        self.wait = wait
+
+
+def _retry_after(value: str | None, cap: float) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), cap)
+
+
+def _parse_reply(body: bytes, fallback_model: str, attempts: int) -> JudgeReply:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _AttemptError("malformed", "response body is not JSON", retry=True) from None
+    if not isinstance(data, dict):
+        raise _AttemptError("malformed", "response is not a JSON object", retry=True)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise _AttemptError("malformed", "response has no choices", retry=True)
+    message = choices[0].get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise _AttemptError("empty", "response has no text", retry=True)
+    found = data.get("usage")
+    usage: dict[str, Any] = found if isinstance(found, dict) else {}
+    prompt_tokens = usage.get("prompt_tokens")
+    completion_tokens = usage.get("completion_tokens")
+    model = data.get("model")
+    return JudgeReply(
+        text.strip(),
+        model if isinstance(model, str) and model else fallback_model,
+        prompt_tokens if isinstance(prompt_tokens, int) else None,
+        completion_tokens if isinstance(completion_tokens, int) else None,
+        attempts,
+    )
+
+
+class JudgeClient:
+    """An async context manager that sends chat requests to the judge.
+
+    ``complete`` never raises for a per-request failure (it returns ``JudgeFailure``); it
+    raises ``JudgeAuthError`` on 401/403. Concurrency is bounded by ``config.concurrency``.
+    Pass ``transport`` to replace the HTTP transport (the test seam).
+    """
+
+    def __init__(
+        self,
+        config: JudgeConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = JudgeStats()
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._limiter = anyio.CapacityLimiter(config.concurrency)
+        self._rng = random.Random(seed)  # noqa: S311 -- jitter, not cryptography
+        self._rps = (
+            TokenBucket(config.requests_per_second, max(config.requests_per_second, 1.0))
+            if config.requests_per_second
+            else None
+        )
+        self._tpm = (
+            TokenBucket(config.tokens_per_minute / 60.0, config.tokens_per_minute)
+            if config.tokens_per_minute
+            else None
+        )
+        self._auth_failed: str | None = None
+
+    async def __aenter__(self) -> Self:
+        config = self.config
+        limits = httpx.Limits(
+            max_connections=config.concurrency,
+            max_keepalive_connections=config.concurrency,
+        )
+        transport = self._transport
+        if transport is None and config.transport == "aiohttp":
+            from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 -- only when used
+
+            transport = AiohttpTransport(limits=limits, trust_env=False)
+        headers = {"Content-Type": "application/json"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            limits=limits,
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
+
+    def _payload(self, messages: list[dict[str, str]]) -> bytes:
+        return orjson.dumps(
+            {
+                "model": self.config.model,
+                "messages": messages,
+                "max_tokens": self.config.max_tokens,
+                "temperature": self.config.temperature,
+            },
+        )
+
+    async def complete(self, messages: list[dict[str, str]]) -> JudgeReply | JudgeFailure:
+        """Ask the judge; retry per the policy; return the reply or the final failure."""
+        if self._client is None:
+            raise RuntimeError("JudgeClient is not open: use `async with JudgeClient(...)`")
+        if self._auth_failed is not None:
+            raise JudgeAuthError(self._auth_failed)
+        body = self._payload(messages)
+        policy = self.config.retry
+        last: _AttemptError | None = None
+        for attempt in range(1, policy.max_attempts + 1):
+            if attempt > 1:
+                self.stats.retries += 1
+                wait = policy.backoff(attempt - 1, self._rng)
+                if last is not None and last.wait is not None:
+                    wait = max(wait, last.wait)
+                await anyio.sleep(wait)
+            try:
+                reply = await self._attempt(body, attempt)
+            except _AttemptError as error:
+                self.stats.attempt_errors[error.reason] += 1
+                last = error
+                if not error.retry:
+                    break
+                continue
+            self.stats.replies += 1
+            self.stats.prompt_tokens += reply.prompt_tokens or 0
+            self.stats.completion_tokens += reply.completion_tokens or 0
+            return reply
+        assert last is not None  # noqa: S101 -- the loop ran at least once and did not return
+        self.stats.failures[last.reason] += 1
+        return JudgeFailure(last.reason, last.detail, attempt)
+
+    async def _attempt(self, body: bytes, attempt: int) -> JudgeReply:
+        assert self._client is not None  # noqa: S101 -- checked by complete()
+        if self._rps is not None:
+            await self._rps.acquire()
+        if self._tpm is not None:
+            await self._tpm.acquire(len(body) / 4 + self.config.max_tokens)
+        async with self._limiter:
+            stats = self.stats
+            stats.requests += 1
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            try:
+                with anyio.fail_after(self.config.timeout):
+                    response = await self._client.post(self.config.endpoint, content=body)
+                    content = response.content
+            except TimeoutError:
+                raise _AttemptError(
+                    "timeout", f"no answer within {self.config.timeout:g} s", retry=True
+                ) from None
+            except httpx.TimeoutException:
+                raise _AttemptError("timeout", "the request timed out", retry=True) from None
+            except httpx.TransportError as exc:
+                raise _AttemptError(
+                    "connection", f"connection error: {type(exc).__name__}", retry=True
+                ) from None
+            finally:
+                stats.in_flight -= 1
+        status = response.status_code
+        if status in {401, 403}:
+            self._auth_failed = (
+                f"the judge at {self.config.url} answered HTTP {status}: check the API key "
+                f"(set {API_KEY_ENV[0]} or {API_KEY_ENV[1]}) and that it may use model "
+                f"{self.config.model!r}"
+            )
+            raise JudgeAuthError(self._auth_failed)
+        if status != 200:
+            wait = _retry_after(
+                response.headers.get("retry-after"), self.config.retry.max_retry_after
+            )
+            raise _AttemptError(
+                f"http_{status}",
+                f"HTTP {status}: {content[:200].decode('utf-8', 'replace')}",
+                retry=status in _RETRY_STATUS,
+                wait=wait,
+            )
+        return _parse_reply(content, self.config.model, attempt)

@@ -1,0 +1,488 @@
+"""A loopback OpenAI-compatible chat-completions server for tests, benchmarks and dry runs.
+
+``MockJudge`` serves ``POST /v1/chat/completions`` (also without ``/v1``), ``GET /v1/models``
+and ``GET /health`` on loopback, in the current event loop, with a configurable latency and
+configurable rates of the faults a real judge shows: 429 with ``Retry-After``, 500, requests
+that never answer, 200 with a body that is not JSON, 200 with an empty answer, and connections
+reset without an answer. The hint it answers is deterministic in the prompt, so runs against it
+are reproducible; ``stats`` counts what it saw, for tests to assert on.
+
+Built on the low-level ``aiohttp.web.Server`` (no router, no middleware, no access log) so
+that the server is never the bottleneck of a benchmark. aiohttp runs on asyncio only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import random
+import socket
+import struct
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import anyio
+import orjson
+from aiohttp import web
+
+from tracehint._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import TracebackType
+
+__all__ = ["MockJudge", "MockJudgeConfig", "MockJudgeStats", "mock_hint", "serve_forever"]
+
+_CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+_MODEL_PATHS = frozenset({"/v1/models", "/models"})
+_HEALTH_PATHS = frozenset({"/health", "/v1/health"})
+
+_MAX_AUTHORIZATION_HEADERS = 10
+_MAX_DISTINCT_PROMPTS = 10_000
+"""Distinct prompts recorded in ``stats.prompts``; later new ones are not (memory stays bounded)."""
+_SHUTDOWN_GRACE = 1.0
+"""Seconds an answer still in its latency gets to finish when the server stops."""
+
+_GARBAGE = b"<<<not json>>>"
+
+
+class _Fault(enum.StrEnum):
+    """A fault the server injects; the value is the key in ``MockJudgeStats.faults``."""
+
+    RESET = "reset"
+    HANG = "hang"
+    RATE_LIMIT = "429"
+    SERVER_ERROR = "500"
+    GARBAGE = "garbage"
+    EMPTY = "empty"
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MockJudgeConfig:
+    """How the mock judge behaves: latency, fault rates, authentication.
+
+    Each ``rate_*`` is the fraction of chat requests that get that fault; together they may not
+    exceed 1. One fault at most is drawn per request, before the latency; every answer (faults
+    included) comes after ``latency`` ± ``jitter`` seconds, except a hang, which never comes.
+    """
+
+    latency: float = 0.05
+    """Seconds before each answer."""
+    jitter: float = 0.0
+    """Uniform ± seconds added to ``latency`` (the sum is floored at 0)."""
+    rate_429: float = 0.0
+    """Fraction answered 429 with a ``Retry-After`` header."""
+    retry_after: float = 0.1
+    """Seconds sent in ``Retry-After`` with a 429 (as a decimal string, e.g. ``0.1``)."""
+    rate_500: float = 0.0
+    """Fraction answered 500."""
+    rate_hang: float = 0.0
+    """Fraction never answered (until the client gives up or the server stops)."""
+    rate_garbage: float = 0.0
+    """Fraction answered 200 with a ``text/plain`` body that is not JSON."""
+    rate_empty: float = 0.0
+    """Fraction answered 200 with a well-formed completion whose content is empty."""
+    rate_reset: float = 0.0
+    """Fraction whose connection is reset without an answer."""
+    require_key: str | None = field(default=None, repr=False)
+    """When set, a request without ``Authorization: Bearer <key>`` is answered 401."""
+    seed: int | None = None
+    """Seed for the fault and jitter draws; the same seed and request order give the same faults."""
+    model: str = "mock-judge"
+    """Model id listed by ``/v1/models`` and answered when a request names none."""
+
+    def __post_init__(self) -> None:
+        total = 0.0
+        for spec in fields(self):
+            if spec.name.startswith("rate_"):
+                rate = getattr(self, spec.name)
+                if not 0.0 <= rate <= 1.0:
+                    raise ConfigError(f"MockJudgeConfig.{spec.name} must be in [0, 1], got {rate}")
+                total += rate
+        if total > 1.0 + 1e-9:
+            raise ConfigError(f"MockJudgeConfig fault rates add up to {total:g}, more than 1")
+        for name in ("latency", "jitter", "retry_after"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"MockJudgeConfig.{name} must not be negative")
+        if not self.model:
+            raise ConfigError("MockJudgeConfig.model must not be empty")
+
+    def _fault_rates(self) -> tuple[tuple[_Fault, float], ...]:
+        return tuple(
+            (fault, rate)
+            for fault, rate in (
+                (_Fault.RESET, self.rate_reset),
+                (_Fault.HANG, self.rate_hang),
+                (_Fault.RATE_LIMIT, self.rate_429),
+                (_Fault.SERVER_ERROR, self.rate_500),
+                (_Fault.GARBAGE, self.rate_garbage),
+                (_Fault.EMPTY, self.rate_empty),
+            )
+            if rate > 0
+        )
+
+
+@dataclass(slots=True)
+class MockJudgeStats:
+    """Live counters of one ``MockJudge``, for tests and benchmarks to read."""
+
+    requests: int = 0
+    """Chat-completion requests received (every one: rejected, faulted or answered)."""
+    in_flight: int = 0
+    """Chat-completion requests being handled now."""
+    max_in_flight: int = 0
+    """Highest ``in_flight`` seen."""
+    by_status: Counter[int] = field(default_factory=Counter)
+    """Chat-completion answers sent, by HTTP status (resets and hangs send none)."""
+    faults: Counter[str] = field(default_factory=Counter)
+    """Faults injected: ``429``, ``500``, ``hang``, ``garbage``, ``empty``, ``reset``."""
+    prompts: Counter[str] = field(default_factory=Counter)
+    """Requests per prompt (the last user message); the first 10,000 distinct prompts only."""
+    authorization_headers: list[str] = field(default_factory=list)
+    """Distinct ``Authorization`` header values received, the first 10 only."""
+
+
+def _error_body(message: str, kind: str, code: str | None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+_UNAUTHORIZED = _error_body(
+    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+)
+_RATE_LIMITED = _error_body("Rate limit reached (mock judge).", "requests", "rate_limit_exceeded")
+_SERVER_ERROR = _error_body("The server had an error (mock judge).", "server_error", None)
+_NOT_FOUND = _error_body("Unknown path.", "invalid_request_error", "not_found")
+_NOT_ALLOWED = _error_body("Method not allowed.", "invalid_request_error", "method_not_allowed")
+_HEALTHY = orjson.dumps({"status": "ok"})
+
+
+def _json(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+def _bad_request(message: str) -> web.Response:
+    return _json(400, _error_body(message, "invalid_request_error", None))
+
+
+async def _read_chat(request: web.BaseRequest) -> tuple[dict[str, Any], list[Any]] | web.Response:
+    """The request's JSON body and its messages, or a 400 saying what is wrong with them."""
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return _bad_request("The request body is not valid JSON.")
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return _bad_request("'messages' must be a non-empty list.")
+    return body, messages
+
+
+def _seconds(value: float) -> str:
+    """``0.1`` -> ``"0.1"``, ``2.0`` -> ``"2"``: what ``Retry-After`` parsers accept."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _text(content: Any) -> str:  # noqa: ANN401 -- a JSON value from the request
+    """The text of a message's ``content``: a string, or the text parts of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _prompt(messages: list[Any]) -> str:
+    """The last user message's text (the last message's, when no message is from the user)."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text(message.get("content"))
+    last = messages[-1]
+    return _text(last.get("content")) if isinstance(last, dict) else ""
+
+
+def mock_hint(prompt: str) -> str:
+    """The hint the mock judge answers for ``prompt`` (deterministic)."""
+    digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"Mock hint {digest}: re-read the error and fix the call."
+
+
+def _abort(request: web.BaseRequest) -> web.StreamResponse:
+    """Reset the connection (RST) and return a response that will never be written."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    # aiohttp fails to write this to the closed transport and drops it quietly.
+    return web.Response(status=499)
+
+
+async def _cut(request: web.BaseRequest) -> web.StreamResponse:
+    """Send the head of an answer, then close the connection before the body.
+
+    Every client sees this as a broken connection while reading (httpx ``ReadError`` or
+    ``RemoteProtocolError``, aiohttp ``ClientPayloadError``). A connection closed before any
+    byte would do for httpx, but the aiohttp transport of ``httpx-aiohttp`` reports that as an
+    ``httpx.ConnectTimeout``, so a client could not tell it from a timeout.
+    """
+    response = web.StreamResponse(status=200, headers={"Content-Length": "4096"})
+    response.content_type = "application/json"
+    await response.prepare(request)
+    await response.write(b'{"id":')
+    if request.transport is not None:
+        request.transport.close()  # FIN after the bytes above; abort() would discard them
+    return response
+
+
+class MockJudge:
+    """A fake OpenAI-compatible judge on loopback; an async context manager.
+
+    ::
+
+        async with MockJudge(MockJudgeConfig(latency=0.0, rate_429=0.2)) as judge:
+            ...  # point a client at judge.url ("http://127.0.0.1:<port>/v1")
+            assert judge.stats.faults["429"] > 0
+
+    The server runs in the current event loop (asyncio) from ``__aenter__`` to ``__aexit__``;
+    on exit, hung requests are cut and answers still in their latency get a short grace.
+    ``port=0`` picks a free port. ``set_config`` changes the behaviour between phases of a test.
+    """
+
+    def __init__(
+        self,
+        config: MockJudgeConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.stats = MockJudgeStats()
+        self._host = host
+        self._port = port
+        self._state = _State.NEW
+        self._runner: web.ServerRunner | None = None
+        self._url: str | None = None
+        self._closing: anyio.Event | None = None
+        self.set_config(config or MockJudgeConfig())
+
+    @property
+    def config(self) -> MockJudgeConfig:
+        """The current behaviour (replace it with ``set_config``)."""
+        return self._config
+
+    @property
+    def url(self) -> str:
+        """The base URL a client appends ``/chat/completions`` to, e.g. ``http://127.0.0.1:43123/v1``."""
+        if self._url is None:
+            raise RuntimeError("MockJudge is not running: use `async with MockJudge(...)`")
+        return self._url
+
+    def set_config(self, config: MockJudgeConfig) -> None:
+        """Change the behaviour from the next request on; the random draws restart from the seed."""
+        self._config = config
+        self._faults = config._fault_rates()  # noqa: SLF001 -- same module
+        self._retry_after = {"Retry-After": _seconds(config.retry_after)}
+        self._expected_auth = None if config.require_key is None else f"Bearer {config.require_key}"
+        # Separate streams, so that the faults drawn do not depend on whether there is jitter.
+        self._fault_rng = random.Random(config.seed)  # noqa: S311 -- test faults, not cryptography
+        self._jitter_rng = random.Random(config.seed)  # noqa: S311 -- same
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.NEW:
+            raise RuntimeError("a MockJudge can be entered once")
+        self._closing = anyio.Event()
+        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_GRACE)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"mock judge cannot listen on {self._host}:{self._port}: {exc}"
+            ) from exc
+        self._runner = runner
+        port = runner.addresses[0][1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._url = f"http://{host}:{port}/v1"
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = _State.CLOSED
+        if self._closing is not None:
+            self._closing.set()  # hung requests drop their connections now
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if path in _CHAT_PATHS:
+            if request.method != "POST":
+                return _json(405, _NOT_ALLOWED, {"Allow": "POST"})
+            return await self._chat(request)
+        if path in _MODEL_PATHS or path in _HEALTH_PATHS:
+            if request.method != "GET":
+                return _json(405, _NOT_ALLOWED, {"Allow": "GET"})
+            if path in _HEALTH_PATHS:
+                return _json(200, _HEALTHY)
+            return _json(200, self._models())
+        return _json(404, _NOT_FOUND)
+
+    def _models(self) -> bytes:
+        model = {"id": self._config.model, "object": "model", "created": 0, "owned_by": "tracehint"}
+        return orjson.dumps({"object": "list", "data": [model]})
+
+    async def _chat(self, request: web.BaseRequest) -> web.StreamResponse:
+        stats = self.stats
+        stats.requests += 1
+        number = stats.requests
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            answer = await self._answer(request, number)
+            if answer is _Fault.RESET:
+                return await _cut(request)
+        finally:
+            stats.in_flight -= 1
+        if answer is _Fault.HANG:
+            return _abort(request)
+        assert isinstance(answer, web.Response)  # noqa: S101 -- the faults are handled above
+        stats.by_status[answer.status] += 1
+        return answer
+
+    async def _answer(
+        self,
+        request: web.BaseRequest,
+        number: int,
+    ) -> web.Response | Literal[_Fault.RESET, _Fault.HANG]:
+        """The answer to one chat request, or the fault that gives none."""
+        refusal = self._authorize(request)
+        if refusal is not None:
+            return refusal
+        chat = await _read_chat(request)
+        if isinstance(chat, web.Response):
+            return chat
+        body, messages = chat
+        prompt = _prompt(messages)
+        prompts = self.stats.prompts
+        if prompt in prompts or len(prompts) < _MAX_DISTINCT_PROMPTS:
+            prompts[prompt] += 1
+
+        fault = self._draw_fault()
+        if fault is _Fault.HANG:
+            assert self._closing is not None  # noqa: S101 -- set in __aenter__
+            await self._closing.wait()  # or cancelled earlier, when the client hangs up
+            return fault
+        config = self._config
+        delay = config.latency
+        if config.jitter:
+            delay = max(0.0, delay + self._jitter_rng.uniform(-config.jitter, config.jitter))
+        if delay > 0:
+            await anyio.sleep(delay)
+
+        if fault is None or fault is _Fault.EMPTY:
+            content = "" if fault else mock_hint(prompt)
+            return _json(200, self._completion(body, messages, content, number))
+        if fault is _Fault.RESET:
+            return fault
+        return self._fault_response(fault)
+
+    def _authorize(self, request: web.BaseRequest) -> web.Response | None:
+        """Record the ``Authorization`` header; a 401 when it is not the required key."""
+        authorization = request.headers.get("Authorization")
+        if authorization is not None:
+            seen = self.stats.authorization_headers
+            if len(seen) < _MAX_AUTHORIZATION_HEADERS and authorization not in seen:
+                seen.append(authorization)
+        if self._expected_auth is not None and authorization != self._expected_auth:
+            return _json(401, _UNAUTHORIZED)
+        return None
+
+    def _draw_fault(self) -> _Fault | None:
+        draw = self._fault_rng.random()
+        for fault, rate in self._faults:
+            if draw < rate:
+                self.stats.faults[fault.value] += 1
+                return fault
+            draw -= rate
+        return None
+
+    def _fault_response(self, fault: _Fault) -> web.Response:
+        if fault is _Fault.RATE_LIMIT:
+            return _json(429, _RATE_LIMITED, self._retry_after)
+        if fault is _Fault.SERVER_ERROR:
+            return _json(500, _SERVER_ERROR)
+        return web.Response(status=200, body=_GARBAGE, content_type="text/plain")
+
+    def _completion(
+        self,
+        body: dict[str, Any],
+        messages: list[Any],
+        content: str,
+        number: int,
+    ) -> bytes:
+        """A ``chat.completion`` answering ``content`` (cut to ``max_tokens`` words)."""
+        words = content.split()
+        finish = "stop"
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
+            words, finish = words[:max_tokens], "length"
+        prompt_tokens = sum(
+            len(_text(message.get("content")).split())
+            for message in messages
+            if isinstance(message, dict)
+        )
+        model = body.get("model")
+        return orjson.dumps(
+            {
+                "id": f"mock-{number}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model if isinstance(model, str) and model else self._config.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": " ".join(words)},
+                        "finish_reason": finish,
+                    },
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(words),
+                    "total_tokens": prompt_tokens + len(words),
+                },
+            },
+        )
+
+
+async def serve_forever(config: MockJudgeConfig, *, host: str, port: int) -> None:
+    """Serve a mock judge until cancelled (``tracehint mock-judge``).
+
+    Writes ``mock judge listening on http://<host>:<port>/v1`` to stderr once it is ready.
+    """
+    async with MockJudge(config, host=host, port=port) as judge:
+        sys.stderr.write(f"mock judge listening on {judge.url}\n")
+        sys.stderr.flush()
+        await anyio.sleep_forever()

@@ -1,0 +1,171 @@
+"""Resume after a crash (really ``kill -9``), graceful stop, and output guarantees."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES
+from tracehint import OutputError
+from tracehint._resume import journal_path, prepare_resume
+
+
+def corpus_many(shared_corpus: Path, tmp_path: Path, copies: int) -> Path:
+    """The shared corpus replicated under new names (so a run takes a moment)."""
+    root = tmp_path / "many"
+    for i in range(copies):
+        target = root / f"copy{i}"
+        shutil.copytree(shared_corpus, target)
+        for path in sorted(target.rglob("*.jsonl")):
+            if path.name.startswith("agent-"):
+                continue
+            sibling = path.with_suffix("")  # <session>/subagents/… keep their folder
+            new = path.with_name(f"c{i}-{path.name}")
+            path.rename(new)
+            if sibling.is_dir():
+                sibling.rename(new.with_suffix(""))
+    return root
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tracehint._main", *args]
+
+
+def trace_ids(path: Path) -> list[tuple[str, str]]:
+    """(input path, trace id) of every output line: unique even across copies of a session."""
+    records = [json.loads(line) for line in path.read_bytes().splitlines()]
+    return [(r["source"]["path"], r["trace_id"]) for r in records]
+
+
+def test_torn_last_line_is_cut(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    good = b'{"trace_id": "a", "turns": [], "source": {"path": "p"}}\n'
+    out.write_bytes(good + b'{"trace_id": "b", "tu')
+    state = prepare_resume(str(out))
+    assert state.trace_done("p", "a")
+    assert not state.trace_done("other", "a")
+    assert not state.trace_done("p", "b")
+    assert state.truncated_bytes == len(b'{"trace_id": "b", "tu')
+    assert out.read_bytes() == good
+
+
+def test_foreign_file_is_not_resumed(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    out.write_text("hello\nworld\n")
+    with pytest.raises(OutputError, match="not tracehint output"):
+        prepare_resume(str(out))
+
+
+def test_resume_of_a_finished_run_reads_nothing(shared_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    stats = tmp_path / "s.json"
+    subprocess.run(
+        cli("annotate", str(shared_corpus), "-o", str(out), "-q"), check=True, timeout=120
+    )
+    before = out.read_bytes()
+    subprocess.run(
+        cli(
+            "annotate",
+            str(shared_corpus),
+            "-o",
+            str(out),
+            "--resume",
+            "-q",
+            "--stats-json",
+            str(stats),
+        ),
+        check=True,
+        timeout=120,
+    )
+    assert out.read_bytes() == before
+    summary = json.loads(stats.read_text())
+    assert summary["files"] == 0
+    assert summary["files_resumed"] == len(list(shared_corpus.rglob("*.jsonl")))
+    assert Path(journal_path(str(out))).exists()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_then_resume_gives_the_same_traces(
+    shared_corpus: Path, tmp_path: Path, seed: int
+) -> None:
+    data = corpus_many(shared_corpus, tmp_path, copies=8)
+    reference = tmp_path / "ref.jsonl"
+    subprocess.run(cli("annotate", str(data), "-o", str(reference), "-q"), check=True, timeout=300)
+    expected = sorted(trace_ids(reference))
+    out = tmp_path / "o.jsonl"
+    rng = random.Random(seed)  # noqa: S311 -- kill times, not cryptography
+    for _ in range(3):
+        proc = subprocess.Popen(
+            cli(
+                "annotate", str(data), "-o", str(out), "-q", *(["--resume"] if out.exists() else [])
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    subprocess.run(
+        cli("annotate", str(data), "-o", str(out), "--resume", "-q"), check=True, timeout=300
+    )
+    got = trace_ids(out)
+    assert len(got) == len(set(got)), "a trace was written twice"
+    assert sorted(got) == expected
+    # Same content too, not just the same ids.
+    records = [json.loads(x) for x in reference.read_bytes().splitlines()]
+    by_key = {(r["source"]["path"], r["trace_id"]): r for r in records}
+    for line in out.read_bytes().splitlines():
+        record = json.loads(line)
+        assert record == by_key[record["source"]["path"], record["trace_id"]]
+
+
+def test_sigterm_stops_gracefully(shared_corpus: Path, tmp_path: Path) -> None:
+    data = corpus_many(shared_corpus, tmp_path, copies=8)
+    out = tmp_path / "o.jsonl"
+    proc = subprocess.Popen(
+        cli("annotate", str(data), "-o", str(out)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 143
+    assert "--resume" in err
+    assert "traces" in err  # the summary was printed
+    data_bytes = out.read_bytes()
+    assert data_bytes == b"" or data_bytes.endswith(b"\n")
+    for line in data_bytes.splitlines():
+        json.loads(line)  # no torn line
+    subprocess.run(
+        cli("annotate", str(data), "-o", str(out), "--resume", "-q"), check=True, timeout=300
+    )
+    got = trace_ids(out)
+    assert len(got) == len(set(got))
+
+
+def test_disk_full_stops_the_run() -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    result = subprocess.run(
+        cli("annotate", str(EXAMPLES), "-o", "/dev/full", "--overwrite"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ},
+    )
+    assert result.returncode == 2
+    assert "cannot write /dev/full" in result.stderr
