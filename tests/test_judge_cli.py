@@ -1,4 +1,4 @@
-"""``tracehint annotate`` with a judge, end to end: real corpus, real loopback server, real cache."""
+"""``tracehint annotate`` with a judge, end to end: real corpus, loopback server, real cache."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from typing import Any
 
 import anyio
 
+from conftest import EXAMPLES
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 
 SECRET = "sk-test-" + "Z9y8X7w6V5u4T3s2R1q0" * 2
+
+
+def assert_secret_absent(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
 
 
 async def annotate(*args: str, key: str | None = SECRET) -> tuple[int, str]:
@@ -32,7 +39,10 @@ async def annotate(*args: str, key: str | None = SECRET) -> tuple[int, str]:
 
 
 def judged_sites(out: Path) -> list[dict[str, Any]]:
-    traces = [json.loads(line) for line in out.read_text().splitlines()]
+    """The site turns of an output file, in a stable order (traces are written as finished)."""
+    traces = sorted(
+        (json.loads(line) for line in out.read_text().splitlines()), key=lambda t: t["trace_id"]
+    )
     return [t for trace in traces for t in trace["turns"] if "tool_error" in t]
 
 
@@ -69,9 +79,7 @@ async def test_judge_run_then_warm_rerun(shared_corpus: Path, tmp_path: Path) ->
     assert summary["judge"]["requests"] == 0
     assert summary["judge"]["cache_hits"] == len(sites)
     # The key is sent, but never written anywhere.
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert SECRET.encode() not in path.read_bytes(), path
+    assert_secret_absent(tmp_path)
     assert SECRET not in err
 
 
@@ -98,8 +106,6 @@ async def test_failed_sites_are_recorded_and_filled_on_rerun(
 
 
 async def test_auth_failure_stops_early(tmp_path: Path) -> None:
-    from conftest import EXAMPLES
-
     async with MockJudge(MockJudgeConfig(latency=0.0, require_key="right")) as judge:
         code, err = await annotate(
             str(EXAMPLES), "-o", str(tmp_path / "o.jsonl"), "--no-cache",
@@ -113,8 +119,6 @@ async def test_auth_failure_stops_early(tmp_path: Path) -> None:
 
 
 async def test_cache_commands(tmp_path: Path) -> None:
-    from conftest import EXAMPLES
-
     cache = tmp_path / "hints.sqlite3"
     async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
         code, err = await annotate(

@@ -86,16 +86,16 @@ class SecretPattern:
             return self.pattern.sub(self._replace, text)
         if lowered is None:
             lowered = _lower(text)
+        spans = [match.span(self.group) for match in self.pattern.finditer(lowered)]
+        if not spans:
+            return text
+        placeholder = self.placeholder
         pieces: list[str] = []
         done = 0
-        for match in self.pattern.finditer(lowered):
-            start, end = match.span(self.group)
-            if start < 0:
-                continue
-            pieces += (text[done:start], self.placeholder)
-            done = end
-        if not pieces:
-            return text
+        for start, end in spans:
+            if start >= 0:
+                pieces += (text[done:start], placeholder)
+                done = end
         pieces.append(text[done:])
         return "".join(pieces)
 
@@ -140,14 +140,15 @@ _NOT_A_VALUE = r"""
       | os\.|process\.env|getenv )
 """
 
-# A value: quoted (spaces allowed, up to the closing quote) or bare (up to a space, a quote, a
-# backslash, which would be half of a JSON escape, or `&;,`, which end a query parameter or a
-# connection-string field). At least four characters: in `Unexpected token: '}'` the `}` is
-# the error, not a key. Group 1 is the opening quote, group 2 the value.
+# A value: quoted (spaces allowed, up to the closing quote) or bare (up to a space, a quote,
+# a backslash, which would be half of a JSON escape, `&;,`, which end a query parameter or a
+# connection-string field, or a bracket: `token = lex()`, `{"token": token}` are code). At
+# least four characters: in `Unexpected token: '}'` the `}` is the error, not a key. Group 1
+# is the opening quote, group 2 the value.
 _VALUE = rf"""
     (\\?["'`])?+
     {_NOT_A_VALUE}
-    ( (?(1) [^"'`\\\n]{{4,}}+ | [^\s"'`\\&;,]{{4,}}+ ) )
+    ( (?(1) [^"'`\\\n]{{4,}}+ | [^\s"'`\\&;,(){{}}\[\]<>]{{4,}}+ (?!\() ) )
 """
 
 # The name ends with the keyword: `max_tokens`, `token_type`, `password_hash` and `tokenizer`
@@ -169,10 +170,25 @@ def _assignment(kind: str, keyword: str) -> SecretPattern:
     )
 
 
-_NAME_KEYWORDS = r"""
-    (?: api[_-]?key | (?:access|private)[_-]?key | secret(?:[_-]?key)? | token
-      | pass(?:w(?:or)?d|phrase) )
-"""
+# A flag name ends with a keyword. The whole name is taken first (possessively) and its end
+# checked with lookbehinds, so a long name is read once, not once per keyword and position.
+_FLAG_NAME_END = "(?:{})".format(
+    "|".join(
+        f"(?<={keyword})"
+        for keyword in (
+            "api[_-]key",
+            "apikey",
+            "access[_-]key",
+            "private[_-]key",
+            "secret",
+            "secret[_-]key",
+            "token",
+            "password",
+            "passwd",
+            "passphrase",
+        )
+    ),
+)
 
 DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     # PEM private key blocks, whole. The body cannot contain `-----`, so it stops at the next
@@ -233,7 +249,7 @@ DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     # scheme://user:PASSWORD@host: the user and the host stay, they help read the error.
     _pattern(
         "url_password",
-        r"""://[^\s:/?#@"'<>\\]{0,256}+ : (?! \$ | < | \[REDACTED )
+        r"""://[^\s:/?#@"'<>\\\[\]]{0,256}+ : (?! [$<{] | \[REDACTED )
             ( [^\s/?#@"'<>\\]{1,256}+ ) @""",
         1,
     ),
@@ -260,7 +276,7 @@ DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     # after a space, so a run of dashes is not a run of flag starts).
     _pattern(
         "secret",
-        rf"""\ --[a-z0-9-]{{0,30}}? {_NAME_KEYWORDS} {_NAME_END} [ \t]++ (?!-) {_VALUE}""",
+        rf"""\ --[a-z0-9_-]{{1,64}}+ {_FLAG_NAME_END} [ \t]++ (?!-) {_VALUE}""",
         2,
         lowercase=True,
     ),
