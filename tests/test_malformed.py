@@ -6,6 +6,7 @@ exactly as it does when annotated alone.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -502,3 +503,124 @@ async def test_symlink_loop_in_input_folder(tmp_path: Path) -> None:
     assert sorted(t["source"]["path"] for t in run.traces) == sorted([str(good), str(inner_good)])
     await assert_good(run, good)
     await assert_good(run, inner_good)
+
+
+async def test_duplicate_entries_are_read_once(tmp_path: Path) -> None:
+    # A session written twice over itself (as a resumed or copied session can be): every
+    # entry, the failing result included, appears twice with the same uuid.
+    lines = good_lines()
+    doubled = write_lines(tmp_path / "b-doubled.jsonl", [*lines[:3], *lines, *lines[3:]])
+    good = write_good(tmp_path / "a-good.jsonl")
+    run = await annotate([good, doubled])
+    assert run.issues == []
+    assert run.stats.duplicate_entries == len(lines)
+    (trace,) = run.for_path(doubled)
+    (alone,) = run.for_path(good)
+    assert trace["turns"] == alone["turns"]
+    check_good_trace(trace)
+    assert "duplicate entries skipped" in run.stats.summary()
+    await assert_good(run, good)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+async def test_deeply_nested_json(tmp_path: Path) -> None:
+    lines = good_lines()
+    # Deeper than any JSON parser should follow: recorded as invalid JSON, the line skipped.
+    too_deep = b"[" * 5000 + b"]" * 5000
+    # Deep, but parseable: a tool input nested 600 levels (beyond orjson's 254-level limit on
+    # output) is kept, bounded, as text.
+    deep_call = json.dumps(
+        {
+            "type": "assistant",
+            "uuid": "deep",
+            "message": {
+                "role": "assistant",
+                "id": "msg-deep",
+                "content": [{"type": "tool_use", "id": "t9", "name": "Bash", "input": nested(600)}],
+            },
+        },
+    ).encode()
+    deep_result = entry(
+        "user",
+        "deep-r",
+        [{"type": "tool_result", "tool_use_id": "t9", "content": "Exit code 3", "is_error": True}],
+    )
+    after = entry("assistant", "deep-a", [{"type": "text", "text": "Retrying."}])
+    bad = write_lines(tmp_path / "b-deep.jsonl", [*lines, too_deep, deep_call, deep_result, after])
+    good = write_good(tmp_path / "a-good.jsonl")
+    run = await annotate([good, bad])
+    (found,) = run.issues
+    assert found["path"] == str(bad)
+    assert found["line"] == len(lines) + 1
+    assert "invalid JSON" in found["reason"]
+    assert "depth" in found["reason"]
+    (trace,) = run.for_path(bad)
+    site = [t for t in trace["turns"] if "tool_error" in t][-1]
+    assert site["error_meta"]["tool_name"] == "Bash"
+    assert site["error_meta"]["tool_input"].startswith("{'k': {'k':")
+    assert len(site["error_meta"]["tool_input"]) <= Limits().tool_input_chars
+    await assert_good(run, good)
+
+
+async def test_line_of_50_mb_with_default_limits(tmp_path: Path) -> None:
+    lines = good_lines()
+    size = 50 * 1024 * 1024
+    big = padded_entry(size)
+    path = write_lines(tmp_path / "b-big.jsonl", [lines[0], big, *lines[1:]])
+    good = write_good(tmp_path / "a-good.jsonl")
+    run = await annotate([good, path])
+    assert run.issues == []
+    (trace,) = run.for_path(path)
+    turns = trace["turns"]
+    # The 50 MB user message is read whole (transcript content is training data).
+    assert [t["role"] for t in turns[:2]] == ["user", "user"]
+    assert len(turns[1]["content"]) == size - len(entry("user", "pad", ""))
+    check_good_trace({**trace, "turns": [turns[0], *turns[2:]]})
+    await assert_good(run, good)
+
+
+class DeletingSink(MemorySink):
+    """A sink that deletes a not-yet-read input file when the first trace is written."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__()
+        self.victim = victim
+
+    async def write(self, data: bytes) -> None:
+        if self.victim.exists():
+            self.victim.unlink()
+        await super().write(data)
+
+
+async def test_file_that_disappears_during_the_run(tmp_path: Path) -> None:
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    goods = [write_good(folder / f"a-{i:02}.jsonl") for i in range(30)]
+    victim = write_good(folder / "z-victim.jsonl")
+    sink, issue_sink, stats = DeletingSink(victim), MemorySink(), RunStats()
+    with anyio.fail_after(20):
+        await annotate_files(
+            [folder],
+            chain=CHAIN,
+            sink=sink,
+            stats=stats,
+            issue_sink=issue_sink,
+            config=PipelineConfig(buffer=1),
+        )
+    assert not victim.exists()
+    traces = [orjson.loads(line) for line in sink.lines]
+    issues = [orjson.loads(line) for line in issue_sink.lines]
+    assert sorted(t["source"]["path"] for t in traces) == [str(g) for g in goods]
+    for trace in traces:
+        check_good_trace(trace)
+    (found,) = issues
+    assert found["path"] == str(victim)
+    assert found["line"] is None
+    assert "cannot read file" in found["reason"]
+    assert stats.files_unreadable == 1

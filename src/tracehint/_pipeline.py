@@ -307,6 +307,7 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                     stats.empty_files += 1
                 if state.parser is not None:
                     stats.skipped_entries += state.parser.skipped_entries
+                    stats.duplicate_entries += state.parser.duplicate_entries
                     stats.orphan_results += state.parser.orphan_results
                     if not state.rejected:
                         for trace in state.parser.finish():

@@ -29,6 +29,8 @@ class RunStats:
     bytes_read: int = 0
     lines: int = 0
     skipped_entries: int = 0
+    duplicate_entries: int = 0
+    """Entries whose ``uuid`` was already seen in the same file, skipped."""
     orphan_results: int = 0
     traces: int = 0
     turns: int = 0
@@ -82,6 +84,7 @@ class RunStats:
             "bytes_read": self.bytes_read,
             "lines": self.lines,
             "skipped_entries": self.skipped_entries,
+            "duplicate_entries": self.duplicate_entries,
             "orphan_results": self.orphan_results,
             "traces": self.traces,
             "turns": self.turns,
@@ -108,6 +111,11 @@ class RunStats:
                 f"files      {self.files} read ({self.bytes_read / 1e6:.1f} MB, "
                 f"{self.lines} lines), {self.files_unreadable} unreadable, "
                 f"{self.empty_files} empty"
+                + (
+                    f", {self.duplicate_entries} duplicate entries skipped"
+                    if self.duplicate_entries
+                    else ""
+                )
             ),
             f"traces     {self.traces} ({self.turns} turns)"
             + (

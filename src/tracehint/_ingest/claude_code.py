@@ -120,7 +120,9 @@ class ClaudeCodeParser:
     limits: Limits
     agent_meta: AgentMeta | None = None
     skipped_entries: int = 0
+    duplicate_entries: int = 0
     good_lines: int = 0
+    _seen: set[str] = field(default_factory=set)
     _stem: str = ""
     _is_agent_file: bool = False
     _builders: dict[str, TraceBuilder] = field(default_factory=dict)
@@ -177,14 +179,29 @@ class ClaudeCodeParser:
         content = message.get("content")
         if not isinstance(content, (str, list)):
             return f"'{kind}' message content is {type(content).__name__}, not a string or list"
+        if self._is_duplicate(entry):
+            return None
         if self._session_id is None:
             session = entry.get("sessionId")
             if isinstance(session, str):
                 self._session_id = session
         builder = self._builder_for(entry)
-        if kind == "user":
-            return self._user(builder, entry, content)
-        return self._assistant(builder, entry, message, content)
+        return (
+            self._user(builder, entry, content)
+            if kind == "user"
+            else self._assistant(builder, entry, message, content)
+        )
+
+    def _is_duplicate(self, entry: dict[str, Any]) -> bool:
+        """Whether this entry's ``uuid`` was seen before (a line written twice), counting it."""
+        uuid = entry.get("uuid")
+        if not isinstance(uuid, str):
+            return False
+        if uuid in self._seen:
+            self.duplicate_entries += 1
+            return True
+        self._seen.add(uuid)
+        return False
 
     def _user(
         self, builder: TraceBuilder, entry: dict[str, Any], content: str | list[Any]

@@ -32,6 +32,7 @@ class SessionParser(Protocol):
 
     path: str
     skipped_entries: int
+    duplicate_entries: int
     good_lines: int
 
     @property

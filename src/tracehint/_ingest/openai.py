@@ -166,6 +166,7 @@ class OpenAIJsonlParser:
         self.limits = limits
         self.detector = detector or ErrorDetector()
         self.skipped_entries = 0
+        self.duplicate_entries = 0
         self.good_lines = 0
         self.orphan_results = 0
         self._ready: list[Trace] = []
