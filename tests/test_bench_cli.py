@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -48,3 +49,26 @@ async def test_bench_pipeline_cold_then_warm() -> None:
     assert cold["judge_requests"] > 0
     assert warm["judge_requests"] == 0
     assert warm["cache_hits"] == cold["sites"]
+
+
+async def test_bench_judge_table_counts_errors() -> None:
+    async with MockJudge(MockJudgeConfig(latency=0.005, rate_500=0.5, seed=3)) as judge:
+        result = await anyio.run_process(
+            [
+                sys.executable, "-m", "tracehint._main", "bench", "judge",
+                "--judge-url", judge.url, "--judge-model", "m",
+                "--concurrency", "2", "--requests", "40",
+            ],
+            check=False,
+        )  # fmt: skip
+        sent = judge.stats.requests
+        failed = judge.stats.by_status[500]
+    assert result.returncode == 0, result.stderr.decode()
+    table = result.stdout.decode()
+    assert "req/s" in table
+    assert "http_500" in table
+    # Each request is sent once (no retries): 20 at C=1 for the base latency, then 40 at C=2,
+    # and the errors shown for C=2 are the server's 500s among those.
+    assert sent == 20 + 40
+    shown = int(re.search(r"http_500 (\d+)", table)[1])  # type: ignore[index]
+    assert 0 < shown <= failed
