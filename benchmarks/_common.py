@@ -47,7 +47,11 @@ PACKAGES = (
 )
 
 # The CLI as a command line, run with the same interpreter (no reliance on PATH).
-TRACEHINT_CLI = (sys.executable, "-c", "import sys; from tracehint._main import main; sys.exit(main())")
+TRACEHINT_CLI = (
+    sys.executable,
+    "-c",
+    "import sys; from tracehint._main import main; sys.exit(main())",
+)
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -99,7 +103,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def target(name: str, measured: float | None, goal: float, *, at_least: bool = True) -> dict[str, Any]:
+def target(
+    name: str, measured: float | None, goal: float, *, at_least: bool = True
+) -> dict[str, Any]:
     """A target line: ``measured >= goal`` (or ``<=`` with ``at_least=False``)."""
     passed = measured is not None and (measured >= goal if at_least else measured <= goal)
     return {
@@ -111,7 +117,9 @@ def target(name: str, measured: float | None, goal: float, *, at_least: bool = T
     }
 
 
-def table(title: str, columns: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def table(
+    title: str, columns: Mapping[str, str], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """A table for RESULTS.md: ``columns`` maps row keys to headers."""
     return {"title": title, "columns": dict(columns), "rows": [dict(row) for row in rows]}
 
@@ -137,7 +145,7 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"  # noqa: PLR2004 -- digits
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, dict):
@@ -160,6 +168,9 @@ def print_tables(data: Mapping[str, Any]) -> None:
     for found in data.get("tables", []):
         print(f"\n### {found['title']}\n")
         print(markdown_table(found["columns"], found["rows"]))
+    print()
+    for name, value in data.get("ratios", {}).items():
+        print(f"- {name}: {value}")
     for goal in data.get("targets", []):
         print(target_line(goal))
 
@@ -167,7 +178,8 @@ def print_tables(data: Mapping[str, Any]) -> None:
 def target_line(goal: Mapping[str, Any]) -> str:
     """``PASS  name: measured 0.97 (target >= 0.95)``."""
     verdict = "PASS" if goal["pass"] else "MISS"
-    return f"- **{verdict}** {goal['name']}: measured {goal['measured']} (target {goal['op']} {goal['goal']})"
+    measured, op, goal_value = goal["measured"], goal["op"], goal["goal"]
+    return f"- **{verdict}** {goal['name']}: measured {measured} (target {op} {goal_value})"
 
 
 # -- corpus ----------------------------------------------------------------------------------
@@ -182,7 +194,7 @@ def replicate_corpus(source: Path, dest: Path, copies: int) -> list[Path]:
     """Put ``copies`` copies of ``source``'s tree under ``dest/copy_NNN`` (new names).
 
     The first copy is a real copy (the shared corpus is read-only and owned by someone else,
-    which forbids hard links to it); the others are hard links to the first, so ×20 costs
+    which forbids hard links to it); the others are hard links to the first, so x20 costs
     no disk. Returns every ``*.jsonl`` file made. ``.meta.json`` files come along.
     """
     dest.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from pathlib import Path
 
 TOOL_ERROR_TAG = "[TOOL_RESULT (ERROR)]"
 
@@ -34,6 +34,7 @@ _ERROR_KIND_PATTERNS = [
     ("connection_error", re.compile(r"(?i)\b(connection|network|timeout) (error|refused)\b")),
 ]
 
+
 def default_classify_error(content: str) -> str:
     """The seeds' keyword classifier."""
     for kind, pattern in _ERROR_KIND_PATTERNS:
@@ -42,7 +43,7 @@ def default_classify_error(content: str) -> str:
     return "tool_error"
 
 
-def _result_text(content: Any) -> str:  # noqa: ANN401 -- a JSON value
+def _result_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -52,7 +53,7 @@ def _result_text(content: Any) -> str:  # noqa: ANN401 -- a JSON value
     return ""
 
 
-def _user_text(content: Any) -> str:  # noqa: ANN401 -- a JSON value
+def _user_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     parts: list[str] = []
@@ -70,7 +71,7 @@ def _user_text(content: Any) -> str:  # noqa: ANN401 -- a JSON value
     return "\n".join(parts)
 
 
-def _assistant_text(content: Any, dumps: Callable[[Any], str]) -> str:  # noqa: ANN401 -- a JSON value
+def _assistant_text(content: Any, dumps: Callable[[Any], str]) -> str:
     if isinstance(content, str):
         return content
     parts: list[str] = []
@@ -126,7 +127,7 @@ def ingest_file(
     return {"state_id": path.stem, "messages": messages}, lines, size
 
 
-def _flatten(content: Any) -> str:  # noqa: ANN401 -- a message content
+def _flatten(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(c.get("text", c)) if isinstance(c, dict) else str(c) for c in content)
     return str(content)
@@ -184,7 +185,7 @@ def run(paths: Iterable[Path], *, parser: str = "json") -> dict[str, int]:
 
         loads: Callable[[bytes], Any] = orjson.loads
 
-        def dumps(value: Any) -> str:  # noqa: ANN401 -- a JSON value
+        def dumps(value: Any) -> str:
             return orjson.dumps(value).decode()
 
     else:

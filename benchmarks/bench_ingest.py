@@ -1,6 +1,6 @@
 """Ingestion and tagging without a judge: tracehint vs the floor vs a sync port of the seeds.
 
-The corpus is replicated ×N under new names in a temporary folder, read once to warm the page
+The corpus is replicated xN under new names in a temporary folder, read once to warm the page
 cache, then each approach runs over all of it (best of the repeats, order alternated):
 
 - ``floor``: read each file line by line and ``orjson.loads`` every line, nothing else.
@@ -74,7 +74,9 @@ async def _tracehint(root: Path) -> dict[str, int]:
     stats = RunStats()
     sink = NullSink()
     async with Annotator(AnnotatorConfig(layers=("template", "raw"))) as annotator:
-        await annotate_files([root], chain=annotator.chain, sink=sink, stats=stats, config=PipelineConfig())
+        await annotate_files(
+            [root], chain=annotator.chain, sink=sink, stats=stats, config=PipelineConfig()
+        )
     return {
         "lines": stats.lines,
         "traces": stats.traces,
@@ -147,11 +149,18 @@ def main() -> None:
         )
     by_name = {row["approach"]: row for row in rows}
     data = {
-        "settings": {"copies": copies, "files": len(paths), "bytes": size, "lines": lines, "repeats": repeats},
+        "settings": {
+            "copies": copies,
+            "files": len(paths),
+            "bytes": size,
+            "lines": lines,
+            "repeats": repeats,
+        },
         "rows": rows,
         "tables": [
             table(
-                f"Ingestion + tagging, corpus x{copies} ({size / 1e6:.0f} MB, {lines:,} lines, best of {repeats})",
+                f"Ingestion + tagging, corpus x{copies} ({size / 1e6:.0f} MB, {lines:,} lines, "
+                f"best of {repeats})",
                 {
                     "approach": "approach",
                     "seconds": "s",
@@ -170,9 +179,11 @@ def main() -> None:
             target("ingest: tracehint / floor throughput", by_name["tracehint"]["vs_floor"], 0.5),
         ],
         "ratios": {
-            "tracehint_vs_floor": by_name["tracehint"]["vs_floor"],
-            "tracehint_vs_seeds_port_json": by_name["seeds-port (json)"]["tracehint_vs_this"],
-            "tracehint_vs_seeds_port_orjson": by_name["seeds-port (orjson)"]["tracehint_vs_this"],
+            "tracehint / floor (MB/s)": by_name["tracehint"]["vs_floor"],
+            "tracehint / seeds-port json (MB/s)": by_name["seeds-port (json)"]["tracehint_vs_this"],
+            "tracehint / seeds-port orjson (MB/s)": by_name["seeds-port (orjson)"][
+                "tracehint_vs_this"
+            ],
         },
     }
     path = write_result("bench_ingest", data, quick=args.quick)

@@ -1,9 +1,9 @@
-"""Peak RSS of ``tracehint annotate`` (offline layers) on the corpus ×2 and ×20.
+"""Peak RSS of ``tracehint annotate`` (offline layers) on the corpus x2 and x20.
 
 Each run is a ``tracehint annotate`` child of a fresh wrapper process whose
 ``RUSAGE_CHILDREN.ru_maxrss`` is that child's peak RSS. An empty folder gives the start-up
 baseline. Streaming means the peak should not grow with the amount of input: the target is
-peak(×20) / peak(×2) <= 1.2.
+peak(x20) / peak(x2) <= 1.2.
 
     python benchmarks/bench_memory.py [--quick]
 """
@@ -29,7 +29,9 @@ from _common import (
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, help="runs per size, the highest peak kept (default 2)")
+    parser.add_argument(
+        "--repeats", type=int, help="runs per size, the highest peak kept (default 2)"
+    )
     args = parser.parse_args()
     small, large = (2, 20)
     repeats = args.repeats or (1 if args.quick else 2)
@@ -42,7 +44,11 @@ def main() -> None:
         empty = base / "empty"
         empty.mkdir()
         output = base / "out.jsonl"
-        for label, copies in (("empty folder", 0), (f"corpus x{small}", small), (f"corpus x{large}", large)):
+        for label, copies in (
+            ("empty folder", 0),
+            (f"corpus x{small}", small),
+            (f"corpus x{large}", large),
+        ):
             root = empty
             files: list[Path] = []
             if copies:
@@ -56,7 +62,10 @@ def main() -> None:
                 if run["returncode"] != 0:
                     raise SystemExit(f"tracehint annotate failed: {run['stderr']}")
             peak = max(run["peak_rss_mb"] for run in runs)
-            print(f"{label:14} peak RSS {peak:7.1f} MB  ({[r['peak_rss_mb'] for r in runs]})", flush=True)
+            print(
+                f"{label:14} peak RSS {peak:7.1f} MB  ({[r['peak_rss_mb'] for r in runs]})",
+                flush=True,
+            )
             rows.append(
                 {
                     "input": label,

@@ -23,7 +23,7 @@ from tracehint._hints.judge import JudgeLayer, JudgeLayerStats
 from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._ingest._builder import ResultIn, TraceBuilder
-from tracehint._ingest.claude_code import ClaudeCodeParser
+from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, read_agent_meta
 from tracehint._ingest.formats import InputFormat
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import (
@@ -38,7 +38,7 @@ from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
 from tracehint._limits import Limits
 from tracehint._mockjudge import MockJudge, MockJudgeConfig, MockJudgeStats
 from tracehint._output import JsonlSink, MemorySink
-from tracehint._pipeline import PipelineConfig, annotate_files, hint_trace
+from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files, hint_trace
 from tracehint._prompt import PROMPT_VERSION, JudgePrompt, build_prompt, cache_key
 from tracehint._records import (
     ErrorSite,
@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_TEMPLATES",
     "PROMPT_VERSION",
+    "AgentMeta",
     "Annotator",
     "AnnotatorConfig",
     "CacheError",
@@ -106,6 +107,7 @@ __all__ = [
     "Rule",
     "RunStats",
     "SecretPattern",
+    "SessionBlob",
     "TemplateLayer",
     "Templates",
     "ToolCall",
@@ -123,6 +125,7 @@ __all__ = [
     "default_cache_path",
     "hint_trace",
     "parse_openai_messages",
+    "read_agent_meta",
     "redact",
     "teacher_messages",
     "trace_to_dict",

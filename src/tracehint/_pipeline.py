@@ -17,7 +17,7 @@ import anyio
 
 from tracehint._classify import Classifier
 from tracehint._ingest._discover import Found, discover
-from tracehint._ingest._lines import Line, OverlongLine, read_lines
+from tracehint._ingest._lines import Line, OverlongLine, read_lines, split_lines
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
 from tracehint._ingest.formats import InputFormat, SessionParser, make_parser
 from tracehint._limits import Limits, clamp
@@ -34,7 +34,20 @@ if TYPE_CHECKING:
     from tracehint._records import Hint
     from tracehint._stats import RunStats
 
-__all__ = ["LineSink", "PipelineConfig", "annotate_files", "hint_trace"]
+__all__ = ["LineSink", "PipelineConfig", "SessionBlob", "annotate_files", "hint_trace"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBlob:
+    """A session file already in memory (e.g. a row of a Ray dataset), read like a file.
+
+    ``path`` names it in traces and issues; ``meta`` is what an ``agent-*.meta.json`` beside
+    it says, when the reader had it.
+    """
+
+    path: str
+    data: bytes
+    meta: AgentMeta | None = None
 
 
 class LineSink(Protocol):
@@ -137,7 +150,7 @@ def _file_info(
 
 
 async def _produce(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[str | os.PathLike[str] | SessionBlob],
     send: MemoryObjectSendStream[_FileItem],
     limits: Limits,
     stats: RunStats,
@@ -156,13 +169,36 @@ async def _produce(
         group.cancel_scope.cancel()
 
 
+async def _produce_blob(
+    blob: SessionBlob,
+    send: MemoryObjectSendStream[_FileItem],
+    limits: Limits,
+    resume: ResumeState | None,
+    stats: RunStats,
+) -> None:
+    if resume is not None and resume.file_done(blob.path):
+        stats.files_resumed += 1
+        return
+    await send.send(_FileStart(blob.path, blob.meta, None))
+    for batch in split_lines(blob.data, max_line_bytes=limits.max_line_bytes):
+        size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
+        await send.send(_Batch(batch, size))
+    await send.send(_FileEnd(None))
+
+
 async def _produce_files(
-    paths: Sequence[str | os.PathLike[str]],
+    inputs: Sequence[str | os.PathLike[str] | SessionBlob],
     send: MemoryObjectSendStream[_FileItem],
     limits: Limits,
     stats: RunStats,
     resume: ResumeState | None,
 ) -> None:
+    paths: list[str | os.PathLike[str]] = []
+    for item in inputs:
+        if isinstance(item, SessionBlob):
+            await _produce_blob(item, send, limits, resume, stats)
+        else:
+            paths.append(item)
     async for found in discover(paths):
         if not isinstance(found, Found):
             await send.send(found)
@@ -392,7 +428,7 @@ async def _write_issues(
 
 
 async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one entry point
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[str | os.PathLike[str] | SessionBlob],
     *,
     chain: HintChain,
     sink: LineSink,
@@ -404,6 +440,8 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
     stop: anyio.Event | None = None,
 ) -> None:
     """Annotate every session under ``paths`` and write one JSON line per trace to ``sink``.
+
+    ``paths`` are files and folders on disk, or ``SessionBlob`` files already in memory.
 
     Input issues are counted in ``stats`` and written to ``issue_sink`` when given; they
     never stop the run. Output errors (``OutputError``) do.

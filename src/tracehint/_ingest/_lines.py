@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import aiofiles
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
-__all__ = ["Line", "OverlongLine", "read_lines"]
+__all__ = ["Line", "LineSplitter", "OverlongLine", "read_lines", "split_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,101 @@ class OverlongLine:
     size: int
 
 
-async def read_lines(  # noqa: C901, PLR0912, PLR0915 -- one tight splitting loop, kept whole
+class LineSplitter:
+    """Split a byte stream fed in chunks into numbered lines, bounded by ``max_line_bytes``.
+
+    Empty and whitespace-only lines are dropped. A line over ``max_line_bytes`` is reported
+    as ``OverlongLine`` and its bytes are discarded as they arrive, so memory stays bounded
+    by the limit. The last line may lack its newline (or be truncated): it is still a line.
+    """
+
+    __slots__ = ("_max", "_number", "_pending", "_skipping")
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self._max = max_line_bytes
+        self._number = 0
+        self._pending = bytearray()
+        self._skipping = 0  # > 0 while discarding an overlong line: bytes seen so far
+
+    def feed(self, chunk: bytes) -> list[Line | OverlongLine]:
+        """The lines completed by ``chunk``."""
+        out: list[Line | OverlongLine] = []
+        pending = self._pending
+        limit = self._max
+        start = 0
+        while True:
+            newline = chunk.find(b"\n", start)
+            if newline < 0:
+                rest = len(chunk) - start
+                if self._skipping:
+                    self._skipping += rest
+                elif len(pending) + rest > limit:
+                    self._skipping = len(pending) + rest
+                    pending.clear()
+                else:
+                    pending += chunk[start:]
+                return out
+            self._number += 1
+            piece = chunk[start:newline]
+            start = newline + 1
+            if self._skipping:
+                out.append(OverlongLine(self._number, self._skipping + len(piece)))
+                self._skipping = 0
+                continue
+            if pending:
+                pending += piece
+                data = bytes(pending)
+                pending.clear()
+            else:
+                data = piece
+            if len(data) > limit:
+                out.append(OverlongLine(self._number, len(data)))
+            elif data.strip():
+                out.append(Line(self._number, data))
+
+    def finish(self) -> list[Line | OverlongLine]:
+        """The last line, when the input did not end with a newline."""
+        if self._skipping:
+            self._number += 1
+            skipped, self._skipping = self._skipping, 0
+            return [OverlongLine(self._number, skipped)]
+        if self._pending:
+            self._number += 1
+            data = bytes(self._pending)
+            self._pending.clear()
+            if data.strip():
+                return [Line(self._number, data)]
+        return []
+
+
+def _batches(
+    lines: list[Line | OverlongLine], batch_lines: int, batch_bytes: int
+) -> Iterator[list[Line | OverlongLine]]:
+    batch: list[Line | OverlongLine] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line.data) if isinstance(line, Line) else 0
+        if len(batch) >= batch_lines or size >= batch_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def split_lines(
+    data: bytes,
+    *,
+    max_line_bytes: int,
+    batch_lines: int = 256,
+    batch_bytes: int = 4 * 1024 * 1024,
+) -> Iterator[list[Line | OverlongLine]]:
+    """Batches of the lines of an in-memory file (as ``read_lines`` gives for a file on disk)."""
+    splitter = LineSplitter(max_line_bytes)
+    yield from _batches(splitter.feed(data) + splitter.finish(), batch_lines, batch_bytes)
+
+
+async def read_lines(
     path: str,
     *,
     chunk_bytes: int,
@@ -39,61 +133,16 @@ async def read_lines(  # noqa: C901, PLR0912, PLR0915 -- one tight splitting loo
 ) -> AsyncIterator[list[Line | OverlongLine]]:
     """Yield batches of lines of ``path``, reading ``chunk_bytes`` at a time.
 
-    Empty and whitespace-only lines are dropped. A line over ``max_line_bytes`` is reported
-    as ``OverlongLine`` and its bytes are discarded as they arrive, so memory stays bounded
-    by the limit. Raises ``OSError`` when the file cannot be opened or read.
+    See ``LineSplitter`` for what a line is. Raises ``OSError`` when the file cannot be
+    opened or read.
     """
-    number = 0
-    pending = bytearray()
-    skipping = 0  # > 0 while discarding an overlong line: bytes seen so far
-    batch: list[Line | OverlongLine] = []
-    size = 0
+    splitter = LineSplitter(max_line_bytes)
     async with aiofiles.open(path, "rb") as handle:
         while True:
             chunk: bytes = await handle.read(chunk_bytes)
             if not chunk:
                 break
-            start = 0
-            while True:
-                newline = chunk.find(b"\n", start)
-                if newline < 0:
-                    rest = len(chunk) - start
-                    if skipping:
-                        skipping += rest
-                    elif len(pending) + rest > max_line_bytes:
-                        skipping = len(pending) + rest
-                        pending.clear()
-                    else:
-                        pending += chunk[start:]
-                    break
-                number += 1
-                piece = chunk[start:newline]
-                start = newline + 1
-                if skipping:
-                    batch.append(OverlongLine(number, skipping + len(piece)))
-                    skipping = 0
-                    continue
-                if pending:
-                    pending += piece
-                    data = bytes(pending)
-                    pending.clear()
-                else:
-                    data = piece
-                if len(data) > max_line_bytes:
-                    batch.append(OverlongLine(number, len(data)))
-                elif data.strip():
-                    batch.append(Line(number, data))
-                    size += len(data)
-                if len(batch) >= batch_lines or size >= batch_bytes:
-                    yield batch
-                    batch = []
-                    size = 0
-    # The last line may lack its newline (or be truncated): it is still a line.
-    if skipping or pending:
-        number += 1
-        if skipping:
-            batch.append(OverlongLine(number, skipping))
-        elif pending.strip():
-            batch.append(Line(number, bytes(pending)))
-    if batch:
+            for batch in _batches(splitter.feed(chunk), batch_lines, batch_bytes):
+                yield batch
+    for batch in _batches(splitter.finish(), batch_lines, batch_bytes):
         yield batch
