@@ -88,14 +88,31 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
     return versions
 
 
+def source_revision() -> str | None:
+    """``git describe --always --dirty`` of the checkout measured (``None`` outside git)."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=BENCH_DIR,
+            capture_output=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.decode().strip() or None
+
+
 def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers were measured on (and which source revision)."""
     memory = psutil.virtual_memory()
     return {
+        "tracehint_revision": source_revision(),
         "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "ram_gb": round(memory.total / 2**30, 1),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
@@ -277,7 +294,7 @@ class MockJudgeProcess:
         if self._ps is None:
             return 0.0
         times = self._ps.cpu_times()
-        return times.user + times.system
+        return float(times.user + times.system)
 
     def __exit__(
         self,

@@ -190,7 +190,10 @@ def run(paths: Iterable[Path], *, parser: str = "json") -> dict[str, int]:
 
     else:
         loads = json.loads
-        dumps = json.dumps
+
+        def dumps(value: Any) -> str:
+            return json.dumps(value)
+
     counts = {"files": 0, "lines": 0, "bytes": 0, "traces": 0, "turns": 0, "sites": 0}
     for path in paths:
         state, lines, size = ingest_file(path, loads, dumps)

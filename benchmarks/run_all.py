@@ -52,6 +52,7 @@ def plot_judge(document: dict[str, Any]) -> str:
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415 -- plotting only
+    from matplotlib import ticker  # noqa: PLC0415 -- plotting only
 
     rows = document["rows"]
     latencies = sorted({r["latency_s"] for r in rows})
@@ -78,6 +79,7 @@ def plot_judge(document: dict[str, Any]) -> str:
             xticks=levels,
             xticklabels=[str(c) for c in levels],
         )
+        axis.xaxis.set_minor_locator(ticker.NullLocator())
         axis.grid(visible=True, which="both", alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -131,6 +133,10 @@ def report(
         ),
         f"- Python {machine['python']} ({machine['implementation']}), {machine['platform']}",
         f"- Packages: {packages}",
+        (
+            f"- tracehint source: `{machine.get('tracehint_revision')}`; load average when the "
+            f"first result was written: {machine.get('load_average_1_5_15')}"
+        ),
     ]
     if seconds:
         lines.append(

@@ -77,9 +77,11 @@ class Annotator:
         config: AnnotatorConfig | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        judge_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.config = config or AnnotatorConfig()
         self._transport = transport
+        self._judge_limiter = judge_limiter
         self._stack: AsyncExitStack | None = None
         self._group: TaskGroup | None = None
         self._chain: HintChain | None = None
@@ -113,7 +115,9 @@ class Annotator:
                     path = config.cache_path or default_cache_path()
                     self.cache = await stack.enter_async_context(HintCache(path))
                 client = await stack.enter_async_context(
-                    JudgeClient(config.judge, transport=self._transport),
+                    JudgeClient(
+                        config.judge, transport=self._transport, limiter=self._judge_limiter
+                    ),
                 )
                 self.judge = JudgeLayer(
                     client,

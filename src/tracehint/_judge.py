@@ -221,8 +221,9 @@ class JudgeClient:
     """An async context manager that sends chat requests to the judge.
 
     ``complete`` never raises for a per-request failure (it returns ``JudgeFailure``); it
-    raises ``JudgeAuthError`` on 401/403. Concurrency is bounded by ``config.concurrency``.
-    Pass ``transport`` to replace the HTTP transport (the test seam).
+    raises ``JudgeAuthError`` on 401/403. Concurrency is bounded by ``config.concurrency``, or
+    by ``limiter`` when several clients share one (a Ray actor's batches). Pass ``transport``
+    to replace the HTTP transport (the test seam).
     """
 
     def __init__(
@@ -231,12 +232,14 @@ class JudgeClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.config = config
         self.stats = JudgeStats()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self._limiter = anyio.CapacityLimiter(config.concurrency)
+        # A limiter shared by several clients bounds their requests in flight together.
+        self._limiter = limiter or anyio.CapacityLimiter(config.concurrency)
         self._rng = random.Random(seed)  # noqa: S311 -- jitter, not cryptography
         self._rps = (
             TokenBucket(config.requests_per_second, max(config.requests_per_second, 1.0))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -84,6 +86,23 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "(default: template,raw; template,raw,judge with --judge-url)",
     )
     annotate.add_argument("--stats-json", metavar="FILE", help="also write the summary as JSON")
+    engine = annotate.add_argument_group("engine")
+    engine.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process (default); ray: a Ray cluster via Ray Data (needs "
+        "pip install 'tracehint[ray]'; -o is then an output folder)",
+    )
+    engine.add_argument(
+        "--ray-address",
+        help="Ray cluster to join (e.g. auto); default: $RAY_ADDRESS, else a local instance",
+    )
+    engine.add_argument(
+        "--seed-cache",
+        metavar="FILE",
+        help="with --engine ray: merge this cache file into each worker's cache first",
+    )
     annotate.add_argument(
         "--errors",
         metavar="FILE",
@@ -507,6 +526,72 @@ def _tracehint_error(exc: BaseException) -> TracehintError | None:
     return None
 
 
+def _ray_output(args: argparse.Namespace) -> Path:
+    if args.resume:
+        raise ConfigError(
+            "--resume is not supported with --engine ray: run again into a new folder "
+            "(the cache makes finished judge work free)",
+        )
+    if args.output == STDOUT:
+        raise ConfigError("with --engine ray, -o must be an output folder, not stdout")
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"with --engine ray, -o must be a folder: {folder} is a file")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not args.overwrite:
+            raise ConfigError(f"{folder} is not empty; pass --overwrite to replace its traces")
+        for old in [*folder.glob("traces-*.jsonl"), *folder.glob("errors-*.jsonl")]:
+            old.unlink()
+        if any(folder.iterdir()):
+            raise ConfigError(f"{folder} holds other files; choose a new output folder")
+    return folder
+
+
+def _annotate_ray(args: argparse.Namespace) -> int:
+    """``tracehint annotate --engine ray``: the same annotation through Ray Data."""
+    folder = _ray_output(args)
+    config = _annotator_config(args)
+    try:
+        import ray  # noqa: PLC0415 -- optional extra
+
+        from tracehint import ray_data  # noqa: PLC0415 -- optional extra
+    except ImportError as exc:
+        raise ConfigError("--engine ray needs Ray Data: pip install 'tracehint[ray]'") from exc
+    paths = args.paths or [str(DEFAULT_CLAUDE_DIR.expanduser())]
+    options = ray_data.RayOptions(
+        per_actor_concurrency=config.judge.concurrency if config.judge is not None else 64,
+        seed_cache=args.seed_cache,
+    )
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=args.ray_address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    if args.progress is False or (args.progress is None and not sys.stderr.isatty()):
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        annotated = ray_data.annotate_dataset(ray_data.read_sessions(paths), config, options)
+        stats = ray_data.write_jsonl(annotated, folder)
+    finally:
+        if started:
+            ray.shutdown()
+    stats.finished = time.monotonic()
+    if args.errors:
+        with Path(args.errors).open("wb") as errors:
+            errors.writelines(part.read_bytes() for part in sorted(folder.glob("errors-*.jsonl")))
+    if args.stats_json:
+        Path(args.stats_json).write_bytes(
+            orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
+        )
+    if not args.quiet:
+        print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
@@ -515,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runners = {"annotate": _annotate, "cache": _cache, "mock-judge": _mock_judge, "bench": _bench}
     runner = runners[args.command]
     try:
+        if args.command == "annotate" and args.engine == "ray":
+            return _annotate_ray(args)
         return anyio.run(runner, args)
     except (TracehintError, BaseExceptionGroup) as exc:
         error = _tracehint_error(exc)

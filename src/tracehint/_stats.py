@@ -14,6 +14,43 @@ __all__ = ["RunStats"]
 
 _SAMPLES = 10
 
+_COUNTS = (
+    "files",
+    "files_resumed",
+    "traces_resumed",
+    "files_unreadable",
+    "empty_files",
+    "bytes_read",
+    "lines",
+    "skipped_entries",
+    "duplicate_entries",
+    "orphan_results",
+    "traces",
+    "turns",
+    "sites",
+    "input_issues",
+)
+_COUNTERS = ("sites_by_kind", "non_mistakes", "hints_by_source", "hint_status")
+
+
+def _add(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """Sum two nested dicts of counters (numbers summed, ``max_*`` maxed, other values kept)."""
+    out = dict(mine)
+    for key, value in theirs.items():
+        current = out.get(key)
+        if isinstance(value, dict):
+            out[key] = _add(current if isinstance(current, dict) else {}, value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if not isinstance(current, int | float):
+                out[key] = value
+            elif key.startswith("max_"):
+                out[key] = max(current, value)
+            else:
+                out[key] = current + value
+        elif current is None:
+            out[key] = value
+    return out
+
 
 @dataclass(slots=True)
 class RunStats:
@@ -65,6 +102,17 @@ class RunStats:
                 self.hint_status[turn.hint.status.value] += 1
                 if turn.hint.source is not None:
                     self.hints_by_source[turn.hint.source.value] += 1
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add the counters of another run's ``to_dict()`` (e.g. one Ray worker's batch)."""
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + int(other.get(name, 0)))
+        for name in _COUNTERS:
+            getattr(self, name).update(other.get(name, {}))
+        for sample in other.get("input_issue_samples", []):
+            if len(self.issue_samples) < _SAMPLES:
+                self.issue_samples.append(sample)
+        self.judge = _add(self.judge, other.get("judge", {}))
 
     @property
     def elapsed(self) -> float:
