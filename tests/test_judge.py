@@ -51,7 +51,7 @@ async def test_reply_and_usage() -> None:
     assert client.stats.prompt_tokens == reply.prompt_tokens
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx-aiohttp", "httpx"])
 async def test_concurrency_never_exceeds_the_limit(transport: str) -> None:
     async with (
         MockJudge(MockJudgeConfig(latency=0.05)) as judge,

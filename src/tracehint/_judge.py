@@ -1,9 +1,13 @@
 """The LLM-judge HTTP client: any OpenAI-compatible chat-completions endpoint.
 
-Knows HTTP and nothing about transcripts. One ``JudgeClient`` owns one ``httpx.AsyncClient``
-(created when the client is entered, so on the event loop that uses it) over the aiohttp
-transport by default: stock httpx 0.28 / httpcore 1.0 pool bookkeeping collapses at 64+
-concurrent requests (httpx#3215), the aiohttp transport does not (see ``benchmarks/``).
+Knows HTTP and nothing about transcripts. One ``JudgeClient`` owns one HTTP session, created
+when the client is entered, so on the event loop that uses it. By default that is an
+``aiohttp.ClientSession`` used directly: ``benchmarks/bench_judge.py`` measured it at a third
+of the client CPU per request of httpx over the ``httpx-aiohttp`` transport, which matters at
+hundreds of requests in flight on one core. ``transport="httpx-aiohttp"`` keeps the httpx
+API over aiohttp; ``transport="httpx"`` is stock httpx 0.28 / httpcore 1.0, whose pool
+bookkeeping collapses at 64+ concurrent requests (httpx#3215), kept for comparison. An
+``httpx.AsyncBaseTransport`` passed to the constructor (the test seam) uses httpx.
 
 Per request: a hard per-attempt timeout, bounded attempts, exponential backoff with full
 jitter on 429, 5xx, timeouts, connection errors and malformed bodies, ``Retry-After``
@@ -21,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+import aiohttp
 import anyio
 import httpx
 import orjson
@@ -90,7 +95,8 @@ class JudgeConfig:
     """Requests in flight at most."""
     requests_per_second: float | None = None
     tokens_per_minute: float | None = None
-    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    transport: Literal["aiohttp", "httpx-aiohttp", "httpx"] = "aiohttp"
+    """``aiohttp`` (fastest), ``httpx-aiohttp`` (httpx API over aiohttp), ``httpx`` (stock)."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -238,6 +244,7 @@ class JudgeClient:
         self.stats = JudgeStats()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         # A limiter shared by several clients bounds their requests in flight together.
         self._limiter = limiter or anyio.CapacityLimiter(config.concurrency)
         self._rng = random.Random(seed)  # noqa: S311 -- jitter, not cryptography
@@ -255,18 +262,26 @@ class JudgeClient:
 
     async def __aenter__(self) -> Self:
         config = self.config
+        headers = {"Content-Type": "application/json"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        transport = self._transport
+        if transport is None and config.transport == "aiohttp":
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=config.concurrency),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout),
+                trust_env=False,
+            )
+            return self
         limits = httpx.Limits(
             max_connections=config.concurrency,
             max_keepalive_connections=config.concurrency,
         )
-        transport = self._transport
-        if transport is None and config.transport == "aiohttp":
+        if transport is None and config.transport == "httpx-aiohttp":
             from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 -- only when used
 
             transport = AiohttpTransport(limits=limits, trust_env=False)
-        headers = {"Content-Type": "application/json"}
-        if config.api_key:
-            headers["Authorization"] = f"Bearer {config.api_key}"
         self._client = httpx.AsyncClient(
             transport=transport,
             limits=limits,
@@ -283,9 +298,12 @@ class JudgeClient:
         tb: TracebackType | None,
     ) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            with anyio.CancelScope(shield=True):
+        session, self._session = self._session, None
+        with anyio.CancelScope(shield=True):
+            if client is not None:
                 await client.aclose()
+            if session is not None:
+                await session.close()
 
     def _payload(self, messages: list[dict[str, str]]) -> bytes:
         return orjson.dumps(
@@ -299,7 +317,7 @@ class JudgeClient:
 
     async def complete(self, messages: list[dict[str, str]]) -> JudgeReply | JudgeFailure:
         """Ask the judge; retry per the policy; return the reply or the final failure."""
-        if self._client is None:
+        if self._client is None and self._session is None:
             raise RuntimeError("JudgeClient is not open: use `async with JudgeClient(...)`")
         if self._auth_failed is not None:
             raise JudgeAuthError(self._auth_failed)
@@ -329,8 +347,34 @@ class JudgeClient:
         self.stats.failures[last.reason] += 1
         return JudgeFailure(last.reason, last.detail, attempt)
 
+    async def _post(self, body: bytes) -> tuple[int, str | None, bytes]:
+        """POST one request; return the status, the ``Retry-After`` header and the body."""
+        if self._session is not None:
+            try:
+                async with self._session.post(self.config.endpoint, data=body) as response:
+                    return (
+                        response.status,
+                        response.headers.get("Retry-After"),
+                        await response.read(),
+                    )
+            except TimeoutError:
+                raise
+            except aiohttp.ClientError as exc:
+                raise _AttemptError(
+                    "connection", f"connection error: {type(exc).__name__}", retry=True
+                ) from None
+        assert self._client is not None  # noqa: S101 -- one of the two is open
+        try:
+            answer = await self._client.post(self.config.endpoint, content=body)
+        except httpx.TimeoutException:
+            raise _AttemptError("timeout", "the request timed out", retry=True) from None
+        except httpx.TransportError as exc:
+            raise _AttemptError(
+                "connection", f"connection error: {type(exc).__name__}", retry=True
+            ) from None
+        return answer.status_code, answer.headers.get("retry-after"), answer.content
+
     async def _attempt(self, body: bytes, attempt: int) -> JudgeReply:
-        assert self._client is not None  # noqa: S101 -- checked by complete()
         if self._rps is not None:
             await self._rps.acquire()
         if self._tpm is not None:
@@ -342,21 +386,13 @@ class JudgeClient:
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             try:
                 with anyio.fail_after(self.config.timeout):
-                    response = await self._client.post(self.config.endpoint, content=body)
-                    content = response.content
+                    status, retry_after, content = await self._post(body)
             except TimeoutError:
                 raise _AttemptError(
                     "timeout", f"no answer within {self.config.timeout:g} s", retry=True
                 ) from None
-            except httpx.TimeoutException:
-                raise _AttemptError("timeout", "the request timed out", retry=True) from None
-            except httpx.TransportError as exc:
-                raise _AttemptError(
-                    "connection", f"connection error: {type(exc).__name__}", retry=True
-                ) from None
             finally:
                 stats.in_flight -= 1
-        status = response.status_code
         if status in {401, 403}:
             self._auth_failed = (
                 f"the judge at {self.config.url} answered HTTP {status}: check the API key "
@@ -365,9 +401,7 @@ class JudgeClient:
             )
             raise JudgeAuthError(self._auth_failed)
         if status != 200:
-            wait = _retry_after(
-                response.headers.get("retry-after"), self.config.retry.max_retry_after
-            )
+            wait = _retry_after(retry_after, self.config.retry.max_retry_after)
             raise _AttemptError(
                 f"http_{status}",
                 f"HTTP {status}: {content[:200].decode('utf-8', 'replace')}",
