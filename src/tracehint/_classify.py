@@ -11,6 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+try:  # CPython's regex parser, to find the literal text a pattern requires (a prefilter)
+    from re import _constants, _parser  # type: ignore[attr-defined]
+
+    _LITERAL, _BRANCH, _SUBPATTERN = _constants.LITERAL, _constants.BRANCH, _constants.SUBPATTERN
+except ImportError:  # pragma: no cover -- other Pythons: no prefilter
+    _parser = None
+    _LITERAL = _BRANCH = _SUBPATTERN = object()
 
 from tracehint._kinds import ErrorKind
 
@@ -43,6 +52,9 @@ class Rule:
     lowercase: bool = False
     """``pattern`` is written in lower case and searched in the lower-cased text (a fast
     case-insensitive match: ``re.IGNORECASE`` is several times slower on long outputs)."""
+    needles: tuple[str, ...] | None = None
+    """Substrings one of which every match contains (in the text ``pattern`` is searched
+    in): a plain ``in`` test that skips the regex for most texts. ``None``: always search."""
 
     def matches(
         self,
@@ -61,7 +73,9 @@ class Rule:
         if self.max_chars is not None and (length or len(text)) > self.max_chars:
             return False
         if self.lowercase:
-            return self.pattern.search(lowered if lowered is not None else text.lower()) is not None
+            text = lowered if lowered is not None else text.lower()
+        if self.needles is not None and not any(needle in text for needle in self.needles):
+            return False
         return self.pattern.search(text) is not None
 
 
@@ -72,7 +86,64 @@ def _rule(
     tools: frozenset[str] | None = None,
     max_chars: int | None = None,
 ) -> Rule:
-    return Rule(kind, re.compile(_lower_pattern(pattern)), tools, max_chars, lowercase=True)
+    compiled = re.compile(_lower_pattern(pattern))
+    return Rule(
+        kind, compiled, tools, max_chars, lowercase=True, needles=required_substrings(compiled)
+    )
+
+
+_MIN_NEEDLE = 3
+
+
+def _literal_run(items: list[tuple[Any, Any]]) -> str:
+    """The longest run of consecutive literal characters in a parsed sequence."""
+    best, run = "", ""
+    for op, value in items:
+        if op is _LITERAL:
+            run += chr(value)
+            continue
+        if len(run) > len(best):
+            best = run
+        run = ""
+    return run if len(run) > len(best) else best
+
+
+def _needles_of(items: list[tuple[Any, Any]]) -> set[str] | None:
+    run = _literal_run(items)
+    if len(run) >= _MIN_NEEDLE:
+        return {run}
+    for op, value in items:
+        branch = value if op is _BRANCH else None
+        if op is _SUBPATTERN and len(value[-1]) == 1 and value[-1][0][0] is _BRANCH:
+            branch = value[-1][0][1]
+        if branch is None:
+            continue
+        found: set[str] = set()
+        for alternative in branch[1]:
+            needles = _needles_of(list(alternative))
+            if needles is None:
+                break
+            found |= needles
+        else:
+            return found
+    return None
+
+
+def required_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Literal substrings one of which every match of ``pattern`` contains, if found.
+
+    Read from the parsed pattern: a run of at least three literal characters, or one such run
+    in every alternative of an alternation. ``None`` when there is none (or the pattern has
+    flags that make literals match more than themselves).
+    """
+    if pattern.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    try:
+        parsed = _parser.parse(pattern.pattern, pattern.flags)
+    except Exception:  # noqa: BLE001 -- a private parser: no prefilter rather than a crash
+        return None
+    needles = _needles_of(list(parsed))
+    return tuple(sorted(needles)) if needles else None
 
 
 def _lower_pattern(pattern: str) -> str:
