@@ -1,8 +1,12 @@
 import re
+from dataclasses import replace
+from pathlib import Path
 
+import orjson
 import pytest
 
-from tracehint import Classifier, ErrorKind, Rule
+from tracehint import DEFAULT_RULES, Classifier, ErrorKind, Rule
+from tracehint._classify import required_substrings
 
 C = Classifier()
 
@@ -129,3 +133,50 @@ def test_fallback_is_configurable() -> None:
         Classifier(rules=(), fallback=ErrorKind.COMMAND_FAILED).classify("x").kind
         is ErrorKind.COMMAND_FAILED
     )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needles"),
+    [
+        (r"file has not been read yet", ("file has not been read yet",)),
+        (r"\beacces\b|permission denied", ("eacces", "permission denied")),
+        (r"exit code:? (\d+)", ("exit code",)),
+        (r"ab|permission denied", None),  # one alternative has no 3-character literal
+        (r".", None),
+        (r"found \d+ matches of the string", (" matches of the string",)),
+        (r"(?:foo bar|baz qux) end", (" end",)),  # the longest run every match has
+        (r"(?:foo bar|baz qux)!", ("baz qux", "foo bar")),
+    ],
+)
+def test_required_substrings(pattern: str, needles: tuple[str, ...] | None) -> None:
+    assert required_substrings(re.compile(pattern)) == needles
+
+
+def test_required_substrings_refuses_case_folding() -> None:
+    assert required_substrings(re.compile("permission denied", re.IGNORECASE)) is None
+
+
+def test_prefilters_never_change_a_classification(shared_corpus: Path) -> None:
+    texts = [
+        "Error: EACCES: permission denied, open '/etc/x'",
+        "<tool_use_error>File has not been read yet. Read it first.</tool_use_error>",
+        "Exit code 127\nbash: line 1: foo: command not found",
+        "x" * 20_000 + "\nTraceback (most recent call last):\nTimeoutError: timed out",
+    ]
+    for path in shared_corpus.rglob("*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            entry = orjson.loads(line) if line.strip().startswith(b"{") else None
+            content = (entry.get("message") or {}).get("content") if entry else None
+            if isinstance(content, list):
+                texts += [
+                    str(block.get("content"))
+                    for block in content
+                    if isinstance(block, dict) and block.get("type") == "tool_result"
+                ]
+    assert len(texts) > 500
+    plain = Classifier(rules=tuple(replace(rule, needles=None) for rule in DEFAULT_RULES))
+    fast = Classifier()
+    assert sum(rule.needles is not None for rule in DEFAULT_RULES) > len(DEFAULT_RULES) // 2
+    for text in texts:
+        for tool in (None, "Bash", "Edit", "WebFetch", "Write", "Task"):
+            assert fast.classify(text, tool) == plain.classify(text, tool), (text[:200], tool)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import anyio
 
 from tracehint._classify import Classifier
 from tracehint._ingest._discover import Found, discover
-from tracehint._ingest._lines import Line, OverlongLine, read_lines, split_lines
+from tracehint._ingest._lines import Line, OverlongLine, lines_from, open_and_read, split_lines
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
 from tracehint._ingest.formats import InputFormat, SessionParser, make_parser
 from tracehint._limits import Limits, clamp
@@ -140,13 +141,28 @@ def _meta_for(path: str) -> AgentMeta | None:
     return None
 
 
-def _file_info(
-    path: str,
-    resume: ResumeState | None,
-) -> tuple[bool, FileKey | None, AgentMeta | None]:
+@dataclass(slots=True)
+class _Opened:
+    """A session file opened for reading, with what the run needs to know about it."""
+
+    skip: bool = False
+    key: FileKey | None = None
+    meta: AgentMeta | None = None
+    handle: BinaryIO | None = None
+    first: bytes = b""
+    error: str | None = None
+
+
+def _open_file(path: str, resume: ResumeState | None, chunk_bytes: int) -> _Opened:
+    """Everything a file needs before parsing, in one worker-thread trip (blocking)."""
     if resume is not None and resume.file_done(path):
-        return True, None, None
-    return False, file_key(path), _meta_for(path)
+        return _Opened(skip=True)
+    opened = _Opened(key=file_key(path), meta=_meta_for(path))
+    try:
+        opened.handle, opened.first = open_and_read(path, chunk_bytes)
+    except OSError as exc:
+        opened.error = f"cannot read file: {exc.strerror or exc}"
+    return opened
 
 
 async def _produce(
@@ -203,19 +219,26 @@ async def _produce_files(
         if not isinstance(found, Found):
             await send.send(found)
             continue
-        skip, key, meta = await anyio.to_thread.run_sync(_file_info, found.path, resume)
-        if skip:
+        opened = await anyio.to_thread.run_sync(_open_file, found.path, resume, limits.chunk_bytes)
+        if opened.skip:
             stats.files_resumed += 1
             continue
-        await send.send(_FileStart(found.path, meta, key))
+        await send.send(_FileStart(found.path, opened.meta, opened.key))
+        if opened.handle is None:
+            await send.send(_FileEnd(opened.error))
+            continue
         try:
-            async for batch in read_lines(
-                found.path,
-                chunk_bytes=limits.chunk_bytes,
-                max_line_bytes=limits.max_line_bytes,
-            ):
-                size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
-                await send.send(_Batch(batch, size))
+            async with aclosing(
+                lines_from(
+                    opened.handle,
+                    opened.first,
+                    chunk_bytes=limits.chunk_bytes,
+                    max_line_bytes=limits.max_line_bytes,
+                ),
+            ) as batches:
+                async for batch in batches:
+                    size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
+                    await send.send(_Batch(batch, size))
         except OSError as exc:
             await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
         else:

@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING, BinaryIO
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncGenerator, Iterator
 
-__all__ = ["Line", "LineSplitter", "OverlongLine", "read_lines", "split_lines"]
+__all__ = [
+    "Line",
+    "LineSplitter",
+    "OverlongLine",
+    "lines_from",
+    "open_and_read",
+    "split_lines",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +125,16 @@ def split_lines(
     batch_lines: int = 256,
     batch_bytes: int = 4 * 1024 * 1024,
 ) -> Iterator[list[Line | OverlongLine]]:
-    """Batches of the lines of an in-memory file (as ``read_lines`` gives for a file on disk)."""
+    """Batches of the lines of an in-memory file (as ``lines_from`` gives for a file on disk)."""
     splitter = LineSplitter(max_line_bytes)
     yield from _batches(splitter.feed(data) + splitter.finish(), batch_lines, batch_bytes)
 
 
-def _open_and_read(path: str, size: int) -> tuple[BinaryIO, bytes]:
+def open_and_read(path: str, size: int) -> tuple[BinaryIO, bytes]:
+    """Open ``path`` and read its first ``size`` bytes (blocking: call it in a worker thread).
+
+    The caller closes the handle (``lines_from`` does).
+    """
     handle = open(path, "rb")  # noqa: SIM115, PTH123 -- closed by the caller
     try:
         return handle, handle.read(size)
@@ -132,26 +143,25 @@ def _open_and_read(path: str, size: int) -> tuple[BinaryIO, bytes]:
         raise
 
 
-async def read_lines(
-    path: str,
+async def lines_from(
+    handle: BinaryIO,
+    first: bytes,
     *,
     chunk_bytes: int,
     max_line_bytes: int,
     batch_lines: int = 256,
     batch_bytes: int = 4 * 1024 * 1024,
-) -> AsyncIterator[list[Line | OverlongLine]]:
-    """Yield batches of lines of ``path``, reading ``chunk_bytes`` at a time in a worker thread.
+) -> AsyncGenerator[list[Line | OverlongLine], None]:
+    """Yield batches of lines of an open file whose first chunk was already read; close it.
 
-    See ``LineSplitter`` for what a line is. Raises ``OSError`` when the file cannot be
-    opened or read.
-
-    Opening and the first read are one trip to a worker thread, and a short read ends the
-    file (a buffered read returns less than asked only at the end), so a session smaller than
-    a chunk costs one thread hop, not the four (open, read, read to EOF, close) of an
-    ``aiofiles`` file: with many small sessions those hops, not parsing, dominated reading.
+    Later chunks are read ``chunk_bytes`` at a time in a worker thread. A short read ends the
+    file (a buffered read returns less than asked only at the end), so a session smaller
+    than a chunk costs no further thread hop: with many small sessions, the hops of an
+    ``aiofiles`` file (open, read, read to the end, close), not parsing, dominated reading.
+    Raises ``OSError`` when a read fails.
     """
     splitter = LineSplitter(max_line_bytes)
-    handle, chunk = await anyio.to_thread.run_sync(_open_and_read, path, chunk_bytes)
+    chunk = first
     try:
         while chunk:
             for batch in _batches(splitter.feed(chunk), batch_lines, batch_bytes):
