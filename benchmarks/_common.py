@@ -40,7 +40,7 @@ PACKAGES = (
     "httpx-aiohttp",
     "orjson",
     "anyio",
-    "aiofiles",
+    "ray",
     "aiosqlite",
     "matplotlib",
     "psutil",

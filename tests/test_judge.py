@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
 from tracehint import ErrorKind, ErrorSite, HintRequest, HintStatus, JudgeAuthError
-from tracehint._cache import HintCache
+from tracehint._cache import CachedHint, HintCache
 from tracehint._hints.judge import JudgeLayer
 from tracehint._judge import JudgeClient, JudgeConfig, JudgeFailure, JudgeReply, RetryPolicy
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 from tracehint._prompt import build_prompt, cache_key, normalise
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tracehint import Hint
 
 
 def request(message: str = "boom", kind: ErrorKind = ErrorKind.COMMAND_FAILED) -> HintRequest:
@@ -103,6 +110,43 @@ async def test_cache_hit_sends_no_request(tmp_path: Path) -> None:
     assert second.cached
     assert second.text == first.text
     assert layer.stats.cache_hits == 1
+
+
+class CountingCache(HintCache):
+    reads = 0
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, CachedHint]:
+        self.reads += 1
+        return await super().get_many(keys)
+
+
+async def test_warm_sites_asked_together_are_read_in_one_query(tmp_path: Path) -> None:
+    db = tmp_path / "hints.sqlite3"
+    requests = [request(f"boom {i}") for i in range(20)]
+    async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
+        async with JudgeClient(config(judge.url)) as client, HintCache(db) as cache:
+            layer = JudgeLayer(client, cache=cache)
+            first = [await layer.propose(r) for r in requests[:15]]
+        async with JudgeClient(config(judge.url)) as client, CountingCache(db) as cache:
+            layer = JudgeLayer(client, cache=cache)
+            hints: dict[int, Hint | None] = {}
+
+            async def one(index: int) -> None:
+                hints[index] = await layer.propose(requests[index])
+
+            async with anyio.create_task_group() as group:
+                for index in range(len(requests)):
+                    group.start_soon(one, index)
+        assert judge.stats.requests == 15 + 5  # only the 5 never asked before
+    assert cache.reads == 1
+    assert layer.stats.cache_hits == 15
+    for index, hint in enumerate(first):
+        assert hint is not None
+        found = hints[index]
+        assert found is not None
+        assert found.cached
+        assert found.text == hint.text
+    assert all(h is not None and not h.cached for i, h in hints.items() if i >= 15)
 
 
 async def test_retries_honour_retry_after() -> None:
@@ -237,3 +281,39 @@ def test_cache_key_ignores_volatile_parts() -> None:
     assert cache_key("m", a) != cache_key("m", c)
     assert cache_key("m", a) != cache_key("other-model", a)
     assert "0xADDR" in normalise("at 0xdeadbeef")
+
+
+# The volatile-part patterns as first written (plain, no prefilters): the fast ones must agree.
+REFERENCE_VOLATILE = (
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0xADDR"),
+    (
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\b",
+        ),
+        "<TIME>",
+    ),
+    (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:\.\d+)?\b"), "<TIME>"),
+    (
+        re.compile(
+            r"(?:/private)?/var/folders/[^\s'\"]+|/tmp/[^\s'\"]+|"
+            r"[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\s'\"]+",
+        ),
+        "<TMP>",
+    ),
+    (re.compile(r"\b(?:in|after|took) \d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b"), "<DURATION>"),
+)
+
+
+def test_fast_normalise_matches_the_plain_patterns(shared_corpus: Path) -> None:
+    texts = [
+        "at 0x7ffd1234 and x0x12 and 0xZZ, 2024-05-01T12:30:45.123Z, a12:30:45, 12:30:45.5",
+        "ran in 12.5 ms, took 3s, after 2 seconds; /tmp/pytest-of-me/x.py /private/var/folders/ab",
+        "C:\\Users\\dev\\AppData\\Local\\Temp\\tmp123 and 2024-05-01 12:30:45+02:00",
+    ]
+    for path in sorted(shared_corpus.rglob("*.jsonl"))[:6]:
+        texts += [line.decode("utf-8", "replace") for line in path.read_bytes().split(b"\n")]
+    for text in texts:
+        expected = text
+        for pattern, replacement in REFERENCE_VOLATILE:
+            expected = pattern.sub(replacement, expected)
+        assert normalise(text) == expected, text[:300]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -410,3 +412,17 @@ def test_redactor_is_immutable() -> None:
 
 def test_empty_text() -> None:
     assert redact("") == ""
+
+
+def test_prefilters_never_change_a_redaction(shared_corpus: Path) -> None:
+    texts = [case[0] for case in CASES] + ORDINARY
+    for path in sorted(shared_corpus.rglob("*.jsonl"))[:6]:
+        texts += [
+            line.decode("utf-8", "replace")[:20_000] for line in path.read_bytes().split(b"\n")
+        ]
+    assert len(texts) > 500
+    plain = Redactor(tuple(replace(p, needles=None) for p in DEFAULT_SECRET_PATTERNS))
+    fast = Redactor()
+    assert sum(p.needles is not None for p in DEFAULT_SECRET_PATTERNS) > 20
+    for text in texts:
+        assert fast.redact(text) == plain.redact(text), text[:300]

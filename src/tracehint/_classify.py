@@ -114,7 +114,12 @@ def _needles_of(items: list[tuple[Any, Any]]) -> set[str] | None:
         return {run}
     for op, value in items:
         branch = value if op is _BRANCH else None
-        if op is _SUBPATTERN and len(value[-1]) == 1 and value[-1][0][0] is _BRANCH:
+        if (
+            op is _SUBPATTERN
+            and not value[1] & re.IGNORECASE
+            and len(value[-1]) == 1
+            and value[-1][0][0] is _BRANCH
+        ):
             branch = value[-1][0][1]
         if branch is None:
             continue
@@ -136,7 +141,7 @@ def required_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     in every alternative of an alternation. ``None`` when there is none (or the pattern has
     flags that make literals match more than themselves).
     """
-    if pattern.flags & (re.IGNORECASE | re.VERBOSE):
+    if pattern.flags & re.IGNORECASE or _parser is None:
         return None
     try:
         parsed = _parser.parse(pattern.pattern, pattern.flags)

@@ -96,23 +96,34 @@ def build_prompt(
     return JudgePrompt(SYSTEM_PROMPT, user)
 
 
-_VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0xADDR"),
+# Each volatile part: its pattern, what replaces it, and substrings one of which any match
+# contains (a plain ``in`` test skips the regex for most prompts). A leading ``\b`` keeps the
+# regex engine from skipping ahead to the first character that can start a match, so word
+# boundaries before a digit are written as a lookbehind after it: ``\d(?<!\w\d)``.
+_VOLATILE: tuple[tuple[re.Pattern[str], str, tuple[str, ...] | None], ...] = (
+    (re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b"), "0xADDR", ("0x",)),
     (
         re.compile(
-            r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\b",
+            r"\d(?<!\w\d)\d{3}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
+            r"(?:Z|[+-]\d{2}:?\d{2})?\b",
         ),
         "<TIME>",
+        (":",),
     ),
-    (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:\.\d+)?\b"), "<TIME>"),
+    (re.compile(r"\d(?<!\w\d)\d:\d{2}:\d{2}(?:\.\d+)?\b"), "<TIME>", (":",)),
     (
         re.compile(
             r"(?:/private)?/var/folders/[^\s'\"]+|/tmp/[^\s'\"]+|"
             r"[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\s'\"]+",
         ),
         "<TMP>",
+        ("/var/folders/", "/tmp/", "\\AppData\\Local\\Temp\\"),  # noqa: S108 -- a pattern, not a file
     ),
-    (re.compile(r"\b(?:in|after|took) \d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b"), "<DURATION>"),
+    (
+        re.compile(r"\b(?:in|after|took) \d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b"),
+        "<DURATION>",
+        ("in ", "after ", "took "),
+    ),
 )
 
 
@@ -121,8 +132,9 @@ def normalise(text: str) -> str:
 
     Two sites that differ only in these get the same cache key and the same hint.
     """
-    for pattern, replacement in _VOLATILE:
-        text = pattern.sub(replacement, text)
+    for pattern, replacement, needles in _VOLATILE:
+        if needles is None or any(needle in text for needle in needles):
+            text = pattern.sub(replacement, text)
     return text
 
 

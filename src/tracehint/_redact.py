@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tracehint._classify import required_substrings
 from tracehint._exceptions import ConfigError
 
 __all__ = [
@@ -61,6 +62,9 @@ class SecretPattern:
     matches names in any case (``API_KEY``, ``apiKey``) while the pattern can still start with a
     literal, which ``re.IGNORECASE`` would make the engine try at every position.
     """
+    needles: tuple[str, ...] | None = None
+    """Substrings one of which every match contains (in the text searched): a plain ``in``
+    test skips the regex for most texts. ``None`` (the default): always search."""
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -83,9 +87,13 @@ class SecretPattern:
         ``lowercase`` is set).
         """
         if not self.lowercase:
+            if self.needles is not None and not any(n in text for n in self.needles):
+                return text
             return self.pattern.sub(self._replace, text)
         if lowered is None:
             lowered = _lower(text)
+        if self.needles is not None and not any(n in lowered for n in self.needles):
+            return text
         spans = [match.span(self.group) for match in self.pattern.finditer(lowered)]
         if not spans:
             return text
@@ -125,7 +133,8 @@ def _pattern(
     *,
     lowercase: bool = False,
 ) -> SecretPattern:
-    return SecretPattern(kind, re.compile(regex, re.VERBOSE), group, lowercase)
+    compiled = re.compile(regex, re.VERBOSE)
+    return SecretPattern(kind, compiled, group, lowercase, required_substrings(compiled))
 
 
 # Characters of the URL-safe base64 alphabet most API tokens are drawn from.
