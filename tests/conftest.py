@@ -31,3 +31,10 @@ def corpus(shared_corpus: Path, tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(shared_corpus, target)
     return target
+
+
+def assert_not_written(secret: str, root: Path) -> None:
+    """No file under ``root`` contains ``secret``."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

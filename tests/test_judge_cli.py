@@ -10,16 +10,10 @@ from typing import Any
 
 import anyio
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, assert_not_written
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 
 SECRET = "sk-test-" + "Z9y8X7w6V5u4T3s2R1q0" * 2
-
-
-def assert_secret_absent(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            assert SECRET.encode() not in path.read_bytes(), path
 
 
 async def annotate(*args: str, key: str | None = SECRET) -> tuple[int, str]:
@@ -79,7 +73,7 @@ async def test_judge_run_then_warm_rerun(shared_corpus: Path, tmp_path: Path) ->
     assert summary["judge"]["requests"] == 0
     assert summary["judge"]["cache_hits"] == len(sites)
     # The key is sent, but never written anywhere.
-    assert_secret_absent(tmp_path)
+    assert_not_written(SECRET, tmp_path)
     assert SECRET not in err
 
 

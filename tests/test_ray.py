@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
+from conftest import assert_not_written
 from tracehint import (
     AnnotatorConfig,
     HintChain,
@@ -131,13 +132,7 @@ async def test_judged_on_ray_then_seeded_rerun_sends_nothing(
     one, two = folder_lines(tmp_path / "one", "traces"), folder_lines(tmp_path / "two", "traces")
     assert sorted(one) == sorted(two)
     # The key reached the workers (every site was answered) but was written nowhere.
-    assert_secret_absent(tmp_path)
-
-
-def assert_secret_absent(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            assert SECRET.encode() not in path.read_bytes(), path
+    assert_not_written(SECRET, tmp_path)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

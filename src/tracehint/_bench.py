@@ -12,7 +12,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,16 +151,7 @@ def _ms(seconds: float | None) -> float | None:
 
 
 async def _level(config: JudgeConfig, concurrency: int, requests: int) -> JudgeLevel:
-    level_config = JudgeConfig(
-        url=config.url,
-        model=config.model,
-        api_key=config.api_key,
-        timeout=config.timeout,
-        max_tokens=config.max_tokens,
-        concurrency=concurrency,
-        retry=RetryPolicy(max_attempts=1),
-        transport=config.transport,
-    )
+    level_config = replace(config, concurrency=concurrency, retry=RetryPolicy(max_attempts=1))
     prompts = sample_prompts(requests)
     result = JudgeLevel(concurrency, requests, 0.0)
     send, receive = anyio.create_memory_object_stream[list[dict[str, str]]](0)
