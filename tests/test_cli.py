@@ -137,3 +137,25 @@ def test_missing_path_is_reported_not_fatal(tmp_path: Path) -> None:
     issue = json.loads(errors.read_text().splitlines()[0])
     assert issue == {"path": str(missing), "line": None, "reason": "no such file or folder"}
     assert read_jsonl(out)
+
+
+def test_own_output_inside_the_input_folder_is_not_read(tmp_path: Path) -> None:
+    folder = tmp_path / "sessions"
+    shutil.copytree(EXAMPLES, folder)
+    alone = tmp_path / "alone.jsonl"
+    assert run("annotate", str(EXAMPLES), "-o", str(alone)).returncode == 0
+    stats = folder / "stats.jsonl"
+    # Relative names, from inside the folder: the output, its journal, the errors file and
+    # the stats file all land among the sessions, and a rerun with --resume reads them too.
+    for extra in ([], ["--resume"]):
+        result = run(
+            "annotate", ".", "-o", "out.jsonl", "--errors", "errors.jsonl",
+            "--stats-json", stats.name, *extra, cwd=folder,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(stats.read_text())
+        assert summary["files"] == (2 if not extra else 0)
+        assert summary["input_issues"] == 0
+    assert (folder / "errors.jsonl").read_text() == ""
+    got = sorted(t["trace_id"] for t in read_jsonl(folder / "out.jsonl"))
+    assert got == sorted(t["trace_id"] for t in read_jsonl(alone))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -275,6 +276,16 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
     )
 
 
+def _own_files(args: argparse.Namespace) -> frozenset[str]:
+    """The files this run writes, never to be read as input (e.g. ``-o`` inside a PATH)."""
+    names = [args.output, journal_path(args.output), args.errors, args.stats_json]
+    return frozenset(
+        os.path.abspath(name)  # noqa: PTH100 -- str paths
+        for name in names
+        if name and name != STDOUT
+    )
+
+
 async def _is_regular_or_new(path: str) -> bool:
     """Whether ``path`` is a regular file or does not exist yet (so a journal can go beside it)."""
     target = anyio.Path(path)
@@ -291,6 +302,7 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
         classifier=config.classifier,
         hint_workers=workers,
         input_format=InputFormat(args.format),
+        exclude=_own_files(args),
     )
     resume: ResumeState | None = None
     to_file = args.output != STDOUT and await _is_regular_or_new(args.output)

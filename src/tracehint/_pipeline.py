@@ -79,6 +79,9 @@ class PipelineConfig:
     hint_workers: int = 1
     """Traces being hinted at once (the judge's fan-out runs inside each)."""
     input_format: InputFormat = InputFormat.AUTO
+    exclude: frozenset[str] = frozenset()
+    """Absolute paths never read as input: the run's own output files, when they sit inside
+    an input folder."""
 
 
 # -- items on the producer → adapter stream ---------------------------------------------------
@@ -146,6 +149,7 @@ class _Opened:
     """A session file opened for reading, with what the run needs to know about it."""
 
     skip: bool = False
+    own: bool = False
     key: FileKey | None = None
     meta: AgentMeta | None = None
     handle: BinaryIO | None = None
@@ -153,8 +157,12 @@ class _Opened:
     error: str | None = None
 
 
-def _open_file(path: str, resume: ResumeState | None, chunk_bytes: int) -> _Opened:
+def _open_file(
+    path: str, resume: ResumeState | None, chunk_bytes: int, exclude: frozenset[str]
+) -> _Opened:
     """Everything a file needs before parsing, in one worker-thread trip (blocking)."""
+    if exclude and os.path.abspath(path) in exclude:  # noqa: PTH100 -- str paths
+        return _Opened(own=True)
     if resume is not None and resume.file_done(path):
         return _Opened(skip=True)
     opened = _Opened(key=file_key(path), meta=_meta_for(path))
@@ -168,7 +176,7 @@ def _open_file(path: str, resume: ResumeState | None, chunk_bytes: int) -> _Open
 async def _produce(
     paths: Sequence[str | os.PathLike[str] | SessionBlob],
     send: MemoryObjectSendStream[_FileItem],
-    limits: Limits,
+    config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
     stop: anyio.Event | None,
@@ -181,7 +189,7 @@ async def _produce(
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
-        await _produce_files(paths, send, limits, stats, resume)
+        await _produce_files(paths, send, config, stats, resume)
         group.cancel_scope.cancel()
 
 
@@ -205,44 +213,59 @@ async def _produce_blob(
 async def _produce_files(
     inputs: Sequence[str | os.PathLike[str] | SessionBlob],
     send: MemoryObjectSendStream[_FileItem],
-    limits: Limits,
+    config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
 ) -> None:
     paths: list[str | os.PathLike[str]] = []
     for item in inputs:
         if isinstance(item, SessionBlob):
-            await _produce_blob(item, send, limits, resume, stats)
+            await _produce_blob(item, send, config.limits, resume, stats)
         else:
             paths.append(item)
     async for found in discover(paths):
-        if not isinstance(found, Found):
-            await send.send(found)
-            continue
-        opened = await anyio.to_thread.run_sync(_open_file, found.path, resume, limits.chunk_bytes)
-        if opened.skip:
-            stats.files_resumed += 1
-            continue
-        await send.send(_FileStart(found.path, opened.meta, opened.key))
-        if opened.handle is None:
-            await send.send(_FileEnd(opened.error))
-            continue
-        try:
-            async with aclosing(
-                lines_from(
-                    opened.handle,
-                    opened.first,
-                    chunk_bytes=limits.chunk_bytes,
-                    max_line_bytes=limits.max_line_bytes,
-                ),
-            ) as batches:
-                async for batch in batches:
-                    size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
-                    await send.send(_Batch(batch, size))
-        except OSError as exc:
-            await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
+        if isinstance(found, Found):
+            await _produce_file(found.path, send, config, stats, resume)
         else:
-            await send.send(_FileEnd(None))
+            await send.send(found)
+
+
+async def _produce_file(
+    path: str,
+    send: MemoryObjectSendStream[_FileItem],
+    config: PipelineConfig,
+    stats: RunStats,
+    resume: ResumeState | None,
+) -> None:
+    limits = config.limits
+    opened = await anyio.to_thread.run_sync(
+        _open_file, path, resume, limits.chunk_bytes, config.exclude
+    )
+    if opened.own:
+        return
+    if opened.skip:
+        stats.files_resumed += 1
+        return
+    await send.send(_FileStart(path, opened.meta, opened.key))
+    if opened.handle is None:
+        await send.send(_FileEnd(opened.error))
+        return
+    try:
+        async with aclosing(
+            lines_from(
+                opened.handle,
+                opened.first,
+                chunk_bytes=limits.chunk_bytes,
+                max_line_bytes=limits.max_line_bytes,
+            ),
+        ) as batches:
+            async for batch in batches:
+                size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
+                await send.send(_Batch(batch, size))
+    except OSError as exc:
+        await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
+    else:
+        await send.send(_FileEnd(None))
 
 
 @dataclass(slots=True)
@@ -482,7 +505,7 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
     issues_send, issues_receive = anyio.create_memory_object_stream[InputIssue](buffer)
     ledger = _Ledger()
     async with anyio.create_task_group() as group:
-        group.start_soon(_produce, paths, files_send, config.limits, stats, resume, stop)
+        group.start_soon(_produce, paths, files_send, config, stats, resume, stop)
         group.start_soon(
             _adapt,
             files_receive,
