@@ -111,10 +111,20 @@ class _AnnotateBatch:
         self._config = config
         self._options = options
         self._limiter = anyio.CapacityLimiter(options.per_actor_concurrency)
-        self._seeded = options.seed_cache is None
+        self._seeded: anyio.Event | None = None
+
+    async def _seed_once(self) -> None:
+        """Seed the worker's cache before any batch of this actor asks it anything."""
+        if self._seeded is not None:
+            await self._seeded.wait()
+            return
+        self._seeded = anyio.Event()
+        try:
+            await self._seed()
+        finally:
+            self._seeded.set()
 
     async def _seed(self) -> None:
-        self._seeded = True
         config = self._config
         if self._options.seed_cache is None or not config.use_cache or config.judge is None:
             return
@@ -122,8 +132,7 @@ class _AnnotateBatch:
             await cache.merge_from(self._options.seed_cache)
 
     async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        if not self._seeded:
-            await self._seed()
+        await self._seed_once()
         blobs = []
         for data, path in zip(batch["bytes"], batch["path"], strict=True):
             name = str(path)
