@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from tracehint import ErrorKind, ErrorSite, HintRequest, HintStatus, JudgeAuthError
+from tracehint import (
+    ConfigError,
+    ErrorKind,
+    ErrorSite,
+    HintRequest,
+    HintStatus,
+    JudgeAuthError,
+)
 from tracehint._cache import CachedHint, HintCache
 from tracehint._hints.judge import JudgeLayer
 from tracehint._judge import JudgeClient, JudgeConfig, JudgeFailure, JudgeReply, RetryPolicy
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 from tracehint._prompt import build_prompt, cache_key, normalise
+from tracehint._ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -317,3 +325,35 @@ def test_fast_normalise_matches_the_plain_patterns(shared_corpus: Path) -> None:
         for pattern, replacement in REFERENCE_VOLATILE:
             expected = pattern.sub(replacement, expected)
         assert normalise(text) == expected, text[:300]
+
+
+@pytest.mark.parametrize("option", ["requests_per_second", "tokens_per_minute"])
+def test_rate_limits_must_be_positive(option: str) -> None:
+    with pytest.raises(ConfigError, match="must be positive"):
+        config("http://localhost:1/v1", **{option: 0.0})
+
+
+async def test_token_bucket_spaces_out_what_exceeds_the_burst() -> None:
+    bucket = TokenBucket(rate=100.0, capacity=10.0)
+    started = anyio.current_time()
+    await bucket.acquire(10)  # the whole burst, at once
+    assert anyio.current_time() - started < 0.05
+    for _ in range(5):
+        await bucket.acquire(10)  # 10 tokens at 100/s: 0.1 s each
+    # A lower bound only: a slow machine may take longer, never shorter.
+    assert anyio.current_time() - started >= 0.45
+
+
+async def test_requests_per_second_limit_holds_back_the_client() -> None:
+    async with (
+        MockJudge(MockJudgeConfig(latency=0.0)) as judge,
+        JudgeClient(config(judge.url, requests_per_second=20.0)) as client,
+    ):
+        started = anyio.current_time()
+        async with anyio.create_task_group() as group:
+            for i in range(30):
+                group.start_soon(client.complete, [{"role": "user", "content": f"q{i}"}])
+        elapsed = anyio.current_time() - started
+        assert judge.stats.requests == 30
+    # 20 at once (the burst), then 10 more at 20/s.
+    assert elapsed >= 0.45

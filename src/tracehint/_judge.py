@@ -107,6 +107,12 @@ class JudgeConfig:
             raise ConfigError("judge concurrency must be at least 1")
         if self.timeout <= 0:
             raise ConfigError("judge timeout must be positive")
+        for name, value in (
+            ("requests per second (--rps)", self.requests_per_second),
+            ("tokens per minute (--tpm)", self.tokens_per_minute),
+        ):
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value:g}")
 
     @classmethod
     def from_env(cls, *, url: str, model: str, **options: Any) -> JudgeConfig:  # noqa: ANN401 -- forwards keyword options
