@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "ErrorDetector", "OpenAIJsonlParser", "parse_openai_messages"]
 
-FORMAT = "openai_messages"
+FORMAT = "openai"
+"""``source.format`` of these traces: the same word as ``--format openai``."""
 
 _LOOKS_FAILED = re.compile(
     r"\A\s*(?:<tool_use_error>|error\b|\[error\]|exception\b|fatal\b|"
