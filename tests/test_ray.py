@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from conftest import assert_not_written
+from conftest import EXAMPLES, assert_not_written
 from tracehint import (
     AnnotatorConfig,
     HintChain,
+    JudgeAuthError,
     RawErrorLayer,
     RunStats,
     TemplateLayer,
@@ -180,3 +181,16 @@ def test_stats_merge() -> None:
         "failures": {"timeout": 3, "http_500": 1},
         "max_in_flight": 7,
     }
+
+
+async def test_auth_failure_on_the_workers_is_a_clear_error(cluster: str, tmp_path: Path) -> None:
+    assert cluster
+    async with MockJudge(MockJudgeConfig(latency=0.0, require_key="right")) as judge:
+        config = AnnotatorConfig(
+            layers=("judge",),
+            judge=JudgeConfig(url=judge.url, model="m", api_key="wrong"),
+            use_cache=False,
+        )
+        with pytest.raises(JudgeAuthError, match="HTTP 401") as caught:
+            await anyio.to_thread.run_sync(ray_run, EXAMPLES, tmp_path / "out", config)
+    assert "TRACEHINT_JUDGE_API_KEY" in str(caught.value)

@@ -27,6 +27,7 @@ The core package never imports this module; it needs ``ray[data]``.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import orjson
 
+from tracehint import _exceptions
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
-from tracehint._exceptions import ConfigError, OutputError
+from tracehint._exceptions import ConfigError, OutputError, TracehintError
 from tracehint._ingest.claude_code import read_agent_meta
 from tracehint._judge import API_KEY_ENV
 from tracehint._output import MemorySink
@@ -262,5 +264,42 @@ def write_jsonl(annotated: ray.data.Dataset, folder: str | os.PathLike[str]) -> 
     if os.listdir(target):  # noqa: PTH208 -- str paths
         raise OutputError(f"{target} is not empty: choose a new output folder")
     sink = _JsonlDatasink(target)
-    annotated.write_datasink(sink)
+    try:
+        annotated.write_datasink(sink)
+    except Exception as exc:
+        error = remote_tracehint_error(exc)
+        if error is not None:
+            raise error from exc
+        raise
     return sink.stats
+
+
+_REMOTE_ERROR = re.compile(r"tracehint\._exceptions\.(\w+): ([^\n]+)")
+
+
+def remote_tracehint_error(exc: BaseException) -> TracehintError | None:
+    """The ``TracehintError`` (e.g. a judge auth failure) behind a failed Ray job, if any.
+
+    Ray wraps a worker's exception in its own, and the original may come back only as text
+    in the remote traceback; either way the user gets tracehint's own message back.
+    """
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        found = stack.pop()
+        if id(found) in seen:
+            continue
+        seen.add(id(found))
+        if isinstance(found, TracehintError):
+            return found
+        if isinstance(found, BaseExceptionGroup):
+            stack.extend(found.exceptions)
+        linked = (found.__cause__, found.__context__, getattr(found, "cause", None))
+        stack.extend(inner for inner in linked if isinstance(inner, BaseException))
+    matches = _REMOTE_ERROR.findall(str(exc))
+    if matches:
+        name, message = matches[-1]
+        kind = getattr(_exceptions, name, None)
+        if isinstance(kind, type) and issubclass(kind, TracehintError):
+            return kind(message)
+    return None
