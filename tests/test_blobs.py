@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING
 
 import anyio
@@ -17,7 +18,7 @@ from tracehint import (
     annotate_files,
     read_agent_meta,
 )
-from tracehint._ingest._lines import LineSplitter, split_lines
+from tracehint._ingest._lines import Line, LineSplitter, OverlongLine, split_lines
 from tracehint._output import MemorySink
 
 if TYPE_CHECKING:
@@ -73,3 +74,34 @@ def test_splitter_gives_the_same_lines_whatever_the_chunks(chunk: int) -> None:
         ("OverlongLine", 6),
         ("Line", 7),
     ]
+
+
+def reference_lines(data: bytes, limit: int) -> list[Line | OverlongLine]:
+    """What the splitter must give: every newline-separated line, numbered from 1."""
+    pieces = data.split(b"\n")
+    if pieces and pieces[-1] == b"":
+        pieces.pop()
+    out: list[Line | OverlongLine] = []
+    for number, piece in enumerate(pieces, 1):
+        if len(piece) > limit:
+            out.append(OverlongLine(number, len(piece)))
+        elif piece.strip():
+            out.append(Line(number, piece))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_splitter_matches_a_plain_split_for_random_input_and_chunks(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 -- test data, not cryptography
+    alphabet = [b"a", b"{", b" ", b"\t", b"\n", b"\n", b"\r", "é".encode()]
+    data = b"".join(rng.choice(alphabet) * rng.randint(1, 12) for _ in range(rng.randint(0, 400)))
+    limit = rng.randint(1, 40)
+    splitter = LineSplitter(limit)
+    got: list[Line | OverlongLine] = []
+    position = 0
+    while position < len(data):
+        size = rng.randint(1, 50)
+        got += splitter.feed(data[position : position + size])
+        position += size
+    got += splitter.finish()
+    assert got == reference_lines(data, limit)

@@ -53,40 +53,43 @@ class LineSplitter:
         self._skipping = 0  # > 0 while discarding an overlong line: bytes seen so far
 
     def feed(self, chunk: bytes) -> list[Line | OverlongLine]:
-        """The lines completed by ``chunk``."""
+        """The lines completed by ``chunk``.
+
+        The chunk is split in C (``bytes.split``); only the line it completes from the last
+        chunk's tail and the tail it leaves are handled apart.
+        """
+        pieces = chunk.split(b"\n")
+        rest = pieces.pop()  # after the last newline: the start of a line not yet complete
         out: list[Line | OverlongLine] = []
-        pending = self._pending
-        limit = self._max
-        start = 0
-        while True:
-            newline = chunk.find(b"\n", start)
-            if newline < 0:
-                rest = len(chunk) - start
-                if self._skipping:
-                    self._skipping += rest
-                elif len(pending) + rest > limit:
-                    self._skipping = len(pending) + rest
-                    pending.clear()
-                else:
-                    pending += chunk[start:]
-                return out
-            self._number += 1
-            piece = chunk[start:newline]
-            start = newline + 1
+        if pieces:
+            limit = self._max
+            number = self._number
+            first = 0
             if self._skipping:
-                out.append(OverlongLine(self._number, self._skipping + len(piece)))
+                number += 1
+                out.append(OverlongLine(number, self._skipping + len(pieces[0])))
                 self._skipping = 0
-                continue
-            if pending:
-                pending += piece
-                data = bytes(pending)
-                pending.clear()
+                first = 1
+            elif self._pending:
+                self._pending += pieces[0]
+                pieces[0] = bytes(self._pending)
+                self._pending.clear()
+            for piece in pieces[first:]:
+                number += 1
+                if len(piece) > limit:
+                    out.append(OverlongLine(number, len(piece)))
+                elif piece and not piece.isspace():
+                    out.append(Line(number, piece))
+            self._number = number
+        if rest:
+            if self._skipping:
+                self._skipping += len(rest)
+            elif len(self._pending) + len(rest) > self._max:
+                self._skipping = len(self._pending) + len(rest)
+                self._pending.clear()
             else:
-                data = piece
-            if len(data) > limit:
-                out.append(OverlongLine(self._number, len(data)))
-            elif data.strip():
-                out.append(Line(self._number, data))
+                self._pending += rest
+        return out
 
     def finish(self) -> list[Line | OverlongLine]:
         """The last line, when the input did not end with a newline."""
@@ -98,7 +101,7 @@ class LineSplitter:
             self._number += 1
             data = bytes(self._pending)
             self._pending.clear()
-            if data.strip():
+            if not data.isspace():
                 return [Line(self._number, data)]
         return []
 
