@@ -49,6 +49,12 @@ __all__ = [
 API_KEY_ENV = ("TRACEHINT_JUDGE_API_KEY", "OPENAI_API_KEY")
 """Environment variables the API key is read from, in order."""
 
+
+def api_key_from_env() -> str | None:
+    """The first non-empty ``API_KEY_ENV`` variable, or ``None``."""
+    return next((os.environ[name] for name in API_KEY_ENV if os.environ.get(name)), None)
+
+
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -117,8 +123,7 @@ class JudgeConfig:
     @classmethod
     def from_env(cls, *, url: str, model: str, **options: Any) -> JudgeConfig:  # noqa: ANN401 -- forwards keyword options
         """Make a config with the API key from ``TRACEHINT_JUDGE_API_KEY``/``OPENAI_API_KEY``."""
-        key = next((os.environ[name] for name in API_KEY_ENV if os.environ.get(name)), None)
-        return cls(url=url, model=model, api_key=key, **options)
+        return cls(url=url, model=model, api_key=api_key_from_env(), **options)
 
     @property
     def endpoint(self) -> str:

@@ -292,7 +292,7 @@ async def _is_regular_or_new(path: str) -> bool:
     return not await target.exists() or await target.is_file()
 
 
-async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the run's whole life
+async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's whole life
     config = _annotator_config(args)
     paths = args.paths or [str(DEFAULT_CLAUDE_DIR.expanduser())]
     stats = RunStats()
@@ -375,13 +375,18 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
             "tracehint: stopped early; run again with --resume to finish",
             file=sys.stderr,
         )
+    await anyio.to_thread.run_sync(_report, args, stats)
+    return status
+
+
+def _report(args: argparse.Namespace, stats: RunStats) -> None:
+    """The end of an ``annotate`` run: ``--stats-json`` and the summary on stderr."""
     if args.stats_json:
-        await anyio.Path(args.stats_json).write_bytes(
+        Path(args.stats_json).write_bytes(
             orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
         )
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
-    return status
 
 
 async def _cache(args: argparse.Namespace) -> int:
@@ -598,12 +603,7 @@ def _annotate_ray(args: argparse.Namespace) -> int:
     if args.errors:
         with Path(args.errors).open("wb") as errors:
             errors.writelines(part.read_bytes() for part in sorted(folder.glob("errors-*.jsonl")))
-    if args.stats_json:
-        Path(args.stats_json).write_bytes(
-            orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
-        )
-    if not args.quiet:
-        print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
+    _report(args, stats)
     return EXIT_OK
 
 

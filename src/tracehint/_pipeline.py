@@ -129,6 +129,11 @@ class _Batch:
     lines: list[Line | OverlongLine]
     size: int
 
+    @classmethod
+    def of(cls, lines: list[Line | OverlongLine]) -> _Batch:
+        """A batch and its size in bytes (an overlong line counts what it had)."""
+        return cls(lines, sum(len(x.data) if isinstance(x, Line) else x.size for x in lines))
+
 
 @dataclass(frozen=True, slots=True)
 class _FileEnd:
@@ -205,8 +210,7 @@ async def _produce_blob(
         return
     await send.send(_FileStart(blob.path, blob.meta, None))
     for batch in split_lines(blob.data, max_line_bytes=limits.max_line_bytes):
-        size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
-        await send.send(_Batch(batch, size))
+        await send.send(_Batch.of(batch))
     await send.send(_FileEnd(None))
 
 
@@ -260,8 +264,7 @@ async def _produce_file(
             ),
         ) as batches:
             async for batch in batches:
-                size = sum(len(x.data) if isinstance(x, Line) else x.size for x in batch)
-                await send.send(_Batch(batch, size))
+                await send.send(_Batch.of(batch))
     except OSError as exc:
         await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
     else:

@@ -40,7 +40,7 @@ from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, OutputError, TracehintError
 from tracehint._ingest.claude_code import read_agent_meta
-from tracehint._judge import API_KEY_ENV
+from tracehint._judge import API_KEY_ENV, api_key_from_env
 from tracehint._output import MemorySink
 from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files
 from tracehint._stats import RunStats
@@ -108,8 +108,7 @@ class _AnnotateBatch:
         judge = config.judge
         if judge is not None and judge.api_key is None:
             # The key travels as an environment variable of the worker, never in the config.
-            key = next((os.environ[n] for n in API_KEY_ENV if os.environ.get(n)), None)
-            config = replace(config, judge=replace(judge, api_key=key))
+            config = replace(config, judge=replace(judge, api_key=api_key_from_env()))
         self._config = config
         self._options = options
         self._limiter = anyio.CapacityLimiter(options.per_actor_concurrency)
@@ -243,9 +242,8 @@ class _JsonlDatasink(Datasink[dict[str, Any]]):
         finally:
             for handle in handles.values():
                 handle.close()
-        for name in handles:
-            part = os.path.join(self.folder, f"{name}-{token}.jsonl.part")  # noqa: PTH118 -- str paths
-            os.replace(part, part.removesuffix(".part"))  # noqa: PTH105 -- str paths
+        for handle in handles.values():
+            os.replace(handle.name, handle.name.removesuffix(".part"))  # noqa: PTH105 -- str paths
         return totals.to_dict()
 
     def on_write_complete(self, write_result: Any) -> None:  # noqa: ANN401 -- Ray's WriteResult
