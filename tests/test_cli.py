@@ -5,26 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import EXAMPLES
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracehint._main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+from conftest import EXAMPLES, run_cli
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -37,7 +21,7 @@ def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
         tmp_path / "stats.json",
         tmp_path / "errors.jsonl",
     )
-    result = run(
+    result = run_cli(
         "annotate",
         str(corpus),
         "-o",
@@ -80,7 +64,7 @@ def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_stdout_output_and_no_progress_when_piped() -> None:
-    result = run("annotate", str(EXAMPLES), "-o", "-")
+    result = run_cli("annotate", str(EXAMPLES), "-o", "-")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines
@@ -91,25 +75,25 @@ def test_stdout_output_and_no_progress_when_piped() -> None:
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "traces.jsonl"
     out.write_text("keep me\n")
-    result = run("annotate", str(EXAMPLES), "-o", str(out))
+    result = run_cli("annotate", str(EXAMPLES), "-o", str(out))
     assert result.returncode == 2
     assert "already exists" in result.stderr
     assert "--overwrite" in result.stderr
     assert out.read_text() == "keep me\n"
-    again = run("annotate", str(EXAMPLES), "-o", str(out), "--overwrite")
+    again = run_cli("annotate", str(EXAMPLES), "-o", str(out), "--overwrite")
     assert again.returncode == 0, again.stderr
     assert out.read_text() != "keep me\n"
 
 
 def test_layers_option(tmp_path: Path) -> None:
     out = tmp_path / "raw.jsonl"
-    result = run("annotate", str(EXAMPLES), "-o", str(out), "--layers", "raw")
+    result = run_cli("annotate", str(EXAMPLES), "-o", str(out), "--layers", "raw")
     assert result.returncode == 0, result.stderr
     sources = {
         t.get("hint_source") for tr in read_jsonl(out) for t in tr["turns"] if "tool_error" in t
     }
     assert sources == {"raw"}
-    bad = run(
+    bad = run_cli(
         "annotate", str(EXAMPLES), "-o", str(tmp_path / "x.jsonl"), "--layers", "template,oracle"
     )
     assert bad.returncode == 2
@@ -124,7 +108,7 @@ def test_default_path_is_claude_projects(tmp_path: Path) -> None:
         shutil.copy(session, projects)
     env = {**os.environ, "HOME": str(home)}
     out = tmp_path / "t.jsonl"
-    result = run("annotate", "-o", str(out), env=env)
+    result = run_cli("annotate", "-o", str(out), env=env)
     assert result.returncode == 0, result.stderr
     assert len(read_jsonl(out)) >= 2
 
@@ -132,7 +116,9 @@ def test_default_path_is_claude_projects(tmp_path: Path) -> None:
 def test_missing_path_is_reported_not_fatal(tmp_path: Path) -> None:
     out, errors = tmp_path / "t.jsonl", tmp_path / "e.jsonl"
     missing = tmp_path / "nope"
-    result = run("annotate", str(missing), str(EXAMPLES), "-o", str(out), "--errors", str(errors))
+    result = run_cli(
+        "annotate", str(missing), str(EXAMPLES), "-o", str(out), "--errors", str(errors)
+    )
     assert result.returncode == 0, result.stderr
     issue = json.loads(errors.read_text().splitlines()[0])
     assert issue == {"path": str(missing), "line": None, "reason": "no such file or folder"}
@@ -143,12 +129,12 @@ def test_own_output_inside_the_input_folder_is_not_read(tmp_path: Path) -> None:
     folder = tmp_path / "sessions"
     shutil.copytree(EXAMPLES, folder)
     alone = tmp_path / "alone.jsonl"
-    assert run("annotate", str(EXAMPLES), "-o", str(alone)).returncode == 0
+    assert run_cli("annotate", str(EXAMPLES), "-o", str(alone)).returncode == 0
     stats = folder / "stats.jsonl"
     # Relative names, from inside the folder: the output, its journal, the errors file and
     # the stats file all land among the sessions, and a rerun with --resume reads them too.
     for extra in ([], ["--resume"]):
-        result = run(
+        result = run_cli(
             "annotate", ".", "-o", "out.jsonl", "--errors", "errors.jsonl",
             "--stats-json", stats.name, *extra, cwd=folder,
         )  # fmt: skip

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,13 +41,7 @@ def rollout(i: int, *, error: str | None = None) -> dict[str, Any]:
 
 
 def annotate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracehint._main", "annotate", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli("annotate", *args)
 
 
 def write_records(path: Path, lines: list[str]) -> Path:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 
-from conftest import EXAMPLES, assert_not_written
+from conftest import EXAMPLES, assert_not_written, run_cli
 from tracehint import (
     AnnotatorConfig,
     HintChain,
@@ -137,13 +136,7 @@ async def test_judged_on_ray_then_seeded_rerun_sends_nothing(
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracehint._main", "annotate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli("annotate", *args, timeout=300)
 
 
 def test_cli_engine_ray(cluster: str, corpus: Path, tmp_path: Path) -> None:
