@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Self
 
@@ -101,13 +100,6 @@ class JsonlSink:
         except OutputError:
             if exc is None:
                 raise
-
-
-def ensure_parent(path: str) -> None:
-    """Create the folder an output file goes into (sync; call from a worker thread)."""
-    parent = os.path.dirname(path)  # noqa: PTH120 -- str paths
-    if parent:
-        os.makedirs(parent, exist_ok=True)  # noqa: PTH103 -- str paths
 
 
 class MemorySink:
