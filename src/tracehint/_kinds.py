@@ -33,13 +33,27 @@ class ErrorKind(StrEnum):
     """Edit's ``old_string`` is not in the file."""
     STRING_NOT_UNIQUE = "string_not_unique"
     """Edit's ``old_string`` matches several places and ``replace_all`` is false."""
+    EDIT_REJECTED = "edit_rejected"
+    """The edit tool refused an edit that would break the file (e.g. SWE-agent's linter)."""
     OUTPUT_TOO_LARGE = "output_too_large"
     """A file read or a command output above the tool's size limit."""
     # -- shell mistakes -------------------------------------------------------------------
     COMMAND_NOT_FOUND = "command_not_found"
     """The shell could not find the program (exit code 127)."""
     COMMAND_FAILED = "command_failed"
-    """A command ran and exited non-zero."""
+    """A command ran and exited non-zero, and nothing more specific is known."""
+    TEST_FAILED = "test_failed"
+    """A test run (pytest, jest/vitest, go test, cargo test, ...) reported failing tests."""
+    BUILD_FAILED = "build_failed"
+    """A compiler or type checker reported errors."""
+    LINT_FAILED = "lint_failed"
+    """A linter reported findings and exited non-zero."""
+    FORMAT_FAILED = "format_failed"
+    """A formatter in check mode found files it would change."""
+    GIT_FAILED = "git_failed"
+    """A git command failed (no upstream, conflict, nothing to commit, rejected push, ...)."""
+    SCRIPT_ERROR = "script_error"
+    """Code the agent ran raised an exception (a traceback or an uncaught error)."""
     TIMEOUT = "timeout"
     """The tool call ran past its time limit."""
     # -- permissions ----------------------------------------------------------------------
@@ -71,10 +85,27 @@ class ErrorKind(StrEnum):
     """A parallel call was cancelled because another one failed."""
 
     @property
+    def family(self) -> str:
+        """The kind's family: ``command`` for every command-failure subkind, else the kind."""
+        return "command" if self in _COMMAND_FAMILY else self.value
+
+    @property
     def is_mistake(self) -> bool:
         """Whether a failure of this kind is the agent's mistake (and so an error site)."""
         return self not in _NON_MISTAKES
 
+
+_COMMAND_FAMILY = frozenset(
+    {
+        ErrorKind.COMMAND_FAILED,
+        ErrorKind.TEST_FAILED,
+        ErrorKind.BUILD_FAILED,
+        ErrorKind.LINT_FAILED,
+        ErrorKind.FORMAT_FAILED,
+        ErrorKind.GIT_FAILED,
+        ErrorKind.SCRIPT_ERROR,
+    },
+)
 
 _NON_MISTAKES = frozenset(
     {ErrorKind.USER_REJECTED, ErrorKind.INTERRUPTED, ErrorKind.SIBLING_CANCELLED},

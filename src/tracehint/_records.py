@@ -58,6 +58,10 @@ class ErrorSite:
     failed_calls: int = 1
     """How many failed tool results (mistakes) precede this turn."""
     exit_code: int | None = None
+    repeats: int = 0
+    """How many earlier attempts of the same action failed right before this one (0: none)."""
+    earlier_errors: tuple[str, ...] = ()
+    """The errors of those earlier attempts, oldest first, each bounded."""
 
 
 @dataclass(frozen=True, slots=True)
