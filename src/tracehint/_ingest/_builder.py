@@ -51,11 +51,28 @@ def tool_call(call_id: str, name: str, arguments: object, limits: Limits) -> Too
 
 @dataclass(frozen=True, slots=True)
 class ResultIn:
-    """A tool result as a parser hands it to the builder."""
+    """A tool result as a parser hands it to the builder.
+
+    ``text`` is what the agent saw. The keyword fields carry what the format records in
+    structure (Claude Code's ``toolUseResult``, OpenHands' ``exit_code``, Codex's ``Exit
+    code: N`` header, ...): the classifier trusts them before any text rule.
+    """
 
     tool_use_id: str
     text: str
     is_error: bool
+    exit_code: int | None = None
+    """The command's exit code when the format records it."""
+    stdout: str | None = None
+    """The command's standard output, when the format keeps it apart from stderr."""
+    stderr: str | None = None
+    """The command's standard error, when the format keeps it apart from stdout."""
+    interrupted: bool = False
+    """The format says the call was interrupted (by the user or a time limit)."""
+    hook: str | None = None
+    """The name of the hook that blocked the call, when the format records one."""
+    error_text: str | None = None
+    """The tool's own error message when the format wraps it (``<tool_use_error>``)."""
 
 
 @dataclass(slots=True)
