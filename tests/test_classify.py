@@ -62,7 +62,7 @@ C = Classifier()
         (
             "json.decoder.JSONDecodeError: Expecting value: line 1 column 1",
             "Bash",
-            ErrorKind.JSON_DECODE,
+            ErrorKind.SCRIPT_ERROR,
         ),
         (
             "<tool_use_error>No such tool available: Frobnicate</tool_use_error>",

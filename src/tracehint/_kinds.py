@@ -72,8 +72,6 @@ class ErrorKind(StrEnum):
     WEB_FETCH_FAILED = "web_fetch_failed"
     """An HTTP fetch or web request failed (4xx/5xx, DNS, refused)."""
     # -- patterns and fallback ------------------------------------------------------------
-    REPEATED_FAILURE = "repeated_failure"
-    """The same tool failed several times in a row: change approach."""
     TOOL_ERROR = "tool_error"
     """A failure no rule recognises (the generic fallback)."""
     # -- not mistakes ---------------------------------------------------------------------

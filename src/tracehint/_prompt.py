@@ -81,9 +81,8 @@ def build_prompt(
     redact = (redactor or Redactor()).redact
     site = request.site
     kind = site.kind.value
-    if site.underlying_kind is not None:
-        kind = f"{kind} (the same tool failed {site.consecutive_failures} times in a row; "
-        kind += f"latest failure: {site.underlying_kind.value})"
+    if site.repeats:
+        kind = f"{kind} (the same action has now failed {site.repeats + 1} times in a row)"
     if site.exit_code is not None:
         kind += f", exit code {site.exit_code}"
     user = _TEMPLATE.format(

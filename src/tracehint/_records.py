@@ -6,7 +6,7 @@ Everything here is a frozen, slotted dataclass. Dicts exist only at the JSON edg
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ErrorSite",
+    "Facts",
     "Hint",
     "HintRequest",
     "InputIssue",
@@ -36,6 +37,58 @@ class ToolCall:
     """The call's arguments as compact JSON, bounded (see ``Limits.tool_input_chars``)."""
     target: str | None = None
     """The main argument when there is one: a file path, a command, a URL or a pattern."""
+    command: str | None = None
+    """The shell command the call ran, when it ran one (bounded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the failure itself shows, read from its structure: the grounds of a template.
+
+    Every field is taken from the site (the call's input or the error's own lines), never
+    guessed; a template states only what is here and abstains when what it needs is missing.
+    """
+
+    path: str | None = None
+    """The path the error names as missing, refused or a directory."""
+    paths: tuple[str, ...] = ()
+    """Files a checker named (for example those a formatter would change)."""
+    program: str | None = None
+    """The program that was not found or could not be executed."""
+    tests: tuple[str, ...] = ()
+    """The failing tests a test runner named (at most three)."""
+    exception: str | None = None
+    """``Type: message`` of the exception a script raised."""
+    frame: str | None = None
+    """The innermost frame of that exception (``file:line in function``)."""
+    parameter: str | None = None
+    """The parameter a schema validation error names."""
+    problem: str | None = None
+    """A known problem, in words (``the branch has no upstream branch``)."""
+    location: str | None = None
+    """``file:line`` of the first build or lint error."""
+    codes: tuple[str, ...] = ()
+    """Error or rule codes (``TS2322``, ``E501``)."""
+    key_line: str | None = None
+    """The output's most telling error line, bounded."""
+    hook: str | None = None
+    """The hook (or the hook's failing checks) that blocked the call."""
+    status: int | None = None
+    """The HTTP status of a failed fetch."""
+
+    def as_dict(self) -> dict[str, object]:
+        """The facts that are set, for the output (the JSON edge)."""
+        out: dict[str, object] = {}
+        for spec in fields(self):
+            name = spec.name
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+NO_FACTS = Facts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +104,8 @@ class ErrorSite:
     tool_input: str | None
     tool_target: str | None
     source_content_excerpt: str
-    underlying_kind: ErrorKind | None = None
-    """For ``repeated_failure``: what the latest failure itself was."""
     consecutive_failures: int = 1
-    """How many times in a row this tool has now failed."""
+    """How many times in a row this same action has now failed (``repeats + 1``)."""
     failed_calls: int = 1
     """How many failed tool results (mistakes) precede this turn."""
     exit_code: int | None = None
@@ -62,6 +113,10 @@ class ErrorSite:
     """How many earlier attempts of the same action failed right before this one (0: none)."""
     earlier_errors: tuple[str, ...] = ()
     """The errors of those earlier attempts, oldest first, each bounded."""
+    facts: Facts = NO_FACTS
+    """What the failure shows (the missing path, the failing tests, ...)."""
+    command: str | None = None
+    """The shell command the failing call ran, when it ran one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,12 @@ def _error_meta(site: ErrorSite) -> dict[str, Any]:
         meta["tool_target"] = site.tool_target
     if site.exit_code is not None:
         meta["exit_code"] = site.exit_code
-    if site.underlying_kind is not None:
-        meta["underlying_kind"] = site.underlying_kind.value
+    if site.repeats:
+        meta["repeats"] = site.repeats
+        meta["earlier_errors"] = list(site.earlier_errors)
+    facts = site.facts.as_dict()
+    if facts:
+        meta["facts"] = facts
     return meta
 
 

@@ -10,6 +10,9 @@ from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._kinds import HintSource, HintStatus
 from tracehint._limits import clamp
 from tracehint._records import Hint
+from tracehint._redact import Redactor
+
+DEFAULT_REDACTOR = Redactor()
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -44,6 +47,8 @@ class TemplateLayer:
     """Layer: the corrective template for the site's kind (free, deterministic)."""
 
     templates: Templates = DEFAULT_TEMPLATES
+    redactor: Redactor = DEFAULT_REDACTOR
+    """Facts quoted from the site (a command, an error line) never carry a credential."""
 
     @property
     def name(self) -> str:
@@ -52,7 +57,8 @@ class TemplateLayer:
 
     def render(self, request: HintRequest) -> str | None:
         """The sync core, usable without an event loop."""
-        return self.templates.render(request)
+        text = self.templates.render(request)
+        return self.redactor.redact(text) if text else None
 
     async def propose(self, request: HintRequest) -> Hint | None:
         """Render the template, or defer when the kind has none."""

@@ -8,6 +8,7 @@ assistant message that comes right after one or more failed results as an error 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,12 +20,21 @@ from tracehint._limits import Limits, clamp, clamp_middle
 from tracehint._records import ErrorSite, ToolCall, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
-    from tracehint._classify import Classifier
+    from tracehint._classify import Classification, Classifier
 
-__all__ = ["REPEAT_THRESHOLD", "ResultIn", "TraceBuilder", "tool_call"]
+__all__ = ["ResultIn", "TraceBuilder", "tool_call"]
 
-REPEAT_THRESHOLD = 3
-"""A tool failing this many times in a row makes the site ``repeated_failure``."""
+_EARLIER_ERRORS = 3
+"""Earlier attempts of a repeat kept on the site (the latest ones)."""
+_EARLIER_ERROR_CHARS = 300
+
+
+def _action(call: ToolCall | None) -> tuple[str, str] | None:
+    """What makes two calls the same action: the tool and its normalised command or target."""
+    if call is None:
+        return None
+    what = call.command or call.target or call.input_json
+    return call.name, " ".join(what.split())
 
 # Argument names that identify what a call acts on, most specific first.
 _TARGET_KEYS = ("file_path", "notebook_path", "path", "command", "url", "pattern", "query")
@@ -40,13 +50,28 @@ def tool_call(call_id: str, name: str, arguments: object, limits: Limits) -> Too
     except TypeError:
         text = str(arguments)
     target: str | None = None
+    command: str | None = None
     if isinstance(arguments, dict):
         for key in _TARGET_KEYS:
             value = arguments.get(key)
             if isinstance(value, str) and value:
                 target = clamp(value, 300)
                 break
-    return ToolCall(call_id, name, clamp(text, limits.tool_input_chars), target)
+        command = _command_of(arguments)
+    return ToolCall(call_id, name, clamp(text, limits.tool_input_chars), target, command)
+
+
+def _command_of(arguments: dict[str, object]) -> str | None:
+    """The shell command in a call's arguments: ``command``/``cmd`` as text or argv."""
+    for key in ("command", "cmd"):
+        value = arguments.get(key)
+        if isinstance(value, list) and all(isinstance(word, str) for word in value):
+            words = [str(word) for word in value]
+            # ["bash", "-lc", "pytest -q"] runs its last word
+            value = words[-1] if len(words) >= 3 and words[1] in {"-c", "-lc"} else " ".join(words)
+        if isinstance(value, str) and value.strip():
+            return clamp(value, 2000)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +104,27 @@ class ResultIn:
 class _Failure:
     result: ResultIn
     call: ToolCall | None
-    kind: ErrorKind
-    exit_code: int | None
-    streak: int
+    found: Classification
+    repeats: int
+    earlier: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Attempts:
+    """The failures in a row of one action (same tool, same command or target)."""
+
+    signature: tuple[object, ...]
+    failing: int | None
+    errors: list[str]
+
+
+_FAILED_COUNT = re.compile(r"\b(\d+) (?:failed|errors?)\b")
+
+
+def _failing_count(text: str) -> int | None:
+    """How many tests or errors a runner reported (the last count in the output)."""
+    counts = _FAILED_COUNT.findall(text[-3000:])
+    return int(counts[-1]) if counts else None
 
 
 @dataclass(slots=True)
@@ -104,7 +147,7 @@ class TraceBuilder:
     _calls: dict[str, ToolCall] = field(default_factory=dict)
     _message_index: dict[str, int] = field(default_factory=dict)
     _pending: list[_Failure] = field(default_factory=list)
-    _streak: dict[str, int] = field(default_factory=dict)
+    _attempts: dict[tuple[str, str], _Attempts] = field(default_factory=dict)
     _tools_used: dict[str, None] = field(default_factory=dict)
     _non_mistakes: Counter[ErrorKind] = field(default_factory=Counter)
     orphan_results: int = 0
@@ -124,6 +167,7 @@ class TraceBuilder:
         self._drafts.append(_Draft(Role.USER, kind, [text]))
         if not meta:
             self._pending.clear()
+            self._attempts.clear()  # a user message starts a new attempt at everything
 
     def add_system_text(self, text: str) -> None:
         """Add a system prompt (OpenAI-style input)."""
@@ -156,19 +200,59 @@ class TraceBuilder:
 
     def _record_outcome(self, result: ResultIn, call: ToolCall | None) -> None:
         name = call.name if call is not None else None
+        action = _action(call)
         if not result.is_error:
-            if name is not None:
-                self._streak[name] = 0
+            if action is not None:
+                self._attempts.pop(action, None)
             return
-        found = self.classifier.classify(result.text, name)
+        text = (
+            f"<tool_use_error>{result.error_text}</tool_use_error>"
+            if result.error_text
+            else result.text
+        )
+        found = self.classifier.classify(
+            text,
+            name,
+            command=call.command if call is not None else None,
+            exit_code=result.exit_code,
+            stderr=result.stderr,
+            hook=result.hook,
+            interrupted=result.interrupted,
+        )
         if not found.kind.is_mistake:
             self._non_mistakes[found.kind] += 1
             return
-        streak = 1
-        if name is not None:
-            streak = self._streak.get(name, 0) + 1
-            self._streak[name] = streak
-        self._pending.append(_Failure(result, call, found.kind, found.exit_code, streak))
+        repeats, earlier = self._repeat(action, found, result.text)
+        self._pending.append(_Failure(result, call, found, repeats, earlier))
+
+    def _repeat(
+        self, action: tuple[str, str] | None, found: Classification, text: str
+    ) -> tuple[int, tuple[str, ...]]:
+        """How many times this same action failed the same way right before, and how.
+
+        A repeat is the same tool with the same command or target failing with the same kind
+        and the same grounded facts. Progress (fewer failing tests) or a different error starts
+        a new count; so does a success of the action or a user message.
+        """
+        if action is None:
+            return 0, ()
+        signature = (found.kind, found.facts.path, found.facts.program, found.facts.exception)
+        failing = _failing_count(text)
+        error = clamp(text.strip(), _EARLIER_ERROR_CHARS)
+        before = self._attempts.get(action)
+        progress = (
+            before is None
+            or before.signature != signature
+            or (failing is not None and before.failing is not None and failing < before.failing)
+        )
+        if progress:
+            self._attempts[action] = _Attempts(signature, failing, [error])
+            return 0, ()
+        assert before is not None  # noqa: S101 -- progress is True when it is None
+        earlier = tuple(before.errors[-_EARLIER_ERRORS:])
+        before.errors.append(error)
+        before.failing = failing
+        return len(before.errors) - 1, earlier
 
     # -- assistant side -------------------------------------------------------------------
 
@@ -204,24 +288,23 @@ class TraceBuilder:
         if not self._pending:
             return None
         first = self._pending[0]
-        kind = first.kind
-        underlying: ErrorKind | None = None
-        if first.streak >= REPEAT_THRESHOLD:
-            kind, underlying = ErrorKind.REPEATED_FAILURE, first.kind
         call = first.call
         tagged = f"{_ERROR_TAG} {first.result.text}"
         return ErrorSite(
-            kind=kind,
+            kind=first.found.kind,
             error_message=clamp_middle(first.result.text.strip(), self.limits.error_message_chars),
             tool_use_id=first.result.tool_use_id,
             tool_name=call.name if call is not None else None,
             tool_input=call.input_json if call is not None else None,
             tool_target=call.target if call is not None else None,
             source_content_excerpt=tagged[: self.limits.excerpt_chars],
-            underlying_kind=underlying,
-            consecutive_failures=first.streak,
+            consecutive_failures=first.repeats + 1,
             failed_calls=len(self._pending),
-            exit_code=first.exit_code,
+            exit_code=first.found.exit_code,
+            repeats=first.repeats,
+            earlier_errors=first.earlier,
+            facts=first.found.facts,
+            command=call.command if call is not None else None,
         )
 
     # -- result ---------------------------------------------------------------------------

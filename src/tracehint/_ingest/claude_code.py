@@ -130,6 +130,7 @@ class ClaudeCodeParser:
     _sidechains: int = 0
     _session_id: str | None = None
     _first_line: bool = True
+    _pre_hooks: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._stem = os.path.basename(self.path).removesuffix(".jsonl")  # noqa: PTH119 -- str paths
@@ -171,6 +172,8 @@ class ClaudeCodeParser:
         if not isinstance(kind, str):
             return "entry has no string 'type' field"
         if kind not in _CONVERSATION_TYPES:
+            if kind == "progress":
+                self._progress(entry)
             self.skipped_entries += 1
             return None
         message = entry.get("message")
@@ -191,6 +194,20 @@ class ClaudeCodeParser:
             if kind == "user"
             else self._assistant(builder, entry, message, content)
         )
+
+    def _progress(self, entry: dict[str, Any]) -> None:
+        """Remember the PreToolUse hooks that ran for a call (tied to it by ``toolUseID``)."""
+        data = entry.get("data")
+        if not isinstance(data, dict) or data.get("type") != "hook_progress":
+            return
+        if data.get("hookEvent") != "PreToolUse":
+            return
+        name = data.get("hookName")
+        hook = name if isinstance(name, str) and name else "PreToolUse"
+        for key in ("toolUseID", "parentToolUseID"):
+            use_id = entry.get(key)
+            if isinstance(use_id, str):
+                self._pre_hooks[use_id] = hook
 
     def _is_duplicate(self, entry: dict[str, Any]) -> bool:
         """Whether this entry's ``uuid`` was seen before (a line written twice), counting it."""
@@ -220,11 +237,7 @@ class ClaudeCodeParser:
                 use_id = block.get("tool_use_id")
                 if not isinstance(use_id, str):
                     return "tool_result block has no string 'tool_use_id'"
-                results.append(
-                    ResultIn(
-                        use_id, _result_text(block.get("content")), block.get("is_error") is True
-                    ),
-                )
+                results.append(self._result(entry, use_id, block))
             else:
                 texts.append(_block_text(block))
         if results:
@@ -236,6 +249,24 @@ class ClaudeCodeParser:
                 meta=entry.get("isMeta") is True,
             )
         return None
+
+    def _result(self, entry: dict[str, Any], use_id: str, block: dict[str, Any]) -> ResultIn:
+        """A ``tool_result`` with what the entry records in structure beside its text."""
+        text = _result_text(block.get("content"))
+        is_error = block.get("is_error") is True
+        if not is_error:
+            return ResultIn(use_id, text, is_error)
+        detail = entry.get("toolUseResult")
+        stderr: str | None = None
+        interrupted = False
+        if isinstance(detail, dict):
+            found = detail.get("stderr")
+            stderr = found if isinstance(found, str) and found.strip() else None
+            interrupted = detail.get("interrupted") is True
+        hook = self._pre_hooks.get(use_id)
+        if hook is not None and not _command_ran(text, hook):
+            return ResultIn(use_id, text, is_error, stderr=stderr, hook=hook)
+        return ResultIn(use_id, text, is_error, stderr=stderr, interrupted=interrupted)
 
     def _assistant(
         self,
@@ -339,6 +370,18 @@ class ClaudeCodeParser:
     def orphan_results(self) -> int:
         """Tool results that matched no tool call, over all conversations of the file."""
         return sum(b.orphan_results for b in self._builders.values())
+
+
+def _command_ran(text: str, hook: str) -> bool:
+    """Whether a failed result is the call's own output rather than its PreToolUse hook's.
+
+    A hook that blocks the call answers for it: its message names no exit code of the command
+    (Claude Code writes ``Exit code N`` before a command's own output) or names the hook.
+    """
+    head = text.lstrip()[:300]
+    if hook in head or "hook" in head.lower():
+        return False
+    return head.startswith(("Exit code", "Error: Exit code"))
 
 
 def _parent_session(path: str) -> str | None:
