@@ -64,11 +64,23 @@ _LAUNCHERS = frozenset(
 _ENV_ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 
 
-def _words(segment: str) -> list[str]:
+def _segments(command: str) -> list[list[str]]:
+    """The simple commands of a shell line, as words (quotes respected)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    segments: list[list[str]] = [[]]
     try:
-        return shlex.split(segment, comments=False, posix=True)
-    except ValueError:
-        return segment.split()
+        for token in lexer:
+            if token and set(token) <= set(";&|()\n"):
+                segments.append([])
+            elif token and set(token) <= set("<>"):
+                continue
+            else:
+                segments[-1].append(token)
+    except ValueError:  # unbalanced quotes: split on the separators themselves
+        return [segment.split() for segment in _SEPARATORS.split(command)]
+    return [segment for segment in segments if segment]
 
 
 def programs_of(command: str) -> tuple[tuple[str, ...], ...]:
@@ -78,8 +90,8 @@ def programs_of(command: str) -> tuple[tuple[str, ...], ...]:
     ``npm run S`` / ``yarn S`` keep their module or script name as the second word.
     """
     found: list[tuple[str, ...]] = []
-    for segment in _SEPARATORS.split(command[:2000]):
-        words = _words(segment.strip())
+    for segment in _segments(command[:2000]):
+        words = segment
         launched = False
         while words and (
             _ENV_ASSIGNMENT.match(words[0])
@@ -224,6 +236,7 @@ _JS_EXCEPTION = re.compile(
 
 _PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+?)(?: - .*)?$", re.MULTILINE)
 _PYTEST_HEADER = re.compile(r"^_{3,} (?P<test>[\w.\[\]-]+(?:\.[\w\[\]-]+)*) _{3,}$", re.MULTILINE)
+_PYTEST_ASSERT = re.compile(r"^E\s{2,}(?P<line>\S.*)$", re.MULTILINE)
 _PYTEST_SUMMARY = re.compile(r"^=+ .*?\b(?P<n>\d+) (?:failed|error)", re.MULTILINE)
 _JEST_FAILED = re.compile(r"^\s*● (?P<test>.+?)$", re.MULTILINE)
 _JEST_SUMMARY = re.compile(r"^Tests?:\s+(?P<n>\d+) failed", re.MULTILINE)
@@ -235,13 +248,15 @@ _MIX_FAILED = re.compile(r"^\s+\d+\) test (?P<test>.+?) \(", re.MULTILINE)
 _RSPEC_FAILED = re.compile(r"^rspec (?P<test>\./\S+:\d+)", re.MULTILINE)
 
 _BUILD_ERROR = (
+    # Next.js / webpack: "> Build error occurred" then the error
+    re.compile(r"^> Build error occurred\n\[?(?P<msg>\w*(?:Error|Exception)\b[^\]\n]*)", re.M),
     # tsc: src/x.ts(12,5): error TS2322: ... / src/x.ts:12:5 - error TS2322: ...
     re.compile(
         r"^(?P<loc>\S+?(?:\(\d+,\d+\)|:\d+:\d+)):? -? ?error (?P<code>TS\d+): (?P<msg>.+)$",
         re.M,
     ),
-    # pyright: /abs/x.py:184:17 - error: Type of ...
-    re.compile(r"^\s*(?P<loc>\S+?:\d+:\d+) - error: (?P<msg>.+)$", re.MULTILINE),
+    # pyright: /abs/x.py:184:17 - error: Type of ... (also inside a CI log: "[job] | ...")
+    re.compile(r"^(?:.*\| )?\s*(?P<loc>\S+?:\d+:\d+) - error: (?P<msg>.+)$", re.MULTILINE),
     # mypy / gcc / go: x.py:12: error: msg  /  x.c:3:5: error: msg / ./x.go:3:5: undefined: foo
     re.compile(r"^(?P<loc>\S+?:\d+(?::\d+)?): (?:fatal )?error: (?P<msg>.+)$", re.MULTILINE),
     # rustc: error[E0308]: mismatched types\n  --> src/main.rs:4:5
@@ -431,7 +446,9 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
             return CommandReport(ErrorKind.FILE_NOT_FOUND, Facts(path=missing))
         tests, verdict = _failing_tests(output)
         if verdict or tests:
-            return CommandReport(ErrorKind.TEST_FAILED, Facts(tests=tests))
+            first = _PYTEST_ASSERT.search(output)
+            line = _clip(first.group("line"), 120) if first is not None else None
+            return CommandReport(ErrorKind.TEST_FAILED, Facts(tests=tests, key_line=line))
         nothing = _NO_TESTS.search(tail)
         if nothing is not None:
             return CommandReport(
@@ -468,16 +485,48 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
         report = _checker(errors, ran)
         if report is not None:
             return report
-    elif _FORMAT_SUMMARY.search(tail):  # a check script (make check, act, CI) that formats
-        report = _checker(errors, _Ran(format=True))
-        if report is not None:
+    else:  # a check script (make check, act, a CI job) whose output is a checker's findings
+        report = _checker(errors, _Ran(format=bool(_FORMAT_SUMMARY.search(tail)), build=True))
+        if report is not None and report.facts.location is not None or (
+            report is not None and report.kind is ErrorKind.FORMAT_FAILED
+        ):
             return report
 
     exc, frame = _exception(errors)
     if exc is not None:
         return CommandReport(ErrorKind.SCRIPT_ERROR, Facts(exception=_clip(exc), frame=frame))
 
+    search = _search_segment(command)
+    if search is not None and len(errors.strip()) <= len("Error"):
+        # grep, rg and friends exit 1 when nothing matches: an answer, not a broken command
+        return CommandReport(None, Facts(problem="no match", key_line=search))
     return CommandReport(None, Facts(key_line=_key_line(errors)))
+
+
+_SEARCHERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "git"})
+
+
+def _search_segment(command: str | None) -> str | None:
+    """The search a command ends with (``grep -l useTodos``), when it ends with one."""
+    if not command:
+        return None
+    programs = list(programs_of(command))
+    while programs and programs[-1][0] in _FILTERS:
+        programs.pop()
+    if not programs:
+        return None
+    last = programs[-1]
+    if last[0] not in _SEARCHERS or (last[0] == "git" and last[1:2] != ("grep",)):
+        return None
+    words: list[str] = []
+    for word in last:
+        if word.isdigit() and words:  # ``2>/dev/null`` after the pattern
+            break
+        words.append(word)
+    return " ".join(words)
+
+
+_FILTERS = frozenset({"head", "tail", "sort", "uniq", "wc", "cut", "less", "more", "cat", "tr"})
 
 
 def _checker(errors: str, ran: _Ran) -> CommandReport | None:
@@ -504,7 +553,7 @@ def _checker(errors: str, ran: _Ran) -> CommandReport | None:
                 return CommandReport(
                     ErrorKind.BUILD_FAILED,
                     Facts(
-                        location=match.group("loc"),
+                        location=groups.get("loc"),
                         key_line=_clip(match.group("msg")),
                         codes=(code,) if code else (),
                     ),

@@ -157,6 +157,13 @@ def _file_not_found(req: HintRequest) -> str | None:
     path = _path(req)
     if path is None:
         return None
+    if req.site.command is not None and not path.startswith(("/", "~")):
+        # a shell's relative path resolves against its working directory, which persists
+        # between calls: the path may well exist elsewhere
+        return (
+            f"{_code(path)} is not found from the shell's current working directory (it "
+            "persists between calls): check where you are with `pwd`, or use an absolute path."
+        )
     lister = _has(req, "Glob", "LS", "find_file", "list_dir", "Bash", "bash")
     how = f" (list its parent folder with {lister})" if lister else " (list its parent folder)"
     return f"{_code(path)} does not exist: check the path{how} before using it."
@@ -199,13 +206,27 @@ def _plural(items: tuple[str, ...]) -> str:
     return ", ".join(_code(item, 90) for item in items)
 
 
+def _test_name(node: str) -> str:
+    """``tests/x.py::Class::test_y`` → ``test_y``: the name a person searches for."""
+    return node.rsplit("::", 1)[-1]
+
+
 def _test_failed(req: HintRequest) -> str | None:
     facts = req.site.facts
     if facts.tests:
-        verb = "fails" if len(facts.tests) == 1 else "fail"
+        names = tuple(_test_name(t) for t in facts.tests)
+        files = {t.split("::", 1)[0] for t in facts.tests if "::" in t}
+        where = f" in {_code(files.pop(), 80)}" if len(files) == 1 else ""
+        verb = "fails" if len(names) == 1 else "fail"
+        first = f" (first: {_code(facts.key_line, 120)})" if facts.key_line else ""
         return (
-            f"{_plural(facts.tests)} {verb}: read each failure's assertion and traceback and "
-            "fix the cause before running the tests again."
+            f"{_plural(names)}{where} {verb}{first}: read each failure and fix its cause before "
+            "running the tests again."
+        )
+    if facts.problem == "no test matched the selection" and facts.key_line:
+        return (
+            f"The test selection ran nothing ({_code(facts.key_line, 80)}): check the marker, "
+            "`-k` expression or path against the suite's tests before running it again."
         )
     if facts.exception:
         return (
@@ -217,12 +238,10 @@ def _test_failed(req: HintRequest) -> str | None:
 
 def _build_failed(req: HintRequest) -> str | None:
     facts = req.site.facts
-    if facts.key_line is None or facts.location is None:
+    if facts.key_line is None:
         return None
-    return (
-        f"The build reports {_code(facts.key_line)} at {_code(facts.location, 80)}: fix that "
-        "error first, then build again."
-    )
+    where = f" at {_code(facts.location, 80)}" if facts.location else ""
+    return f"The build reports {_code(facts.key_line)}{where}: fix that error first, then build again."
 
 
 def _lint_failed(req: HintRequest) -> str | None:
@@ -315,6 +334,10 @@ def _script_error(req: HintRequest) -> str | None:
 _ALLOWED_DIRS = re.compile(r"allowed working directories for this session: '([^']+)'")
 
 
+_BLOCKED_TARGET = re.compile(r"^\w+ in '(?P<target>[^']+)' was blocked")
+_ASKED_FOR = re.compile(r"requested permissions to (?P<what>\w+(?: (?:from|to|in))? \S+?),? but")
+
+
 def _permission_denied(req: HintRequest) -> str | None:
     facts, message = req.site.facts, req.site.error_message
     if facts.program is not None:  # the shell could not execute a file
@@ -325,15 +348,23 @@ def _permission_denied(req: HintRequest) -> str | None:
         )
     allowed = _ALLOWED_DIRS.search(message)
     if allowed is not None:
+        blocked = _BLOCKED_TARGET.search(message)
+        what = f"{_code(blocked.group('target'))} is" if blocked else "That location is"
         return (
-            f"Only {_code(allowed.group(1))} and the other allowed working directories may be "
-            "used in this session: work inside them."
+            f"{what} outside this session's allowed working directories "
+            f"({_code(allowed.group(1))}): work inside them."
         )
     if re.search(r"requires approval|haven't granted|requested permissions", message):
-        tool = _tool(req) or "This call"
+        asked = _ASKED_FOR.search(message)
+        if req.site.command is not None:
+            subject = _code(req.site.command, 70)
+        elif asked is not None:
+            subject = f"The request to {asked.group('what')}"
+        else:
+            subject = _tool(req) or "This call"
         return (
-            f"{tool} needs the user's approval here and did not get it: do the step with the "
-            "tools already allowed, or ask the user to approve or run it."
+            f"{subject} needs a permission the user has not granted: do the step with the "
+            "tools already allowed, or ask the user to grant it."
         )
     if facts.path is not None:
         return (
@@ -413,7 +444,14 @@ def _timeout(req: HintRequest) -> str | None:
 
 def _command_failed(req: HintRequest) -> str | None:
     facts, command = req.site.facts, req.site.command
-    if facts.key_line is None or command is None:
+    if command is None:
+        return None
+    if facts.problem == "no match" and facts.key_line:
+        return (
+            f"{_code(facts.key_line, 80)} matches nothing (grep-like tools exit 1 when nothing "
+            "matches): search elsewhere or with another pattern, or treat it as absent."
+        )
+    if facts.key_line is None or len(facts.key_line.split()) < 2:  # noqa: PLR2004
         return None
     code = f" with exit code {req.site.exit_code}" if req.site.exit_code is not None else ""
     return (

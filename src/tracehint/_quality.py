@@ -1,0 +1,282 @@
+"""Hint quality against hand labels: kind accuracy and wrong / specific / generic hints.
+
+Labels are JSON files (see ``quality/labels/README.md``): for every failed tool result of a
+transcript, whether it was the agent's mistake, its kind, what a hint specific to the site must
+mention, and what it must never claim. ``score`` matches them to annotated traces by file and
+call id and counts:
+
+- **kind**: the site's kind in the label's family (command-failure subkinds are one family);
+- **wrong**: a template or judge hint that matches one of the label's ``must_not_claim``
+  patterns (a false statement about the site), or any site on a non-mistake;
+- **specific**: a template or judge hint that mentions everything in ``must_mention``;
+- **generic**: any other template or judge hint; **raw**: the raw error text (it quotes the
+  error and claims nothing), **none**: no hint.
+
+Pure and sync: the JSON edge is ``load_labels`` and ``load_traces``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tracehint._exceptions import InputError
+from tracehint._kinds import ErrorKind
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+__all__ = ["Label", "QualityReport", "SiteScore", "Verdict", "load_labels", "load_traces", "score"]
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One labelled failed tool result."""
+
+    file: str
+    """Path relative to the corpus root."""
+    call_id: str
+    mistake: bool
+    kind: ErrorKind
+    must_mention: tuple[tuple[str, ...], ...]
+    must_not_claim: tuple[re.Pattern[str], ...]
+    record: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSet:
+    """Labels and the files they label completely."""
+
+    labels: tuple[Label, ...]
+    files: frozenset[str]
+
+
+def _family(kind: str) -> str:
+    try:
+        return ErrorKind(kind).family
+    except ValueError:
+        return kind
+
+
+def load_labels(paths: Iterable[Path]) -> LabelSet:
+    """Read label files (a folder means every ``*.json`` in it)."""
+    labels: list[Label] = []
+    files: set[str] = set()
+    for given in paths:
+        for path in sorted(given.glob("*.json")) if given.is_dir() else [given]:
+            try:
+                data = orjson.loads(path.read_bytes())
+                files.update(data.get("files", ()))
+                labels.extend(_label(site) for site in data["sites"])
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"{path}: not a label file ({exc})") from exc
+    return LabelSet(tuple(labels), frozenset(files))
+
+
+def _label(site: dict[str, Any]) -> Label:
+    mention = tuple(
+        tuple(item) if isinstance(item, list) else (item,) for item in site["must_mention"]
+    )
+    return Label(
+        file=site["file"],
+        call_id=str(site["call_id"]),
+        mistake=bool(site["mistake"]),
+        kind=ErrorKind(site["kind"]),
+        must_mention=mention,
+        must_not_claim=tuple(re.compile(p, re.IGNORECASE) for p in site["must_not_claim"]),
+        record=site.get("record"),
+        note=site.get("note", ""),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FoundSite:
+    """A site as written in the output (the JSON edge, read back)."""
+
+    path: str
+    trace_id: str
+    call_id: str
+    kind: str
+    hint: str | None
+    source: str | None
+
+
+def load_traces(paths: Iterable[Path]) -> list[FoundSite]:
+    """The sites of annotated traces (``tracehint annotate`` output files)."""
+    found: list[FoundSite] = []
+    for path in paths:
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                trace = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: not a trace line ({exc})") from exc
+            for turn in trace.get("turns", ()):
+                meta = turn.get("error_meta")
+                if not meta:
+                    continue
+                found.append(
+                    FoundSite(
+                        path=trace["source"]["path"],
+                        trace_id=trace["trace_id"],
+                        call_id=str(meta["tool_use_id"]),
+                        kind=turn["tool_error"],
+                        hint=turn.get("hint"),
+                        source=turn.get("hint_source"),
+                    ),
+                )
+    return found
+
+
+class Verdict:
+    """Names of the hint verdicts."""
+
+    WRONG = "wrong"
+    SPECIFIC = "specific"
+    GENERIC = "generic"
+    RAW = "raw"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteScore:
+    """How one labelled mistake fared."""
+
+    label: Label
+    site: FoundSite | None
+    kind_right: bool
+    verdict: str
+    why: str = ""
+
+
+@dataclass(slots=True)
+class QualityReport:
+    """The counts of one scoring run."""
+
+    scores: list[SiteScore] = field(default_factory=list)
+    spurious: list[tuple[FoundSite, str]] = field(default_factory=list)
+    unread: list[Label] = field(default_factory=list)
+    """Labels whose file no trace came from (a format not read)."""
+
+    @property
+    def found(self) -> list[SiteScore]:
+        """Labelled mistakes that are sites."""
+        return [s for s in self.scores if s.site is not None]
+
+    @property
+    def kind_accuracy(self) -> float:
+        """Share of found mistakes whose kind is in the label's family."""
+        found = self.found
+        return sum(s.kind_right for s in found) / len(found) if found else 1.0
+
+    @property
+    def verdicts(self) -> Counter[str]:
+        """Hint verdicts over found mistakes."""
+        return Counter(s.verdict for s in self.found)
+
+    @property
+    def specific_share(self) -> float:
+        """Share of hinted found mistakes whose hint is specific."""
+        verdicts = self.verdicts
+        hinted = sum(n for v, n in verdicts.items() if v != Verdict.NONE)
+        return verdicts[Verdict.SPECIFIC] / hinted if hinted else 0.0
+
+    def summary(self) -> str:
+        """A few lines for people."""
+        verdicts = self.verdicts
+        missed = [s for s in self.scores if s.site is None]
+        lines = [
+            f"labelled mistakes: {len(self.scores)} (found as sites: {len(self.found)}, "
+            f"not a site: {len(missed)}); labels in formats not read: {len(self.unread)}",
+            f"kind accuracy (families): {self.kind_accuracy:.1%}",
+            "hints: "
+            + ", ".join(
+                f"{v} {verdicts[v]}"
+                for v in (Verdict.WRONG, Verdict.SPECIFIC, Verdict.GENERIC, Verdict.RAW, Verdict.NONE)
+            )
+            + f"; specific share {self.specific_share:.1%}",
+            f"spurious sites (non-mistakes or unlabelled in complete files): {len(self.spurious)}",
+        ]
+        return "\n".join(lines)
+
+
+def _mentions(hint: str, needed: Sequence[tuple[str, ...]]) -> list[str]:
+    lowered = hint.lower()
+    return [
+        "/".join(group) for group in needed if not any(i.lower() in lowered for i in group)
+    ]
+
+
+def _judge_hint(label: Label, site: FoundSite) -> tuple[str, str]:
+    if not site.hint:
+        return Verdict.NONE, ""
+    if site.source == "raw":
+        return Verdict.RAW, ""
+    for pattern in label.must_not_claim:
+        match = pattern.search(site.hint)
+        if match is not None:
+            return Verdict.WRONG, f"claims {match.group(0)!r}"
+    missing = _mentions(site.hint, label.must_mention)
+    if missing:
+        return Verdict.GENERIC, "misses " + ", ".join(missing)
+    return Verdict.SPECIFIC, ""
+
+
+def _relative(path: str, files: Iterable[str]) -> str | None:
+    normal = path.replace("\\", "/")
+    return next((f for f in files if normal.endswith("/" + f.rstrip("/")) or normal == f), None)
+
+
+def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:
+    """Score annotated sites against labels."""
+    report = QualityReport()
+    label_files = {label.file for label in labels.labels} | set(labels.files)
+    by_key: dict[tuple[str, str], list[FoundSite]] = {}
+    read_files: set[str] = set()
+    for site in sites:
+        rel = _relative(site.path, label_files) or _folder_of(site.path, label_files)
+        if rel is None:
+            continue
+        read_files.add(rel)
+        by_key.setdefault((rel, site.call_id), []).append(site)
+    used: set[int] = set()
+    for label in labels.labels:
+        candidates = by_key.get((label.file, label.call_id), [])
+        if label.record is not None:
+            candidates = [c for c in candidates if label.record in c.trace_id] or candidates
+        site = candidates[0] if candidates else None
+        if site is not None:
+            used.add(id(site))
+        if not label.mistake:
+            if site is not None:
+                report.spurious.append((site, f"site on a non-mistake ({label.kind.value})"))
+            continue
+        if site is None:
+            if label.file not in read_files:
+                report.unread.append(label)
+            report.scores.append(SiteScore(label, None, kind_right=False, verdict=Verdict.NONE))
+            continue
+        kind_right = _family(site.kind) == label.kind.family
+        verdict, why = _judge_hint(label, site)
+        report.scores.append(SiteScore(label, site, kind_right, verdict, why))
+    complete = set(labels.files)
+    for site in sites:
+        if id(site) in used:
+            continue
+        rel = _relative(site.path, complete) or _folder_of(site.path, complete)
+        if rel is not None:
+            report.spurious.append((site, "no label for this site in a completely labelled file"))
+    return report
+
+
+def _folder_of(path: str, files: Iterable[str]) -> str | None:
+    """A labelled folder (``.../session/``) that holds ``path``."""
+    normal = path.replace("\\", "/")
+    return next((f for f in files if f.endswith("/") and f"/{f}" in normal), None)
