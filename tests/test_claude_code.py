@@ -356,18 +356,9 @@ def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
             {ErrorKind.USER_REJECTED: len(rejected)} if rejected else {}
         )
         expected = [
-            (
-                batch[0].tool_use_id,
-                batch[0].tool_name,
-                len(batch),
-                batch[0].streak,
-            )
-            for batch in conversation.batches
+            (batch[0].tool_use_id, batch[0].tool_name, len(batch)) for batch in conversation.batches
         ]
-        found = [
-            (s.tool_use_id, s.tool_name, s.failed_calls, s.consecutive_failures)
-            for _, _, s in trace.sites()
-        ]
+        found = [(s.tool_use_id, s.tool_name, s.failed_calls) for _, _, s in trace.sites()]
         assert found == expected
         rejected_ids = {r.tool_use_id for r in rejected}
         assert not rejected_ids & {s.tool_use_id for _, _, s in trace.sites()}
@@ -378,9 +369,8 @@ def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
             assert turn.role is Role.ASSISTANT
             assert turn.kind is TurnKind.MESSAGE
             assert site.kind.is_mistake
-            repeated = site.consecutive_failures >= 3
-            assert (site.kind is ErrorKind.REPEATED_FAILURE) is repeated
-            assert (site.underlying_kind is not None) is repeated
+            assert site.consecutive_failures == site.repeats + 1
+            assert len(site.earlier_errors) == min(site.repeats, 3)
 
 
 def test_all_corpus_mistakes_accounted_for(shared_corpus: Path, corpus_run: Run) -> None:
@@ -482,9 +472,7 @@ def test_file_not_read_errors(shared_corpus: Path) -> None:
             if site.tool_use_id not in by_id:
                 continue
             covered += site.failed_calls
-            assert site.kind in {ErrorKind.FILE_NOT_READ, ErrorKind.REPEATED_FAILURE}
-            if site.kind is ErrorKind.REPEATED_FAILURE:
-                assert site.underlying_kind is ErrorKind.FILE_NOT_READ
+            assert site.kind is ErrorKind.FILE_NOT_READ
             assert site.tool_name == by_id[site.tool_use_id].tool_name
             assert site.tool_name in {"Write", "Edit", "MultiEdit"}
             assert_tool_input(site.tool_input, by_id[site.tool_use_id].tool_input)
@@ -663,28 +651,21 @@ async def test_huge_base64_line(shared_corpus: Path) -> None:
         assert any(text in content for content in contents)
 
 
-def test_repeated_failure_in_corpus(shared_corpus: Path, corpus_run: Run) -> None:
-    """The same tool failing 3+ times in a row (counted on the raw JSON) is repeated_failure."""
-    expected: dict[str, int] = {}
-    for path in corpus_files(shared_corpus):
-        for conversation in raw_conversations(path).values():
-            for batch in conversation.batches:
-                expected[batch[0].tool_use_id] = batch[0].streak
+def test_repeats_in_corpus_are_the_same_action(corpus_run: Run) -> None:
+    """A site marked as a repeat failed the same way as the attempts it lists."""
     repeated = 0
     for trace in corpus_run.traces:
         for turn in sites(trace):
             meta = turn["error_meta"]
-            streak = expected[meta["tool_use_id"]]
-            assert meta["consecutive_failures"] == streak
-            if streak >= 3:
-                repeated += 1
-                assert turn["tool_error"] == "repeated_failure"
-                assert meta["underlying_kind"] not in {None, "repeated_failure"}
-            else:
-                assert turn["tool_error"] != "repeated_failure"
-                assert "underlying_kind" not in meta
+            if "repeats" not in meta:
+                assert meta["consecutive_failures"] == 1
+                continue
+            repeated += 1
+            assert meta["consecutive_failures"] == meta["repeats"] + 1
+            assert 1 <= len(meta["earlier_errors"]) <= 3
+            assert turn["tool_error"] != "repeated_failure"
     assert repeated > 0
-    assert corpus_run.stats.sites_by_kind["repeated_failure"] == repeated
+    assert "repeated_failure" not in corpus_run.stats.sites_by_kind
 
 
 def _entry(kind: str, uuid: str, parent: str | None, content: object, **extra: Any) -> bytes:
@@ -717,51 +698,78 @@ def _result(uuid: str, parent: str, use_id: str, text: str, *, error: bool) -> b
     return _entry("user", uuid, parent, [block])
 
 
-def test_repeated_failure_needs_three_in_a_row(tmp_path: Path) -> None:
+def _session(tmp_path: Path, steps: list[tuple[str, str, str | None]]) -> Trace:
+    """A session of ``(tool, command, error or None)`` steps; returns its trace."""
     lines = [_entry("user", "u0", None, "run the tests")]
-    outcomes = [True, True, False, True, True, True, True]  # True = failed
     parent = "u0"
-    for n, failed in enumerate(outcomes):
-        lines.append(_call(f"a{n}", parent, f"t{n}", "Bash", f"pytest -k {n}"))
-        text = f"Exit code 1\nFAILED test_{n}" if failed else "1 passed"
-        lines.append(_result(f"r{n}", f"a{n}", f"t{n}", text, error=failed))
+    for n, (tool, command, error) in enumerate(steps):
+        lines.append(_call(f"a{n}", parent, f"t{n}", tool, command))
+        text = error if error is not None else "ok"
+        lines.append(_result(f"r{n}", f"a{n}", f"t{n}", text, error=error is not None))
         parent = f"r{n}"
     lines.append(_entry("assistant", "end", parent, [{"type": "text", "text": "done"}]))
     path = tmp_path / "s.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     (trace,), issues = parse(path)
     assert issues == []
-    found = [
-        (s.tool_use_id, s.kind, s.underlying_kind, s.consecutive_failures)
-        for _, _, s in trace.sites()
-    ]
+    return trace
+
+
+BOOM = 'Exit code 1\nTraceback (most recent call last):\n  File "a.py", line 3, in f\nKeyError: 1'
+
+
+def test_a_repeat_is_the_same_action_failing_the_same_way(tmp_path: Path) -> None:
+    trace = _session(
+        tmp_path,
+        [
+            ("Bash", "python a.py", BOOM),
+            ("Bash", "python a.py", BOOM),
+            ("Bash", "python a.py", BOOM),
+            ("Bash", "python b.py", BOOM),  # another action: its own count
+            ("Bash", "python a.py", None),  # the action succeeds: its count ends
+            ("Bash", "python a.py", BOOM),
+        ],
+    )
+    found = [(s.tool_use_id, s.kind, s.repeats) for _, _, s in trace.sites()]
     assert found == [
-        ("t0", ErrorKind.COMMAND_FAILED, None, 1),
-        ("t1", ErrorKind.COMMAND_FAILED, None, 2),
-        ("t3", ErrorKind.COMMAND_FAILED, None, 1),
-        ("t4", ErrorKind.COMMAND_FAILED, None, 2),
-        ("t5", ErrorKind.REPEATED_FAILURE, ErrorKind.COMMAND_FAILED, 3),
-        ("t6", ErrorKind.REPEATED_FAILURE, ErrorKind.COMMAND_FAILED, 4),
+        ("t0", ErrorKind.SCRIPT_ERROR, 0),
+        ("t1", ErrorKind.SCRIPT_ERROR, 1),
+        ("t2", ErrorKind.SCRIPT_ERROR, 2),
+        ("t3", ErrorKind.SCRIPT_ERROR, 0),
+        ("t5", ErrorKind.SCRIPT_ERROR, 0),
     ]
-    for _, _, site in trace.sites():
-        assert site.exit_code == 1
-        assert site.tool_name == "Bash"
+    third = next(s for _, _, s in trace.sites() if s.tool_use_id == "t2")
+    assert len(third.earlier_errors) == 2
+    assert all("KeyError" in e for e in third.earlier_errors)
 
 
-def test_streaks_are_per_tool(tmp_path: Path) -> None:
-    lines = [_entry("user", "u0", None, "go")]
-    parent = "u0"
-    for n, tool in enumerate(["Bash", "Grep", "Bash", "Grep"]):
-        lines.append(_call(f"a{n}", parent, f"t{n}", tool, "x"))
-        lines.append(_result(f"r{n}", f"a{n}", f"t{n}", "Exit code 2\nboom", error=True))
-        parent = f"r{n}"
-    lines.append(_entry("assistant", "end", parent, [{"type": "text", "text": "ok"}]))
-    path = tmp_path / "s.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    (trace,), _ = parse(path)
-    streaks = [s.consecutive_failures for _, _, s in trace.sites()]
-    assert streaks == [1, 1, 2, 2]
-    assert not any(s.kind is ErrorKind.REPEATED_FAILURE for _, _, s in trace.sites())
+def test_a_converging_test_loop_is_not_a_repeat(tmp_path: Path) -> None:
+    """12 → 11 → 2 → 1 failures with a fix between each: progress, never "stop retrying"."""
+    runs = [
+        f"Exit code 1\nFAILED tests/t.py::test_{n}\n===== {n} failed, 3 passed in 0.1s ====="
+        for n in (12, 11, 2, 1)
+    ]
+    steps: list[tuple[str, str, str | None]] = []
+    for run in runs:
+        steps += [("Bash", "pytest -q", run), ("Edit", "fix", None)]
+    trace = _session(tmp_path, steps)
+    assert [s.repeats for _, _, s in trace.sites()] == [0, 0, 0, 0]
+    assert all(s.kind is ErrorKind.TEST_FAILED for _, _, s in trace.sites())
+    same = _session(tmp_path, [("Bash", "pytest -q", runs[0])] * 3)
+    assert [s.repeats for _, _, s in same.sites()] == [0, 1, 2]
+
+
+def test_different_errors_of_one_tool_are_not_a_repeat(tmp_path: Path) -> None:
+    trace = _session(
+        tmp_path,
+        [
+            ("Bash", "x", "Exit code 2\nboom"),
+            ("Grep", "x", "Exit code 2\nboom"),
+            ("Bash", "ls missing/", "ls: cannot access 'missing/': No such file or directory"),
+            ("Bash", "cat nope", "cat: nope: No such file or directory"),
+        ],
+    )
+    assert [s.repeats for _, _, s in trace.sites()] == [0, 0, 0, 0]
 
 
 def test_user_message_after_failure_ends_it(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from tracehint import (
     ConfigError,
     ErrorKind,
     ErrorSite,
+    Facts,
     Hint,
     HintChain,
     HintLayer,
@@ -38,27 +39,143 @@ def request(
     return HintRequest(site(kind, message, **kw), "next", tools)
 
 
+GROUNDED: dict[ErrorKind, dict[str, object]] = {
+    ErrorKind.FILE_NOT_READ: {},
+    ErrorKind.FILE_MODIFIED_SINCE_READ: {},
+    ErrorKind.FILE_NOT_FOUND: {},
+    ErrorKind.IS_A_DIRECTORY: {},
+    ErrorKind.STRING_NOT_FOUND: {},
+    ErrorKind.STRING_NOT_UNIQUE: {},
+    ErrorKind.EDIT_REJECTED: {
+        "error_message": "ERRORS:\n- E999 IndentationError: unexpected indent"
+    },
+    ErrorKind.OUTPUT_TOO_LARGE: {"tool_name": "Read"},
+    ErrorKind.COMMAND_NOT_FOUND: {"facts": Facts(program="pytest")},
+    ErrorKind.COMMAND_FAILED: {"command": "make", "facts": Facts(key_line="make: *** No rule")},
+    ErrorKind.TEST_FAILED: {"facts": Facts(tests=("tests/t.py::test_a",))},
+    ErrorKind.BUILD_FAILED: {"facts": Facts(key_line="TS2322 bad", location="a.ts:1:2")},
+    ErrorKind.LINT_FAILED: {"facts": Facts(codes=("E501",), location="a.py:1:1")},
+    ErrorKind.FORMAT_FAILED: {"facts": Facts(paths=("a.py",))},
+    ErrorKind.GIT_FAILED: {"facts": Facts(problem="there is nothing to commit")},
+    ErrorKind.SCRIPT_ERROR: {"facts": Facts(exception="KeyError: 'x'", frame="a.py:3 in f")},
+    ErrorKind.TIMEOUT: {"command": "sleep 999"},
+    ErrorKind.PERMISSION_DENIED: {"error_message": "This command requires approval"},
+    ErrorKind.HOOK_BLOCKED: {"facts": Facts(hook="PreToolUse:Bash")},
+    ErrorKind.INPUT_VALIDATION: {
+        "error_message": "The required parameter `prompt` is missing",
+        "facts": Facts(parameter="prompt"),
+    },
+    ErrorKind.JSON_DECODE: {},
+    ErrorKind.UNKNOWN_TOOL: {"tool_name": "Frob"},
+    ErrorKind.WEB_FETCH_FAILED: {
+        "tool_input": '{"url":"https://x.test/a"}',
+        "facts": Facts(status=404),
+    },
+}
+
+
 @pytest.mark.parametrize("kind", [k for k in ErrorKind if k.is_mistake])
-def test_every_mistake_kind_has_a_template(kind: ErrorKind) -> None:
-    text = DEFAULT_TEMPLATES.render(request(kind, message=""))
-    assert text, kind
-    assert len(text) <= 600
+def test_every_mistake_kind_has_a_grounded_template_or_abstains(kind: ErrorKind) -> None:
+    """With its grounds a template answers; without them it abstains (never a bare claim)."""
+    if kind is ErrorKind.TOOL_ERROR:
+        assert DEFAULT_TEMPLATES.render(request(kind)) is None
+        return
+    fields: dict[str, object] = {"message": "boom", **GROUNDED[kind]}
+    if "error_message" in fields:
+        fields["message"] = fields.pop("error_message")
+    grounded = DEFAULT_TEMPLATES.render(
+        HintRequest(site(kind, **fields), "next", ("Read", "Bash"))  # type: ignore[arg-type]
+    )
+    assert grounded, kind
+    assert len(grounded) <= 600
+    bare = site(kind, "", tool_name=None, tool_input=None, tool_target=None)
+    assert DEFAULT_TEMPLATES.render(HintRequest(bare, "next", ())) is None, kind
 
 
 def test_templates_use_site_context() -> None:
-    text = DEFAULT_TEMPLATES.render(request(ErrorKind.FILE_NOT_READ))
+    text = DEFAULT_TEMPLATES.render(request(ErrorKind.FILE_NOT_READ, tools=("Read",)))
     assert text is not None
     assert "/a/b.py" in text
     assert "`Edit`" in text
+    assert "`Read`" in text
     failed = DEFAULT_TEMPLATES.render(
         request(
-            ErrorKind.COMMAND_FAILED, tool_name="Bash", tool_target="make test\nmore", exit_code=2
+            ErrorKind.COMMAND_FAILED,
+            tool_name="Bash",
+            command="make test\nmore",
+            exit_code=2,
+            facts=Facts(key_line="make: *** No rule to make target"),
         ),
     )
     assert failed is not None
     assert "exit code 2" in failed
     assert "make test" in failed
-    assert "more" not in failed
+    assert "No rule to make target" in failed
+
+
+def test_tool_names_come_from_this_trace() -> None:
+    """No Claude Code tool name is suggested to an agent that never had it."""
+    text = DEFAULT_TEMPLATES.render(request(ErrorKind.FILE_NOT_READ, tools=("read_file",)))
+    assert text is not None
+    assert "`Read`" not in text
+    assert "`read_file`" in text
+    missing = DEFAULT_TEMPLATES.render(
+        request(ErrorKind.FILE_NOT_FOUND, tool_name="view", tools=("view", "bash"))
+    )
+    assert missing is not None
+    assert "Glob" not in missing
+    assert "`bash`" in missing
+
+
+def test_a_shell_command_is_never_called_a_path() -> None:
+    """``ls -la types/`` is a command; the missing path is the one the error names."""
+    text = DEFAULT_TEMPLATES.render(
+        request(
+            ErrorKind.FILE_NOT_FOUND,
+            "ls: cannot access 'types/': No such file or directory",
+            tool_name="Bash",
+            tool_input='{"command":"ls -la types/"}',
+            tool_target="ls -la types/",
+            command="ls -la types/",
+            facts=Facts(path="types/"),
+        ),
+    )
+    assert text is not None
+    assert "`types/`" in text
+    assert "ls -la" not in text
+    assert "working directory" in text
+    no_path = DEFAULT_TEMPLATES.render(
+        request(
+            ErrorKind.FILE_NOT_FOUND,
+            "boom",
+            tool_name="Bash",
+            tool_input='{"command":"cd build && make"}',
+            command="cd build && make",
+        ),
+    )
+    assert no_path is None
+
+
+def test_repeats_say_what_repeats() -> None:
+    text = DEFAULT_TEMPLATES.render(
+        request(ErrorKind.SCRIPT_ERROR, facts=Facts(exception="KeyError: 'x'"), repeats=2)
+    )
+    assert text is not None
+    assert "2 times" in text
+    assert "KeyError" in text
+
+
+def test_templates_never_copy_a_credential() -> None:
+    text = TemplateLayer().render(
+        request(
+            ErrorKind.COMMAND_FAILED,
+            tool_name="Bash",
+            command="git push https://bob:hunter2secretpw@example.com/r.git",
+            facts=Facts(key_line="fatal: auth failed for https://bob:hunter2secretpw@example.com"),
+        ),
+    )
+    assert text is not None
+    assert "hunter2secretpw" not in text
 
 
 def test_unknown_tool_lists_tools_actually_used() -> None:
@@ -126,7 +243,9 @@ async def test_chain_keeps_failure_when_nobody_answers() -> None:
     failed = await HintChain((Broken(),)).resolve(request(ErrorKind.TOOL_ERROR, ""))
     assert failed.status is HintStatus.FAILED
     assert failed.reason == "judge down"
-    rescued = await HintChain((Broken(), TemplateLayer())).resolve(request(ErrorKind.TIMEOUT))
+    rescued = await HintChain((Broken(), TemplateLayer())).resolve(
+        request(ErrorKind.TIMEOUT, command="sleep 999")
+    )
     assert rescued.source is HintSource.TEMPLATE
 
 

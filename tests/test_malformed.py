@@ -142,7 +142,7 @@ def check_good_trace(trace: dict[str, Any]) -> None:
     assert len(sites) == 1
     (site,) = sites
     assert site is trace["turns"][3]
-    assert site["tool_error"] == "command_failed"
+    assert site["tool_error"] == "test_failed"
     assert site["error_meta"]["tool_name"] == "Bash"
     assert site["error_meta"]["tool_use_id"] == "t1"
     assert site["error_meta"]["exit_code"] == 1
@@ -378,7 +378,7 @@ async def test_tool_result_without_tool_use(tmp_path: Path) -> None:
     assert [t["role"] for t in trace["turns"]] == ["user", "user", "assistant"]
     assert "No rule to make target" in trace["turns"][1]["content"]
     site = trace["turns"][2]
-    assert site["tool_error"] == "command_failed"
+    assert site["tool_error"] == "tool_error"
     assert site["error_meta"]["tool_use_id"] == "gone"
     assert site["error_meta"]["tool_name"] is None
     assert site["error_meta"]["tool_input"] is None

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from tracehint._annotator import Annotator, AnnotatorConfig, teacher_messages
 from tracehint._cache import CachedHint, CacheStats, HintCache, default_cache_path
-from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule
+from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule, RuleScope
 from tracehint._exceptions import (
     CacheError,
     ConfigError,
@@ -42,6 +42,7 @@ from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files, hin
 from tracehint._prompt import PROMPT_VERSION, JudgePrompt, build_prompt, cache_key
 from tracehint._records import (
     ErrorSite,
+    Facts,
     Hint,
     HintRequest,
     InputIssue,
@@ -71,6 +72,7 @@ __all__ = [
     "ErrorDetector",
     "ErrorKind",
     "ErrorSite",
+    "Facts",
     "Hint",
     "HintCache",
     "HintChain",
@@ -105,6 +107,7 @@ __all__ = [
     "RetryPolicy",
     "Role",
     "Rule",
+    "RuleScope",
     "RunStats",
     "SecretPattern",
     "SessionBlob",

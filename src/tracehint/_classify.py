@@ -299,7 +299,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         r"exceeds? (?:the )?(?:token|size|character) limit|too large to read",
         scope=RuleScope.TOOL,
     ),
-    _rule(ErrorKind.TIMEOUT, r"\btimed out\b|\bETIMEDOUT\b|deadline exceeded", scope=RuleScope.TOOL),
+    _rule(
+        ErrorKind.TIMEOUT, r"\btimed out\b|\bETIMEDOUT\b|deadline exceeded", scope=RuleScope.TOOL
+    ),
     _rule(
         ErrorKind.IS_A_DIRECTORY,
         r"\bEISDIR\b|Is a directory|illegal operation on a directory|is a directory",
@@ -352,6 +354,10 @@ _PARAMETER = re.compile(
     r"type is expected|is expected|must be)|(?:required|unexpected) parameter [`'\"]?"
     r"(?P<name2>[\w.\[\]]+)",
 )
+_DENIED_PATH = re.compile(
+    r"(?:permission denied|EACCES|operation not permitted)[:,]? (?:\w+ )?'?(?P<path>[/~][^\s']+)",
+    re.IGNORECASE,
+)
 _UNKNOWN_TOOL_NAME = re.compile(r"No such tool available: (?P<name>[\w.:-]+)")
 
 
@@ -393,7 +399,7 @@ class Classifier:
             None,
         )
 
-    def classify(  # noqa: PLR0913 -- the structure a format may record, all optional
+    def classify(
         self,
         text: str,
         tool_name: str | None = None,
@@ -484,6 +490,10 @@ def _facts_of(kind: ErrorKind, message: str, tool_name: str | None) -> Facts:
     elif kind is ErrorKind.UNKNOWN_TOOL:
         match = _UNKNOWN_TOOL_NAME.search(message)
         return Facts(program=match.group("name") if match else tool_name)
+    elif kind is ErrorKind.PERMISSION_DENIED:
+        match = _DENIED_PATH.search(message)
+        if match is not None:
+            return Facts(path=match.group("path"))
     elif kind is ErrorKind.HOOK_BLOCKED:
         match = re.search(r"\b(Pre(?:ToolUse)?:\w+)", message)
         return Facts(hook=match.group(1) if match else None)

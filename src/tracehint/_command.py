@@ -205,7 +205,11 @@ _MISSING_PATH = (
     re.compile(r"Error: Cannot find module '(?P<path>[./][^']+)'"),
 )
 _NOT_FOUND_PROGRAM = (
-    re.compile(r"^(?:/bin/|/usr/bin/)?(?:ba|z|da)?sh: (?:line \d+: )?(?P<prog>[^\s:]+): (?:command )?not found", re.MULTILINE),  # noqa: E501
+    re.compile(
+        r"^(?:/bin/|/usr/bin/)?(?:ba|z|da)?sh: (?:line \d+: )?(?P<prog>[^\s:]+): "
+        r"(?:command )?not found",
+        re.MULTILINE,
+    ),
     re.compile(r"^\(eval\):\d+: command not found: (?P<prog>\S+)", re.MULTILINE),
     re.compile(r"^zsh: command not found: (?P<prog>\S+)", re.MULTILINE),
     re.compile(r"^(?P<prog>[^\s:]+): command not found", re.MULTILINE),
@@ -213,7 +217,9 @@ _NOT_FOUND_PROGRAM = (
 )
 _EXEC_DENIED = (
     re.compile(r"^\(eval\):\d+: permission denied: (?P<path>.+)$", re.MULTILINE),
-    re.compile(r"^(?:/bin/)?(?:ba|z)?sh: (?:line \d+: )?(?P<path>[^\s:]+): Permission denied", re.MULTILINE),  # noqa: E501
+    re.compile(
+        r"^(?:/bin/)?(?:ba|z)?sh: (?:line \d+: )?(?P<path>[^\s:]+): Permission denied", re.MULTILINE
+    ),
 )
 _OS_DENIED = re.compile(
     r"^(?:[\w.+/-]+: )+(?:cannot \w+ )?'?(?P<path>[^'\n:]+?)'?: (?:Permission denied|"
@@ -223,7 +229,9 @@ _OS_DENIED = re.compile(
 _TIMED_OUT = re.compile(r"\A\s*Command timed out after|\A\s*Timeout: command|timed out after \d")
 
 _PY_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):", re.MULTILINE)
-_PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)', re.M)
+_PY_FRAME = re.compile(
+    r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)', re.MULTILINE
+)
 _PY_EXCEPTION = re.compile(
     r"^(?P<exc>(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning|"
     r"NotFound|Failure|Fault))(?::\s*(?P<msg>.*))?$",
@@ -240,7 +248,10 @@ _PYTEST_ASSERT = re.compile(r"^E\s{2,}(?P<line>\S.*)$", re.MULTILINE)
 _PYTEST_SUMMARY = re.compile(r"^=+ .*?\b(?P<n>\d+) (?:failed|error)", re.MULTILINE)
 _JEST_FAILED = re.compile(r"^\s*● (?P<test>.+?)$", re.MULTILINE)
 _JEST_SUMMARY = re.compile(r"^Tests?:\s+(?P<n>\d+) failed", re.MULTILINE)
-_VITEST_FAILED = re.compile(r"^\s*(?:FAIL|×|✗|✕)\s+(?P<test>\S.*?)(?:\s+\d+ms)?$", re.MULTILINE)
+_VITEST_FAILED = re.compile(
+    r"^\s*(?:FAIL|×|✗|✕)\s+(?P<test>\S.*?)(?:\s+\d+ms)?$",  # noqa: RUF001 -- runners' marks
+    re.MULTILINE,
+)
 _GO_FAILED = re.compile(r"^\s*--- FAIL: (?P<test>\S+)", re.MULTILINE)
 _CARGO_FAILED = re.compile(r"^test (?P<test>\S+) \.\.\. FAILED$", re.MULTILINE)
 _CARGO_SUMMARY = re.compile(r"^test result: FAILED\. \d+ passed; (?P<n>\d+) failed", re.MULTILINE)
@@ -249,11 +260,13 @@ _RSPEC_FAILED = re.compile(r"^rspec (?P<test>\./\S+:\d+)", re.MULTILINE)
 
 _BUILD_ERROR = (
     # Next.js / webpack: "> Build error occurred" then the error
-    re.compile(r"^> Build error occurred\n\[?(?P<msg>\w*(?:Error|Exception)\b[^\]\n]*)", re.M),
+    re.compile(
+        r"^> Build error occurred\n\[?(?P<msg>\w*(?:Error|Exception)\b[^\]\n]*)", re.MULTILINE
+    ),
     # tsc: src/x.ts(12,5): error TS2322: ... / src/x.ts:12:5 - error TS2322: ...
     re.compile(
         r"^(?P<loc>\S+?(?:\(\d+,\d+\)|:\d+:\d+)):? -? ?error (?P<code>TS\d+): (?P<msg>.+)$",
-        re.M,
+        re.MULTILINE,
     ),
     # pyright: /abs/x.py:184:17 - error: Type of ... (also inside a CI log: "[job] | ...")
     re.compile(r"^(?:.*\| )?\s*(?P<loc>\S+?:\d+:\d+) - error: (?P<msg>.+)$", re.MULTILINE),
@@ -296,7 +309,10 @@ _GIT_PROBLEMS = (
     ("failed to push some refs", "the push was rejected"),
     ("not a git repository", "the directory is not a git repository"),
     ("did not match any file(s) known to git", "the pathspec matches no file known to git"),
-    ("Your local changes to the following files would be overwritten", "local changes would be overwritten"),  # noqa: E501
+    (
+        "Your local changes to the following files would be overwritten",
+        "local changes would be overwritten",
+    ),
     ("index.lock': File exists", "another git process holds the index lock"),
     ("is not a commit and a branch", "the start point is not a commit"),
     ("already exists", "the name already exists"),
@@ -398,7 +414,11 @@ def _exception(text: str) -> tuple[str | None, str | None]:
         return f"{js.group('exc')}: {js.group('msg').strip()}", js.group("frame").strip()
     # An exception line on its own (a script that printed only its last line).
     bare = _PY_EXCEPTION.search(_tail(text, 5))
-    if bare is not None and bare.group("msg") and ("." in bare.group("exc") or "Error" in bare.group("exc")):
+    if (
+        bare is not None
+        and bare.group("msg")
+        and ("." in bare.group("exc") or "Error" in bare.group("exc"))
+    ):
         return f"{bare.group('exc')}: {bare.group('msg').strip()}", None
     return None, None
 
@@ -453,7 +473,10 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
         if nothing is not None:
             return CommandReport(
                 ErrorKind.TEST_FAILED,
-                Facts(problem="no test matched the selection", key_line=_clip(nothing.group(0).strip("= "))),
+                Facts(
+                    problem="no test matched the selection",
+                    key_line=_clip(nothing.group(0).strip("= ")),
+                ),
             )
         if "error collecting" in output.lower() or "errors during collection" in output.lower():
             exc, frame = _exception(output)
@@ -462,7 +485,9 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
     if ran.git is not None:
         hook = _git_hook(output)
         if hook is not None:
-            return CommandReport(ErrorKind.HOOK_BLOCKED, Facts(hook=hook, problem=_key_line(output)))
+            return CommandReport(
+                ErrorKind.HOOK_BLOCKED, Facts(hook=hook, problem=_key_line(output))
+            )
         problem = next((said for marker, said in _GIT_PROBLEMS if marker in window), None)
         fatal = _GIT_FATAL.search(window)
         if problem is not None or fatal is not None:
@@ -487,7 +512,7 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
             return report
     else:  # a check script (make check, act, a CI job) whose output is a checker's findings
         report = _checker(errors, _Ran(format=bool(_FORMAT_SUMMARY.search(tail)), build=True))
-        if report is not None and report.facts.location is not None or (
+        if (report is not None and report.facts.location is not None) or (
             report is not None and report.kind is ErrorKind.FORMAT_FAILED
         ):
             return report

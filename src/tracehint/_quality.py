@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,6 +29,7 @@ from tracehint._kinds import ErrorKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from pathlib import Path
 
 __all__ = ["Label", "QualityReport", "SiteScore", "Verdict", "load_labels", "load_traces", "score"]
 
@@ -193,13 +193,19 @@ class QualityReport:
         verdicts = self.verdicts
         missed = [s for s in self.scores if s.site is None]
         lines = [
-            f"labelled mistakes: {len(self.scores)} (found as sites: {len(self.found)}, "
-            f"not a site: {len(missed)}); labels in formats not read: {len(self.unread)}",
+            (f"labelled mistakes: {len(self.scores)} (found as sites: {len(self.found)}, "
+            f"not a site: {len(missed)}); labels in formats not read: {len(self.unread)}"),
             f"kind accuracy (families): {self.kind_accuracy:.1%}",
             "hints: "
             + ", ".join(
                 f"{v} {verdicts[v]}"
-                for v in (Verdict.WRONG, Verdict.SPECIFIC, Verdict.GENERIC, Verdict.RAW, Verdict.NONE)
+                for v in (
+                    Verdict.WRONG,
+                    Verdict.SPECIFIC,
+                    Verdict.GENERIC,
+                    Verdict.RAW,
+                    Verdict.NONE,
+                )
             )
             + f"; specific share {self.specific_share:.1%}",
             f"spurious sites (non-mistakes or unlabelled in complete files): {len(self.spurious)}",
@@ -209,9 +215,7 @@ class QualityReport:
 
 def _mentions(hint: str, needed: Sequence[tuple[str, ...]]) -> list[str]:
     lowered = hint.lower()
-    return [
-        "/".join(group) for group in needed if not any(i.lower() in lowered for i in group)
-    ]
+    return ["/".join(group) for group in needed if not any(i.lower() in lowered for i in group)]
 
 
 def _judge_hint(label: Label, site: FoundSite) -> tuple[str, str]:
@@ -234,7 +238,7 @@ def _relative(path: str, files: Iterable[str]) -> str | None:
     return next((f for f in files if normal.endswith("/" + f.rstrip("/")) or normal == f), None)
 
 
-def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:
+def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noqa: C901 -- one pass over labels, one over sites
     """Score annotated sites against labels."""
     report = QualityReport()
     label_files = {label.file for label in labels.labels} | set(labels.files)
@@ -251,21 +255,21 @@ def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:
         candidates = by_key.get((label.file, label.call_id), [])
         if label.record is not None:
             candidates = [c for c in candidates if label.record in c.trace_id] or candidates
-        site = candidates[0] if candidates else None
-        if site is not None:
-            used.add(id(site))
+        found = candidates[0] if candidates else None
+        if found is not None:
+            used.add(id(found))
         if not label.mistake:
-            if site is not None:
-                report.spurious.append((site, f"site on a non-mistake ({label.kind.value})"))
+            if found is not None:
+                report.spurious.append((found, f"site on a non-mistake ({label.kind.value})"))
             continue
-        if site is None:
+        if found is None:
             if label.file not in read_files:
                 report.unread.append(label)
             report.scores.append(SiteScore(label, None, kind_right=False, verdict=Verdict.NONE))
             continue
-        kind_right = _family(site.kind) == label.kind.family
-        verdict, why = _judge_hint(label, site)
-        report.scores.append(SiteScore(label, site, kind_right, verdict, why))
+        kind_right = _family(found.kind) == label.kind.family
+        verdict, why = _judge_hint(label, found)
+        report.scores.append(SiteScore(label, found, kind_right, verdict, why))
     complete = set(labels.files)
     for site in sites:
         if id(site) in used:

@@ -63,7 +63,9 @@ def _input_path(req: HintRequest) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     if not args and req.site.tool_input:  # bounded JSON cut short: find the key by pattern
-        match = re.search(r'"(?:file_path|notebook_path|path)"\s*:\s*"([^"]+)"', req.site.tool_input)
+        match = re.search(
+            r'"(?:file_path|notebook_path|path)"\s*:\s*"([^"]+)"', req.site.tool_input
+        )
         if match:
             return match.group(1)
     return None
@@ -182,8 +184,10 @@ def _output_too_large(req: HintRequest) -> str | None:
     path = _path(req)
     if path is None or req.site.tool_name in SHELL_TOOLS:
         return None
-    how = "read it in parts with `offset` and `limit`" if req.site.tool_name == "Read" else (
-        "read it in parts"
+    how = (
+        "read it in parts with `offset` and `limit`"
+        if req.site.tool_name == "Read"
+        else ("read it in parts")
     )
     grep = _has(req, "Grep", "grep", "search_file")
     search = f", or search it with {grep} for what you need" if grep else ""
@@ -241,7 +245,9 @@ def _build_failed(req: HintRequest) -> str | None:
     if facts.key_line is None:
         return None
     where = f" at {_code(facts.location, 80)}" if facts.location else ""
-    return f"The build reports {_code(facts.key_line)}{where}: fix that error first, then build again."
+    return (
+        f"The build reports {_code(facts.key_line)}{where}: fix that error first, then build again."
+    )
 
 
 def _lint_failed(req: HintRequest) -> str | None:
@@ -258,7 +264,9 @@ def _format_failed(req: HintRequest) -> str | None:
     files = req.site.facts.paths
     if not files:
         return None
-    check = " (run the formatter without `--check`)" if "--check" in (req.site.command or "") else ""
+    check = (
+        " (run the formatter without `--check`)" if "--check" in (req.site.command or "") else ""
+    )
     return f"The formatter would change {_plural(files)}: format them{check}, then check again."
 
 
@@ -326,8 +334,7 @@ def _script_error(req: HintRequest) -> str | None:
         return None
     where = f" at {_code(facts.frame, 90)}" if facts.frame else ""
     return (
-        f"The code raises {_code(facts.exception)}{where}: fix that cause before running it "
-        "again."
+        f"The code raises {_code(facts.exception)}{where}: fix that cause before running it again."
     )
 
 
@@ -425,7 +432,7 @@ def _web_fetch_failed(req: HintRequest) -> str | None:
     if status is None or not isinstance(url, str):
         return None
     advice = _STATUS_ADVICE.get(status)
-    if advice is None and status >= 500:  # noqa: PLR2004 -- the server-error range
+    if advice is None and status >= 500:
         advice = "the server failed: use another source rather than repeating the request"
     if advice is None:
         return None
@@ -451,7 +458,7 @@ def _command_failed(req: HintRequest) -> str | None:
             f"{_code(facts.key_line, 80)} matches nothing (grep-like tools exit 1 when nothing "
             "matches): search elsewhere or with another pattern, or treat it as absent."
         )
-    if facts.key_line is None or len(facts.key_line.split()) < 2:  # noqa: PLR2004
+    if facts.key_line is None or len(facts.key_line.split()) < 2:
         return None
     code = f" with exit code {req.site.exit_code}" if req.site.exit_code is not None else ""
     return (

@@ -36,6 +36,7 @@ def _action(call: ToolCall | None) -> tuple[str, str] | None:
     what = call.command or call.target or call.input_json
     return call.name, " ".join(what.split())
 
+
 # Argument names that identify what a call acts on, most specific first.
 _TARGET_KEYS = ("file_path", "notebook_path", "path", "command", "url", "pattern", "query")
 
