@@ -8,8 +8,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from tracehint._annotator import Annotator, AnnotatorConfig, teacher_messages
+from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, CacheStats, HintCache, default_cache_path
 from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule
+from tracehint._context import requests_for
 from tracehint._exceptions import (
     CacheError,
     ConfigError,
@@ -36,10 +38,17 @@ from tracehint._judge import (
 )
 from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
 from tracehint._limits import Limits
-from tracehint._mockjudge import MockJudge, MockJudgeConfig, MockJudgeStats
+from tracehint._mockjudge import MockAnswer, MockJudge, MockJudgeConfig, MockJudgeStats
 from tracehint._output import JsonlSink, MemorySink
 from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files, hint_trace
-from tracehint._prompt import PROMPT_VERSION, JudgePrompt, build_prompt, cache_key
+from tracehint._prompt import (
+    PROMPT_VERSION,
+    RESPONSE_FORMAT,
+    SYSTEM_PROMPT,
+    JudgePrompt,
+    build_prompt,
+    cache_key,
+)
 from tracehint._records import (
     ErrorSite,
     Hint,
@@ -58,9 +67,12 @@ __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_TEMPLATES",
     "PROMPT_VERSION",
+    "RESPONSE_FORMAT",
+    "SYSTEM_PROMPT",
     "AgentMeta",
     "Annotator",
     "AnnotatorConfig",
+    "Answer",
     "CacheError",
     "CacheStats",
     "CachedHint",
@@ -94,6 +106,7 @@ __all__ = [
     "JudgeStats",
     "Limits",
     "MemorySink",
+    "MockAnswer",
     "MockJudge",
     "MockJudgeConfig",
     "MockJudgeStats",
@@ -101,6 +114,8 @@ __all__ = [
     "PipelineConfig",
     "RawErrorLayer",
     "Redactor",
+    "Rejected",
+    "Rejection",
     "ResultIn",
     "RetryPolicy",
     "Role",
@@ -117,16 +132,20 @@ __all__ = [
     "TracehintError",
     "Turn",
     "TurnKind",
+    "Verdict",
     "__version__",
     "annotate_files",
     "build_layers",
     "build_prompt",
     "cache_key",
+    "check_answer",
     "default_cache_path",
     "hint_trace",
     "parse_openai_messages",
+    "pick_answer",
     "read_agent_meta",
     "redact",
+    "requests_for",
     "teacher_messages",
     "trace_to_dict",
 ]
