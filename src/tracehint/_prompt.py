@@ -164,12 +164,13 @@ def _error_first(text: str, limit: int) -> str:
         for line in text.splitlines()
         if line.strip() and _ERROR_LINE.search(line)
     ]
-    if not found:
+    if not found or text.startswith(found[0]):  # no error lines, or they already come first
         return clamp_middle(text, limit)
     if len(found) > _ERROR_LINES:  # the last ones say most (a traceback ends with its error)
         found = [*found[:2], "…", *found[-(_ERROR_LINES - 3) :]]
     head = "Error lines:\n" + "\n".join(found)
-    return f"{head}\n\nFull result (shortened):\n{clamp_middle(text, limit - len(head))}"
+    rest = clamp_middle(text, max(limit // 2, limit - len(head)))
+    return f"{head}\n\nFull result (shortened):\n{rest}"
 
 
 def _kind(request: HintRequest) -> str:
