@@ -48,6 +48,7 @@ def test_good_answers_in_every_shape_give_the_same_hint(text: str) -> None:
         ("<think>only reasoning</think>", "stop", Rejection.EMPTY),
         ('{"hint": "Read the file bef', "stop", Rejection.MALFORMED_JSON),
         ('{"verdict": "mistake"}', "stop", Rejection.MALFORMED_JSON),
+        ('{"hint": "  ", "verdict": "mistake"}', "stop", Rejection.EMPTY),
         ('{"hint": {"text": "nested"}, "verdict": "mistake"}', "stop", Rejection.MALFORMED_JSON),
         ('{"hint": "{\\"a\\": 1}", "verdict": "mistake"}', "stop", Rejection.MALFORMED_JSON),
         ("Read it first.", "stop", Rejection.TOO_SHORT),
@@ -119,6 +120,12 @@ def test_an_answer_that_copies_the_error_is_an_echo() -> None:
     assert isinstance(found, Rejected)
     assert found.reason is Rejection.ECHO
     # Naming what the error names is not an echo.
+    missing = "/Users/dev/workspace/online-llm-tokenizer/favicons/token.svg"
+    quoting = check_answer(
+        "Create the directory `/Users/dev/workspace/online-llm-tokenizer/favicons` first.",
+        error=f"ENOENT: no such file or directory, open '{missing}'",
+    )
+    assert isinstance(quoting, Answer), quoting
     kept = check_answer(
         "Look at the `scripts` in `package.json` and run one that exists instead of `build`.",
         error=error,

@@ -225,8 +225,16 @@ def _strip_thinking(text: str) -> str | None:
     return text
 
 
-def _json_object(text: str) -> dict[str, object] | str | None:
-    """The JSON object ``text`` holds; ``None`` when it holds none; ``"bad"`` when it is broken."""
+@dataclass(frozen=True, slots=True)
+class _Json:
+    """What JSON an answer holds: ``found`` when it looks like JSON, ``value`` when it parses."""
+
+    found: bool
+    value: dict[str, object] | None = None
+
+
+def _json_object(text: str) -> _Json:
+    """The JSON object ``text`` holds (whole, fenced, or after a line of prose)."""
     candidates: list[str] = []
     fenced = _FENCE.search(text)
     if fenced and fenced.group(1).strip().startswith("{"):
@@ -237,16 +245,14 @@ def _json_object(text: str) -> dict[str, object] | str | None:
     start, end = stripped.find("{"), stripped.rfind("}")
     if start > 0 and end > start and '"hint"' in stripped:
         candidates.append(stripped[start : end + 1])
-    if not candidates:
-        return None
     for candidate in candidates:
         try:
             value = orjson.loads(candidate)
         except orjson.JSONDecodeError:
             continue
         if isinstance(value, dict):
-            return value
-    return "bad"
+            return _Json(found=True, value=value)
+    return _Json(found=bool(candidates))
 
 
 def count_sentences(text: str) -> int:
@@ -285,7 +291,7 @@ def _echoes(hint: str, source: str) -> bool:
     match = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(
         0, len(a), 0, len(b)
     )
-    if match.size >= max(30, int(0.6 * len(a))):
+    if match.size >= max(30, int(0.8 * len(a))):  # nearly all of it copied
         return True
     hint_words = {w for w in _words(a) if len(w) > 2}
     if len(hint_words) < 5:
@@ -316,16 +322,18 @@ def check_answer(  # noqa: C901, PLR0911, PLR0912 -- one ordered list of checks,
     if not body:
         return Rejected(Rejection.EMPTY, "no text besides reasoning" if text.strip() else "empty")
     found = _json_object(body)
-    if found == "bad":
-        return Rejected(Rejection.MALFORMED_JSON, "JSON that does not parse")
-    if isinstance(found, dict):
-        verdict, hint = found.get("verdict"), found.get("hint")
+    if found.value is not None:
+        verdict, hint = found.value.get("verdict"), found.value.get("hint")
         if verdict == Verdict.NOT_A_MISTAKE.value:
             note = hint.strip() if isinstance(hint, str) and hint.strip() else None
             return Answer(Verdict.NOT_A_MISTAKE, None, note)
         if not isinstance(hint, str):
             return Rejected(Rejection.MALFORMED_JSON, 'JSON without a string "hint"')
         body = hint.strip()
+        if not body:
+            return Rejected(Rejection.EMPTY, 'an empty "hint"')
+    elif found.found:
+        return Rejected(Rejection.MALFORMED_JSON, "JSON that does not parse")
     elif re.fullmatch(r"[\W_]*not[ _]a[ _]mistake[\W_]*", body, re.IGNORECASE):
         return Answer(Verdict.NOT_A_MISTAKE, None)
     lowered = body.lower()
