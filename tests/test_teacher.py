@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import httpx
 import orjson
 import pytest
 
@@ -326,3 +327,27 @@ async def test_cli_mock_judge_rejects_an_unknown_answer_kind() -> None:
     code, err = await run_cli("mock-judge", "--answers", "hint,nonsense", "--port", "0")
     assert code == 2
     assert "unknown answer kind 'nonsense'" in err
+
+
+@pytest.mark.parametrize("answer", list(MockAnswer))
+async def test_the_mock_judge_sends_each_answer_kind(answer: MockAnswer) -> None:
+    async with (
+        MockJudge(MockJudgeConfig(latency=0.0, answers=(answer,))) as judge,
+        httpx.AsyncClient() as client,
+    ):
+        body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "p"}]}
+        plain = (await client.post(f"{judge.url}/chat/completions", json=body)).json()
+        body["response_format"] = {"type": "json_object"}
+        structured = (await client.post(f"{judge.url}/chat/completions", json=body)).json()
+        assert judge.stats.answers == {answer.value: 2}
+        assert judge.stats.response_formats == {"none": 1, "json_object": 1}
+    choice = structured["choices"][0]
+    content = choice["message"]["content"]
+    assert choice["finish_reason"] == ("length" if answer is MockAnswer.CUT_OFF else "stop")
+    if answer in {MockAnswer.HINT, MockAnswer.ESSAY, MockAnswer.GENERIC, MockAnswer.ECHO}:
+        assert set(orjson.loads(content)) == {"hint", "verdict"}
+        assert plain["choices"][0]["message"]["content"] == orjson.loads(content)["hint"]
+    if answer is MockAnswer.HINT:
+        assert orjson.loads(content) == {"hint": mock_hint("p"), "verdict": "mistake"}
+    if answer is MockAnswer.NOT_A_MISTAKE:
+        assert orjson.loads(content)["verdict"] == "not_a_mistake"

@@ -8,7 +8,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from tracehint._annotator import Annotator, AnnotatorConfig, teacher_messages
-from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
+from tracehint._answer import (
+    GENERIC_PHRASES,
+    Answer,
+    Rejected,
+    Rejection,
+    Verdict,
+    check_answer,
+    pick_answer,
+)
 from tracehint._cache import CachedHint, CacheStats, HintCache, default_cache_path
 from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule
 from tracehint._context import requests_for
@@ -66,6 +74,7 @@ from tracehint._wire import trace_to_dict
 __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_TEMPLATES",
+    "GENERIC_PHRASES",
     "PROMPT_VERSION",
     "RESPONSE_FORMAT",
     "SYSTEM_PROMPT",
