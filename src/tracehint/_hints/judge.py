@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from tracehint._answer import Answer, Rejected, Rejection, check_answer, pick_answer
+from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
 from tracehint._exceptions import ConfigError
 from tracehint._judge import JudgeFailure, JudgeReply
@@ -238,8 +238,14 @@ class JudgeLayer:
 
     async def _keep(self, answers: list[tuple[Answer, JudgeReply]], key: str) -> Hint:
         """The verdict of most valid answers; for a mistake, the hint closest to the others."""
-        hints = [(answer.hint, reply) for answer, reply in answers if answer.hint is not None]
-        not_mistake = [(answer, reply) for answer, reply in answers if answer.hint is None]
+        hints = [
+            (answer.hint, reply)
+            for answer, reply in answers
+            if answer.verdict is Verdict.MISTAKE and answer.hint is not None
+        ]
+        not_mistake = [
+            (answer, reply) for answer, reply in answers if answer.verdict is Verdict.NOT_A_MISTAKE
+        ]
         if len(not_mistake) > len(hints):
             answer, reply = not_mistake[0]
             self.stats.not_a_mistake += 1
