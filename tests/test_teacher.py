@@ -215,6 +215,7 @@ async def test_bad_answers_alone_leave_a_failed_site(
     assert hint.text is None
     assert hint.reason is not None
     assert reason in hint.reason
+    assert hint.judge_reason is None  # the reason is the judge's own, in ``reason``
 
 
 async def test_a_rejected_answer_is_asked_once_more() -> None:

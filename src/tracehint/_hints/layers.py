@@ -102,6 +102,7 @@ class HintChain:
         carries the judge's reason in ``judge_reason``.
         """
         failure: Hint | None = None
+        judge_failure: Hint | None = None
         judge_reason: str | None = None
         for layer in self.layers:
             hint = await layer.propose(request)
@@ -120,8 +121,11 @@ class HintChain:
                 )
             if layer.name == "judge" and judge_reason is None:
                 judge_reason = hint.reason or hint.status.value
+                judge_failure = hint
             failure = failure or hint
         if failure is not None:
+            if failure is judge_failure:
+                return failure  # the judge's own failure already says why, in ``reason``
             return replace(failure, judge_reason=judge_reason)
         return Hint(
             None,
