@@ -31,6 +31,8 @@ def hint_of(found: Answer | Rejected) -> str | None:
         f'Here is the JSON:\n{{"hint": "{GOOD}", "verdict": "mistake"}}',
         f"Hint: {GOOD}",
         f'"{GOOD}"',
+        f"Hint: {GOOD}\nVerdict: mistake",
+        f'{{"hint": "{GOOD}", "verdict": "mistake"}}\nI hope this helps.',
     ],
 )
 def test_good_answers_in_every_shape_give_the_same_hint(text: str) -> None:

@@ -200,6 +200,9 @@ _THINK_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?```", re.DOTALL)
 _LABEL = re.compile(r"^(?:\*\*)?(?:hint|corrective hint)(?:\*\*)?\s*:\s*", re.IGNORECASE)
+_VERDICT_LABEL = re.compile(
+    r"[\s(]*(?:\*\*)?verdict(?:\*\*)?\s*[:=]\s*\"?mistake\"?\)?\.?\s*$", re.IGNORECASE
+)
 _PROMPT_ECHOES = (
     "corrective hint",
     "## the failing call",
@@ -243,7 +246,7 @@ def _json_object(text: str) -> _Json:
     if stripped.startswith("{"):
         candidates.append(stripped)
     start, end = stripped.find("{"), stripped.rfind("}")
-    if start > 0 and end > start and '"hint"' in stripped:
+    if start >= 0 and end > start and '"hint"' in stripped:  # JSON with prose around it
         candidates.append(stripped[start : end + 1])
     for candidate in candidates:
         try:
@@ -339,7 +342,7 @@ def check_answer(  # noqa: C901, PLR0911, PLR0912 -- one ordered list of checks,
     lowered = body.lower()
     if any(echo in lowered for echo in _PROMPT_ECHOES):
         return Rejected(Rejection.ECHO, "repeats the prompt")
-    body = _LABEL.sub("", body).strip().strip('"').strip()
+    body = _VERDICT_LABEL.sub("", _LABEL.sub("", body)).strip().strip('"').strip()
     if body.startswith(("{", "[")):
         return Rejected(Rejection.MALFORMED_JSON, "the hint is JSON itself")
     if len(body) < min_chars:
