@@ -274,9 +274,11 @@ def test_prompt_carries_the_site_context() -> None:
     assert "command_failed" in prompt.user
     assert "make: *** [test] Error 2" in prompt.user
     assert "Bash" in prompt.user
-    assert '{"command":"make test"}' in prompt.user
-    assert "Let me try again." in prompt.user
-    assert "2 sentences" in prompt.user
+    assert "command: make test" in prompt.user
+    assert "Let me try again." not in prompt.user  # the next message is not shown by default
+    assert "two sentences" in prompt.system
+    shown = build_prompt(request("boom"), show_next_action=True)
+    assert "Let me try again." in shown.user
 
 
 def test_cache_key_ignores_volatile_parts() -> None:

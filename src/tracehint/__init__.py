@@ -8,8 +8,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from tracehint._annotator import Annotator, AnnotatorConfig, teacher_messages
+from tracehint._answer import (
+    GENERIC_PHRASES,
+    Answer,
+    Rejected,
+    Rejection,
+    Verdict,
+    check_answer,
+    pick_answer,
+)
 from tracehint._cache import CachedHint, CacheStats, HintCache, default_cache_path
 from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule, RuleScope
+from tracehint._context import requests_for
 from tracehint._exceptions import (
     CacheError,
     ConfigError,
@@ -36,10 +46,17 @@ from tracehint._judge import (
 )
 from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
 from tracehint._limits import Limits
-from tracehint._mockjudge import MockJudge, MockJudgeConfig, MockJudgeStats
+from tracehint._mockjudge import MockAnswer, MockJudge, MockJudgeConfig, MockJudgeStats
 from tracehint._output import JsonlSink, MemorySink
 from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files, hint_trace
-from tracehint._prompt import PROMPT_VERSION, JudgePrompt, build_prompt, cache_key
+from tracehint._prompt import (
+    PROMPT_VERSION,
+    RESPONSE_FORMAT,
+    SYSTEM_PROMPT,
+    JudgePrompt,
+    build_prompt,
+    cache_key,
+)
 from tracehint._records import (
     ErrorSite,
     Facts,
@@ -58,10 +75,14 @@ from tracehint._wire import trace_to_dict
 __all__ = [
     "DEFAULT_RULES",
     "DEFAULT_TEMPLATES",
+    "GENERIC_PHRASES",
     "PROMPT_VERSION",
+    "RESPONSE_FORMAT",
+    "SYSTEM_PROMPT",
     "AgentMeta",
     "Annotator",
     "AnnotatorConfig",
+    "Answer",
     "CacheError",
     "CacheStats",
     "CachedHint",
@@ -96,6 +117,7 @@ __all__ = [
     "JudgeStats",
     "Limits",
     "MemorySink",
+    "MockAnswer",
     "MockJudge",
     "MockJudgeConfig",
     "MockJudgeStats",
@@ -103,6 +125,8 @@ __all__ = [
     "PipelineConfig",
     "RawErrorLayer",
     "Redactor",
+    "Rejected",
+    "Rejection",
     "ResultIn",
     "RetryPolicy",
     "Role",
@@ -120,16 +144,20 @@ __all__ = [
     "TracehintError",
     "Turn",
     "TurnKind",
+    "Verdict",
     "__version__",
     "annotate_files",
     "build_layers",
     "build_prompt",
     "cache_key",
+    "check_answer",
     "default_cache_path",
     "hint_trace",
     "parse_openai_messages",
+    "pick_answer",
     "read_agent_meta",
     "redact",
+    "requests_for",
     "teacher_messages",
     "trace_to_dict",
 ]

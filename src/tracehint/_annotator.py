@@ -44,8 +44,14 @@ class AnnotatorConfig:
     """What an ``Annotator`` (and ``tracehint annotate``) uses to hint sites."""
 
     layers: tuple[str, ...] | None = None
-    """Layer names in order; default ``template,raw`` (``template,raw,judge`` with a judge)."""
+    """Layer names in order; default ``template,raw`` (``template,judge,raw`` with a judge)."""
     judge: JudgeConfig | None = None
+    judge_samples: int = 1
+    """Answers asked of the judge per site; the valid ones are compared and one is kept (see
+    ``pick_answer``). More than one needs a temperature above 0 to differ."""
+    judge_show_next_action: bool = False
+    """Show the judge the agent's next message (off: it is usually the student's own
+    recovery, and a teacher that sees it copies it)."""
     cache_path: str | os.PathLike[str] | None = None
     """The judge cache file; ``None`` uses the user's cache directory."""
     use_cache: bool = True
@@ -57,11 +63,19 @@ class AnnotatorConfig:
     concurrency: int = 16
     """Traces annotated at once by ``annotate_many``."""
 
+    def __post_init__(self) -> None:
+        if self.judge_samples < 1:
+            raise ConfigError(f"judge samples must be at least 1, got {self.judge_samples}")
+
     def layer_names(self) -> tuple[str, ...]:
-        """The layers to use, defaults applied."""
+        """The layers to use, defaults applied.
+
+        With a judge: ``template,judge,raw`` (grounded templates first, the judge for the rest,
+        the raw error only when the judge finally fails); without one: ``template,raw``.
+        """
         if self.layers is not None:
             return self.layers
-        return ("template", "raw", "judge") if self.judge is not None else ("template", "raw")
+        return ("template", "judge", "raw") if self.judge is not None else ("template", "raw")
 
 
 class Annotator:
@@ -124,6 +138,8 @@ class Annotator:
                     cache=self.cache,
                     redactor=config.redactor,
                     hint_chars=config.limits.hint_chars,
+                    samples=config.judge_samples,
+                    show_next_action=config.judge_show_next_action,
                 )
                 available["judge"] = self.judge
             layers = build_layers(config.layer_names(), available)
@@ -258,6 +274,9 @@ class Annotator:
             "single_flight_shared": layer.shared,
             "judge_hinted": layer.hinted,
             "judge_failed": layer.failed,
+            "judge_not_a_mistake": layer.not_a_mistake,
+            "judge_asked_again": layer.asked_again,
+            "judge_rejected": dict(layer.rejected.most_common()),
             **self.judge.client.stats.to_dict(),
         }
 

@@ -125,6 +125,10 @@ class JudgeConfig:
         """Make a config with the API key from ``TRACEHINT_JUDGE_API_KEY``/``OPENAI_API_KEY``."""
         return cls(url=url, model=model, api_key=api_key_from_env(), **options)
 
+    def answer_fingerprint(self) -> str:
+        """The options that change the answer, for the cache key (none yet beyond the model)."""
+        return ""
+
     @property
     def endpoint(self) -> str:
         """The chat-completions URL."""
@@ -140,6 +144,10 @@ class JudgeReply:
     prompt_tokens: int | None
     completion_tokens: int | None
     attempts: int
+    finish_reason: str | None = None
+    """The server's ``finish_reason`` (``stop``, ``length``, …), when it sent one."""
+    structured: bool = False
+    """Whether the request carried a ``response_format`` the server accepted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +214,9 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return min(max(seconds, 0.0), cap)
 
 
-def _parse_reply(body: bytes, fallback_model: str, attempts: int) -> JudgeReply:
+def _parse_reply(
+    body: bytes, fallback_model: str, attempts: int, *, structured: bool = False
+) -> JudgeReply:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -217,6 +227,9 @@ def _parse_reply(body: bytes, fallback_model: str, attempts: int) -> JudgeReply:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise _AttemptError("malformed", "response has no choices", retry=True)
     message = choices[0].get("message")
+    finish = choices[0].get("finish_reason")
+    if finish == "length":
+        raise _AttemptError("cut_off", "the answer hit max_tokens", retry=False)
     text = message.get("content") if isinstance(message, dict) else None
     if not isinstance(text, str) or not text.strip():
         raise _AttemptError("empty", "response has no text", retry=True)
@@ -231,6 +244,8 @@ def _parse_reply(body: bytes, fallback_model: str, attempts: int) -> JudgeReply:
         prompt_tokens if isinstance(prompt_tokens, int) else None,
         completion_tokens if isinstance(completion_tokens, int) else None,
         attempts,
+        finish if isinstance(finish, str) else None,
+        structured,
     )
 
 
@@ -318,23 +333,36 @@ class JudgeClient:
             if session is not None:
                 await session.close()
 
-    def _payload(self, messages: list[dict[str, str]]) -> bytes:
-        return orjson.dumps(
-            {
-                "model": self.config.model,
-                "messages": messages,
-                "max_tokens": self.config.max_tokens,
-                "temperature": self.config.temperature,
-            },
-        )
+    def _payload(
+        self, messages: list[dict[str, str]], response_format: dict[str, Any] | None
+    ) -> bytes:
+        payload: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+        }
+        if response_format is not None:
+            payload["response_format"] = response_format
+        return orjson.dumps(payload)
 
-    async def complete(self, messages: list[dict[str, str]]) -> JudgeReply | JudgeFailure:
-        """Ask the judge; retry per the policy; return the reply or the final failure."""
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        response_format: dict[str, Any] | None = None,
+    ) -> JudgeReply | JudgeFailure:
+        """Ask the judge; retry per the policy; return the reply or the final failure.
+
+        ``response_format`` is sent as given (e.g. a ``json_schema``); an answer cut off by
+        ``max_tokens`` is a ``cut_off`` failure, never a reply.
+        """
         if self._client is None and self._session is None:
             raise RuntimeError("JudgeClient is not open: use `async with JudgeClient(...)`")
         if self._auth_failed is not None:
             raise JudgeAuthError(self._auth_failed)
-        body = self._payload(messages)
+        body = self._payload(messages, response_format)
+        structured = response_format is not None
         policy = self.config.retry
         last: _AttemptError | None = None
         for attempt in range(1, policy.max_attempts + 1):
@@ -345,7 +373,7 @@ class JudgeClient:
                     wait = max(wait, last.wait)
                 await anyio.sleep(wait)
             try:
-                reply = await self._attempt(body, attempt)
+                reply = await self._attempt(body, attempt, structured=structured)
             except _AttemptError as error:
                 self.stats.attempt_errors[error.reason] += 1
                 last = error
@@ -387,7 +415,7 @@ class JudgeClient:
             ) from None
         return answer.status_code, answer.headers.get("retry-after"), answer.content
 
-    async def _attempt(self, body: bytes, attempt: int) -> JudgeReply:
+    async def _attempt(self, body: bytes, attempt: int, *, structured: bool) -> JudgeReply:
         if self._rps is not None:
             await self._rps.acquire()
         if self._tpm is not None:
@@ -432,4 +460,4 @@ class JudgeClient:
                 retry=status in _RETRY_STATUS,
                 wait=wait,
             )
-        return _parse_reply(content, self.config.model, attempt)
+        return _parse_reply(content, self.config.model, attempt, structured=structured)

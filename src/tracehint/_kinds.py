@@ -127,6 +127,9 @@ class HintStatus(StrEnum):
     """Every layer deferred (for example the raw layer with no error text)."""
     FAILED = "failed"
     """A layer that should have answered failed (for example the judge after retries)."""
+    NOT_A_MISTAKE = "not_a_mistake"
+    """The judge found the failure deliberate (e.g. a bug reproduced on purpose): the site is
+    kept in the output with no hint and is not for training."""
 
 
 class Role(StrEnum):

@@ -25,6 +25,10 @@ class Limits:
     """``error_meta.source_content_excerpt`` (as in the seeds)."""
     next_action_chars: int = 1000
     """The assistant's next action given to the hint layers."""
+    instruction_chars: int = 1200
+    """Each user instruction given to the hint layers (the first one and the latest one)."""
+    intent_chars: int = 800
+    """The agent's text before the failing call given to the hint layers (its tail kept)."""
     hint_chars: int = 600
     """The hint itself (the seeds' clamp)."""
     max_line_bytes: int = 128 * 1024 * 1024
@@ -40,6 +44,8 @@ class Limits:
             "tool_input_chars",
             "excerpt_chars",
             "next_action_chars",
+            "instruction_chars",
+            "intent_chars",
             "hint_chars",
             "max_line_bytes",
             "chunk_bytes",

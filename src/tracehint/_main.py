@@ -84,7 +84,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
     annotate.add_argument(
         "--layers",
         help="hint layers in the order they are asked, first answer wins "
-        "(default: template,raw; template,raw,judge with --judge-url)",
+        "(default: template,raw; template,judge,raw with --judge-url)",
     )
     annotate.add_argument("--stats-json", metavar="FILE", help="also write the summary as JSON")
     engine = annotate.add_argument_group("engine")
@@ -152,6 +152,20 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         help="attempts per request, retries included",
     )
     judge.add_argument(
+        "--judge-samples",
+        type=int,
+        default=1,
+        metavar="K",
+        help="answers asked per site; the valid ones are compared and the one closest to the "
+        "others is kept (default 1; more needs a temperature above 0)",
+    )
+    judge.add_argument(
+        "--judge-show-next-action",
+        action="store_true",
+        help="also show the judge the agent's next message (off by default: it is usually "
+        "the agent's own recovery, and a teacher that sees it copies it)",
+    )
+    judge.add_argument(
         "--transport",
         choices=["aiohttp", "httpx-aiohttp", "httpx"],
         default="aiohttp",
@@ -201,6 +215,16 @@ def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
     mock.add_argument("--retry-after", type=float, default=0.1, help="Retry-After seconds on 429")
     mock.add_argument("--require-key", help="answer 401 unless this Bearer key is sent")
     mock.add_argument("--seed", type=int, help="seed for reproducible faults")
+    mock.add_argument(
+        "--answers",
+        default="hint",
+        metavar="KIND[,KIND...]",
+        help="what the answers are, cycled over the requests (default: hint). Kinds: "
+        "hint, plain (text even when JSON is asked), fenced (```json```), think "
+        "(<think>…</think> first), think_unterminated, cut_off (finish_reason length), empty, "
+        'essay, echo ("Corrective hint: …"), generic ("Be careful and try again."), '
+        "not_a_mistake",
+    )
 
 
 def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
@@ -273,6 +297,8 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
         judge=judge,
         cache_path=args.cache,
         use_cache=not args.no_cache,
+        judge_samples=args.judge_samples,
+        judge_show_next_action=args.judge_show_next_action,
     )
 
 
@@ -423,9 +449,22 @@ async def _cache(args: argparse.Namespace) -> int:
 
 
 async def _mock_judge(args: argparse.Namespace) -> int:
-    from tracehint._mockjudge import MockJudgeConfig, serve_forever  # noqa: PLC0415 -- only here
+    from tracehint._mockjudge import (  # noqa: PLC0415 -- only here
+        MockAnswer,
+        MockJudgeConfig,
+        serve_forever,
+    )
 
+    answers: list[MockAnswer] = []
+    for name in args.answers.split(","):
+        try:
+            answers.append(MockAnswer(name.strip()))
+        except ValueError:
+            known = ", ".join(a.value for a in MockAnswer)
+            message = f"unknown answer kind {name.strip()!r}; choose from: {known}"
+            raise ConfigError(message) from None
     config = MockJudgeConfig(
+        answers=tuple(answers),
         latency=args.latency,
         jitter=args.jitter,
         rate_429=args.rate_429,

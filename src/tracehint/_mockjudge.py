@@ -35,7 +35,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
-__all__ = ["MockJudge", "MockJudgeConfig", "MockJudgeStats", "mock_hint", "serve_forever"]
+__all__ = [
+    "MockAnswer",
+    "MockJudge",
+    "MockJudgeConfig",
+    "MockJudgeStats",
+    "mock_hint",
+    "serve_forever",
+]
 
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 _MODEL_PATHS = frozenset({"/v1/models", "/models"})
@@ -59,6 +66,83 @@ class _Fault(enum.StrEnum):
     SERVER_ERROR = "500"
     GARBAGE = "garbage"
     EMPTY = "empty"
+
+
+class MockAnswer(enum.StrEnum):
+    """What the mock judge answers when it draws no fault (``MockJudgeConfig.answers``).
+
+    A request whose ``response_format`` asks for JSON (``json_schema`` or ``json_object``) gets
+    its answer as ``{"hint": ..., "verdict": ...}``; any other request gets plain text. The
+    bad answers are what real judges send and what tracehint must never keep as a hint.
+    """
+
+    HINT = "hint"
+    """A good, deterministic hint (``mock_hint`` of the last user message)."""
+    PLAIN = "plain"
+    """The good hint as plain text even when JSON was asked (a server ignoring the format)."""
+    FENCED = "fenced"
+    """The good answer as JSON inside a fenced code block (```json … ```)."""
+    THINK = "think"
+    """A ``<think>…</think>`` block, then the good answer."""
+    THINK_UNTERMINATED = "think_unterminated"
+    """A ``<think>`` block that is never closed (the reasoning ate the budget)."""
+    CUT_OFF = "cut_off"
+    """The first half of the good answer, with ``finish_reason: "length"``."""
+    EMPTY = "empty"
+    """An empty answer (with ``finish_reason: "stop"``)."""
+    ESSAY = "essay"
+    """Several paragraphs, well over two sentences and 600 characters."""
+    ECHO = "echo"
+    """``Corrective hint:`` followed by the start of the prompt."""
+    GENERIC = "generic"
+    """Generic filler: "Be careful and try again." """
+    NOT_A_MISTAKE = "not_a_mistake"
+    """The verdict that the failure was deliberate: ``{"hint": "", "verdict": "not_a_mistake"}``."""
+
+
+_ESSAY = (
+    "There are several things to consider here. First, the error message indicates that the "
+    "command did not succeed, which could be due to many different reasons. Second, it is "
+    "important to understand the environment in which the command runs.\n\n"
+    "In general, when a tool call fails, an agent should look at the output carefully. It "
+    "should consider whether the inputs were right. It should also consider the state of the "
+    "file system, the working directory and any configuration that might matter.\n\n"
+    "Finally, it is worth remembering that persistence pays off: retrying with a small change "
+    "is often the fastest way forward, and documenting what was learned helps later steps."
+)
+_GENERIC = "Be careful and try again."
+_THINKING = "<think>The agent ran a command that failed; the hint should say what to check.</think>"
+
+
+def _wants_json(body: dict[str, Any]) -> bool:
+    found = body.get("response_format")
+    return isinstance(found, dict) and found.get("type") in {"json_schema", "json_object"}
+
+
+def _shape(text: str, *, as_json: bool, verdict: str = "mistake") -> str:
+    return orjson.dumps({"hint": text, "verdict": verdict}).decode() if as_json else text
+
+
+def _answer_text(answer: MockAnswer, prompt: str, *, as_json: bool) -> tuple[str, str]:
+    """The content and ``finish_reason`` of one answer."""
+    hint = mock_hint(prompt)
+    good = _shape(hint, as_json=as_json)
+    answers = {
+        MockAnswer.PLAIN: (hint, "stop"),
+        MockAnswer.FENCED: (f"```json\n{_shape(hint, as_json=True)}\n```", "stop"),
+        MockAnswer.THINK: (f"{_THINKING}\n{good}", "stop"),
+        MockAnswer.THINK_UNTERMINATED: ("<think>The agent ran a command that failed, so", "stop"),
+        MockAnswer.CUT_OFF: (good[: len(good) // 2], "length"),
+        MockAnswer.EMPTY: ("", "stop"),
+        MockAnswer.ESSAY: (_shape(_ESSAY, as_json=as_json), "stop"),
+        MockAnswer.ECHO: (
+            _shape(f"Corrective hint: {' '.join(prompt.split()[:40])}", as_json=as_json),
+            "stop",
+        ),
+        MockAnswer.GENERIC: (_shape(_GENERIC, as_json=as_json), "stop"),
+        MockAnswer.NOT_A_MISTAKE: (_shape("", as_json=True, verdict="not_a_mistake"), "stop"),
+    }
+    return answers.get(answer, (good, "stop"))
 
 
 class _State(enum.Enum):
@@ -100,8 +184,14 @@ class MockJudgeConfig:
     """Seed for the fault and jitter draws; the same seed and request order give the same faults."""
     model: str = "mock-judge"
     """Model id listed by ``/v1/models`` and answered when a request names none."""
+    answers: tuple[MockAnswer, ...] = (MockAnswer.HINT,)
+    """What the answers are, cycled over the requests that draw no fault: ``(HINT,)`` answers
+    every request well; ``(ESSAY,)`` sends only essays; ``(GENERIC, HINT)`` sends a generic
+    answer, then a good one, then a generic one, …"""
 
     def __post_init__(self) -> None:
+        if not self.answers:
+            raise ConfigError("MockJudgeConfig.answers must name at least one answer")
         total = 0.0
         for spec in fields(self):
             if spec.name.startswith("rate_"):
@@ -150,6 +240,13 @@ class MockJudgeStats:
     """Requests per prompt (the last user message); the first 10,000 distinct prompts only."""
     authorization_headers: list[str] = field(default_factory=list)
     """Distinct ``Authorization`` header values received, the first 10 only."""
+    system_prompts: Counter[str] = field(default_factory=Counter)
+    """Requests per system message (the first message, when its role is ``system``); the first
+    10,000 distinct ones only."""
+    answers: Counter[str] = field(default_factory=Counter)
+    """Answers sent, by ``MockAnswer`` value."""
+    response_formats: Counter[str] = field(default_factory=Counter)
+    """Requests per ``response_format`` type (``json_schema``, ``json_object``, ``none``)."""
 
 
 def _error_body(message: str, kind: str, code: str | None) -> bytes:
@@ -300,6 +397,7 @@ class MockJudge:
         # Separate streams, so that the faults drawn do not depend on whether there is jitter.
         self._fault_rng = random.Random(config.seed)  # noqa: S311 -- test faults, not cryptography
         self._jitter_rng = random.Random(config.seed)  # noqa: S311 -- same
+        self._answered = 0
 
     async def __aenter__(self) -> Self:
         if self._state is not _State.NEW:
@@ -386,9 +484,7 @@ class MockJudge:
             return chat
         body, messages = chat
         prompt = _prompt(messages)
-        prompts = self.stats.prompts
-        if prompt in prompts or len(prompts) < _MAX_DISTINCT_PROMPTS:
-            prompts[prompt] += 1
+        self._record(body, messages, prompt)
 
         fault = self._draw_fault()
         if fault is _Fault.HANG:
@@ -403,11 +499,26 @@ class MockJudge:
             await anyio.sleep(delay)
 
         if fault is None or fault is _Fault.EMPTY:
-            content = "" if fault else mock_hint(prompt)
-            return _json(200, self._completion(body, messages, content, number))
+            content, finish = ("", "stop") if fault else self._next_answer(body, prompt)
+            return _json(200, self._completion(body, messages, content, number, finish))
         if fault is _Fault.RESET:
             return fault
         return self._fault_response(fault)
+
+    def _record(self, body: dict[str, Any], messages: list[Any], prompt: str) -> None:
+        """Count the request's prompt, system message and ``response_format``."""
+        prompts = self.stats.prompts
+        if prompt in prompts or len(prompts) < _MAX_DISTINCT_PROMPTS:
+            prompts[prompt] += 1
+        first = messages[0]
+        if isinstance(first, dict) and first.get("role") == "system":
+            system = _text(first.get("content"))
+            systems = self.stats.system_prompts
+            if system in systems or len(systems) < _MAX_DISTINCT_PROMPTS:
+                systems[system] += 1
+        found = body.get("response_format")
+        kind = found.get("type") if isinstance(found, dict) else None
+        self.stats.response_formats[kind if isinstance(kind, str) else "none"] += 1
 
     def _authorize(self, request: web.BaseRequest) -> web.Response | None:
         """Record the ``Authorization`` header; a 401 when it is not the required key."""
@@ -419,6 +530,13 @@ class MockJudge:
         if self._expected_auth is not None and authorization != self._expected_auth:
             return _json(401, _UNAUTHORIZED)
         return None
+
+    def _next_answer(self, body: dict[str, Any], prompt: str) -> tuple[str, str]:
+        answers = self._config.answers
+        answer = answers[self._answered % len(answers)]
+        self._answered += 1
+        self.stats.answers[answer.value] += 1
+        return _answer_text(answer, prompt, as_json=_wants_json(body))
 
     def _draw_fault(self) -> _Fault | None:
         draw = self._fault_rng.random()
@@ -442,13 +560,14 @@ class MockJudge:
         messages: list[Any],
         content: str,
         number: int,
+        finish: str = "stop",
     ) -> bytes:
         """A ``chat.completion`` answering ``content`` (cut to ``max_tokens`` words)."""
         words = content.split()
-        finish = "stop"
         max_tokens = body.get("max_tokens")
         if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
             words, finish = words[:max_tokens], "length"
+            content = " ".join(words)
         prompt_tokens = sum(
             len(_text(message.get("content")).split())
             for message in messages
@@ -464,7 +583,7 @@ class MockJudge:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
+                        "message": {"role": "assistant", "content": content},
                         "finish_reason": finish,
                     },
                 ],

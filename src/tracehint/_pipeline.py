@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 import anyio
 
 from tracehint._classify import Classifier
+from tracehint._context import requests_for
 from tracehint._ingest._discover import Found, discover
 from tracehint._ingest._lines import Line, OverlongLine, lines_from, open_and_read, split_lines
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
 from tracehint._ingest.formats import InputFormat, SessionParser, make_parser
-from tracehint._limits import Limits, clamp
+from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
 from tracehint._resume import FileKey, ResumeState, file_key, journal_line
 from tracehint._wire import dump_issue, dump_trace
@@ -35,7 +36,14 @@ if TYPE_CHECKING:
     from tracehint._records import Hint
     from tracehint._stats import RunStats
 
-__all__ = ["LineSink", "PipelineConfig", "SessionBlob", "annotate_files", "hint_trace"]
+__all__ = [
+    "LineSink",
+    "PipelineConfig",
+    "SessionBlob",
+    "annotate_files",
+    "hint_trace",
+    "requests_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,14 +408,6 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                 if item.error is None:
                     ledger.expect(state.path, state.key, state.sent)
                 state = None
-
-
-def requests_for(trace: Trace, limits: Limits) -> list[tuple[int, HintRequest]]:
-    """The hint requests of a trace's sites, with the index of each site's turn."""
-    return [
-        (index, HintRequest(site, clamp(turn.content, limits.next_action_chars), trace.tools_used))
-        for index, turn, site in trace.sites()
-    ]
 
 
 async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:

@@ -1,9 +1,13 @@
-"""The judge prompt and its cache key: pure and sync.
+"""The judge prompt (version 2) and its cache key: pure and sync.
 
-The prompt keeps the seeds' intent (a short corrective hint for this step only, at most two
-sentences) and gives the judge what it needs: the error kind, the real error text, the failing
-tool and its input, and the agent's next action, each bounded and redacted before anything
-leaves the machine.
+The prompt has two parts. The system message is fixed: byte-identical on every request and
+sent first, so servers with prefix caching (vLLM, SGLang) reuse it; it holds the rules (the
+leakage rule, the length, the JSON answer). The user message is the site: the user's task,
+the agent's stated intent, the failing call (long heredocs and HTML shortened), its result
+with the error lines first, the error kind, one line per earlier failed attempt, and the tools
+the trace used, each bounded and redacted before anything leaves the machine. The agent's
+next message is left out unless asked for (``show_next_action``): it is usually the student's
+own recovery, and a teacher that sees it copies it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -19,39 +23,83 @@ from tracehint._limits import clamp, clamp_middle
 from tracehint._redact import Redactor
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tracehint._records import HintRequest
 
-__all__ = ["PROMPT_VERSION", "JudgePrompt", "build_prompt", "cache_key", "normalise"]
+__all__ = [
+    "PROMPT_VERSION",
+    "RESPONSE_FORMAT",
+    "SYSTEM_PROMPT",
+    "JudgePrompt",
+    "build_prompt",
+    "cache_key",
+    "normalise",
+    "reask_messages",
+]
 
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
 """Bump when the prompt text changes, so cached hints written for the old prompt are not reused."""
 
-_KEY_VERSION = 1
+_KEY_VERSION = 2
 """Bump when the key derivation itself changes."""
 
-SYSTEM_PROMPT = (
-    "You write short corrective hints for an autonomous coding agent. A hint is inserted right "
-    "above the agent's mistaken message, so it must say what the agent should have done at "
-    "this step, in at most two sentences, addressed to the agent. Reply with the hint only."
+SYSTEM_PROMPT: Final = (
+    "You are the teacher for an autonomous coding agent. You are shown one step of its work "
+    "where a tool call failed: the user's task, what the agent said it would do, the call it "
+    "made and the result it got. Write the hint the agent should read at that step. The same "
+    "hint is placed either right above the failing call or right after its error, so write it "
+    'as an instruction for what to do at this step (for example "Read the file before you '
+    'edit it."), not as a comment on what already happened.\n'
+    "\n"
+    "Rules:\n"
+    "- Use only what the agent could know at that step plus the step's own result. Never "
+    "state facts from later steps, and do not invent file contents, outputs or names you "
+    "were not shown.\n"
+    "- Direct the agent; do not solve the task for it. Say what to do or check, not the "
+    "final code.\n"
+    '- At most two sentences, addressed to the agent as "you", with no preamble, no quotes '
+    "and no markdown headings.\n"
+    "- Do not repeat the error text back; say what to do about it.\n"
+    "- If the failure was not a mistake (the task or the agent's stated intent shows it ran "
+    'a failing test or reproduced an error on purpose), give the verdict "not_a_mistake".\n'
+    "\n"
+    'Answer with one JSON object and nothing else: {"hint": "<the hint>", "verdict": '
+    '"mistake"}, or {"hint": "", "verdict": "not_a_mistake"}.'
 )
+"""The fixed system message (the same bytes on every request)."""
 
-_TEMPLATE = """\
-An autonomous coding agent made a mistake at one step of a trajectory. Write a SHORT (at most \
-2 sentences) corrective hint that, had the agent seen it, would steer it to the right behaviour \
-for THIS step only. Do not solve the whole task; correct only the local mistake.
+RESPONSE_FORMAT: Final[dict[str, Any]] = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "corrective_hint",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {
+                "hint": {"type": "string"},
+                "verdict": {"type": "string", "enum": ["mistake", "not_a_mistake"]},
+            },
+            "required": ["hint", "verdict"],
+            "additionalProperties": False,
+        },
+    },
+}
+"""The ``response_format`` sent with every request (servers that ignore it still get asked for
+JSON by the system message)."""
 
-Error kind: {kind}
-Failing tool: {tool}
-Tool input:
-{tool_input}
-
-Error message:
-{error}
-
-Agent's next action (the message the hint goes above):
-{next_action}
-
-Corrective hint:"""
+_CLOSING = "Write the hint for this step as the JSON object."
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1[^\n]*\n(.*?)\n\s*\2\b", re.DOTALL)
+_HTML = re.compile(r"<(?:!doctype|html|head|body|div|table|script|style)\b", re.IGNORECASE)
+_ERROR_LINE = re.compile(
+    r"error|exception|traceback|failed|failure|fatal|denied|not found|no such|cannot|"
+    r"can't|unable|invalid|refused|timed out|exit code|panic",
+    re.IGNORECASE,
+)
+_ERROR_LINES = 8
+_LINE_CHARS = 240
+_EARLIER_LINES = 5
+_EARLIER_CHARS = 160
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,37 +110,155 @@ class JudgePrompt:
     user: str
 
     def messages(self) -> list[dict[str, str]]:
-        """OpenAI-style chat messages (the JSON edge)."""
+        """OpenAI-style chat messages (the JSON edge): the fixed system message first."""
         return [
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.user},
         ]
 
 
-def build_prompt(
-    request: HintRequest,
-    redactor: Redactor | None = None,
-    *,
-    error_chars: int = 2000,
-    input_chars: int = 1000,
-    action_chars: int = 1000,
-) -> JudgePrompt:
-    """Build the judge prompt for one site: every field bounded, every secret redacted."""
-    redact = (redactor or Redactor()).redact
+def _shorten_value(value: str, limit: int) -> str:
+    """One argument of the call: heredoc bodies and HTML replaced by their size, then bounded."""
+
+    def heredoc(match: re.Match[str]) -> str:
+        body = match.group(3)
+        if len(body) <= limit // 2:
+            return match.group(0)
+        opener = match.group(0)[: match.start(3) - match.start(0)]
+        lines = body.count("\n") + 1
+        return f"{opener}[heredoc body: {lines} lines, {len(body)} chars]\n{match.group(2)}"
+
+    value = _HEREDOC.sub(heredoc, value)
+    if len(value) > limit and _HTML.search(value):
+        return f"[HTML, {len(value)} chars] {clamp(value, limit // 3)}"
+    return clamp_middle(value, limit)
+
+
+def _format_call(tool: str, tool_input: str, limit: int) -> str:
+    """The failing call: its tool, then one line per argument (long values shortened)."""
+    try:
+        arguments = orjson.loads(tool_input)
+    except orjson.JSONDecodeError:
+        arguments = None  # cut to Limits.tool_input_chars: show the text as it is
+    if not isinstance(arguments, dict):
+        return f"Tool: {tool}\nInput: {clamp_middle(tool_input, limit)}"
+    per_value = max(limit // max(len(arguments), 1), 200)
+    lines = [f"Tool: {tool}"]
+    for name, value in arguments.items():
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        lines.append(f"{name}: {_shorten_value(text, per_value)}")
+    return clamp("\n".join(lines), limit + 200)
+
+
+def _error_first(text: str, limit: int) -> str:
+    """The result, with its error lines first when it is long, then bounded.
+
+    Error lines are a traceback's last line, a compiler's ``error:`` lines and the like; the
+    whole result follows, head and tail kept.
+    """
+    text = text.strip() or "(no message)"
+    if len(text) <= limit // 2:
+        return text
+    found = [
+        clamp(line.strip(), _LINE_CHARS)
+        for line in text.splitlines()
+        if line.strip() and _ERROR_LINE.search(line)
+    ]
+    if not found or text.startswith(found[0]):  # no error lines, or they already come first
+        return clamp_middle(text, limit)
+    if len(found) > _ERROR_LINES:  # the last ones say most (a traceback ends with its error)
+        found = [*found[:2], "…", *found[-(_ERROR_LINES - 3) :]]
+    head = "Error lines:\n" + "\n".join(found)
+    rest = clamp_middle(text, max(limit // 2, limit - len(head)))
+    return f"{head}\n\nFull result (shortened):\n{rest}"
+
+
+def _kind(request: HintRequest) -> str:
     site = request.site
     kind = site.kind.value
     if site.repeats:
         kind = f"{kind} (the same action has now failed {site.repeats + 1} times in a row)"
     if site.exit_code is not None:
         kind += f", exit code {site.exit_code}"
-    user = _TEMPLATE.format(
-        kind=kind,
-        tool=site.tool_name or "(unknown)",
-        tool_input=redact(clamp(site.tool_input or "(none)", input_chars)),
-        error=redact(clamp_middle(site.error_message or "(no message)", error_chars)),
-        next_action=redact(clamp(request.next_action or "(none)", action_chars)),
+    return kind
+
+
+def build_prompt(
+    request: HintRequest,
+    redactor: Redactor | None = None,
+    *,
+    show_next_action: bool = False,
+    error_chars: int = 2000,
+    input_chars: int = 1000,
+    instruction_chars: int = 1200,
+    intent_chars: int = 800,
+    action_chars: int = 1000,
+) -> JudgePrompt:
+    """Build the judge prompt for one site: every field bounded, every secret redacted.
+
+    The system message is always ``SYSTEM_PROMPT``; the user message is the site. With
+    ``show_next_action`` the agent's next message is added, marked as not to be copied.
+    """
+    redact: Callable[[str], str] = (redactor or Redactor()).redact
+    site = request.site
+    sections: list[tuple[str, str]] = []
+    task = request.first_instruction.strip()
+    sections.append(("User's task", redact(clamp(task, instruction_chars)) if task else "(none)"))
+    latest = request.latest_instruction.strip()
+    if latest and latest != task:
+        sections.append(("Latest user instruction", redact(clamp(latest, instruction_chars))))
+    intent = request.intent.strip()
+    sections.append(
+        (
+            "What the agent said it would do",
+            redact(clamp(intent, intent_chars)) if intent else "(nothing stated)",
+        ),
     )
-    return JudgePrompt(SYSTEM_PROMPT, user)
+    call = _format_call(site.tool_name or "(unknown)", site.tool_input or "{}", input_chars)
+    sections.append(("The failing call", redact(call)))
+    sections.append(
+        ("Its result (error first)", redact(_error_first(site.error_message, error_chars)))
+    )
+    sections.append(("Error kind", _kind(request)))
+    if site.earlier_errors:
+        earlier = [
+            f"{number}. {redact(clamp(' '.join(error.split()), _EARLIER_CHARS))}"
+            for number, error in enumerate(site.earlier_errors[-_EARLIER_LINES:], 1)
+        ]
+        title = f"Earlier failed attempts of the same action ({site.repeats} before this one)"
+        sections.append((title, "\n".join(earlier)))
+    tools = ", ".join(request.tools_used) or "(unknown)"
+    sections.append(("Tools the agent has used in this session", tools))
+    if show_next_action:
+        action = request.next_action.strip() or "(none)"
+        sections.append(
+            (
+                "The agent's next message (for context only; do not copy it into the hint)",
+                redact(clamp(action, action_chars)),
+            ),
+        )
+    user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
+    return JudgePrompt(SYSTEM_PROMPT, f"{user}\n\n{_CLOSING}")
+
+
+def reask_messages(prompt: JudgePrompt, answer: str, problem: str) -> list[dict[str, str]]:
+    """The messages that ask once more after a rejected answer.
+
+    The prompt, the rejected answer (when there was one, bounded) and what was wrong with it;
+    the system message stays first.
+    """
+    messages = prompt.messages()
+    if answer.strip():
+        messages.append({"role": "assistant", "content": clamp(answer.strip(), 600)})
+    messages.append(
+        {
+            "role": "user",
+            "content": f"That answer cannot be used: {problem}. Answer again with the JSON "
+            "object only; the hint is at most two sentences, addressed to the agent, and says "
+            "what to do at this step.",
+        },
+    )
+    return messages
 
 
 # Each volatile part: its pattern, what replaces it, and substrings one of which any match
@@ -137,9 +303,20 @@ def normalise(text: str) -> str:
     return text
 
 
-def cache_key(model: str, prompt: JudgePrompt) -> str:
-    """A versioned hash of the model, the prompt version and the normalised prompt."""
+def cache_key(model: str, prompt: JudgePrompt, *, answer: str = "") -> str:
+    """A versioned hash of the model, the prompt version, the normalised prompt and ``answer``.
+
+    ``answer`` fingerprints whatever else changes the answer (sampling options, the number of
+    samples), so a hint written under other options is not reused.
+    """
     blob = orjson.dumps(
-        [_KEY_VERSION, PROMPT_VERSION, model, normalise(prompt.system), normalise(prompt.user)],
+        [
+            _KEY_VERSION,
+            PROMPT_VERSION,
+            model,
+            answer,
+            normalise(prompt.system),
+            normalise(prompt.user),
+        ],
     )
     return hashlib.sha256(blob).hexdigest()

@@ -131,6 +131,8 @@ class Hint:
     model: str | None = None
     """For judge hints: the model that wrote it."""
     cached: bool = False
+    judge_reason: str | None = None
+    """Why the judge did not answer, when it was asked and a later layer answered instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +198,21 @@ class HintRequest:
     """Everything a hint layer may use for one site (the context crosses into the hint stage)."""
 
     site: ErrorSite
-    next_action: str
-    """The assistant's message at the site (what it did after the failure), bounded."""
+    next_action: str = ""
+    """The assistant's message at the site (what it did after the failure), bounded.
+
+    The judge sees it only when asked to (``AnnotatorConfig.judge_show_next_action``): it is
+    often the student's own recovery, and showing it biases the teacher toward the student.
+    """
     tools_used: tuple[str, ...] = ()
+    """The tools this trace actually called, in first-use order."""
+    first_instruction: str = ""
+    """The trace's first real user instruction, bounded (``""`` when there is none)."""
+    latest_instruction: str = ""
+    """The latest real user instruction before the site, bounded; ``""`` when it is the first."""
+    intent: str = ""
+    """The agent's own text right before the failing call (its stated intent), bounded;
+    thinking and tool-call lines dropped."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,5 +189,13 @@ class RunStats:
                 f"failures: {failures}, tokens {judge.get('prompt_tokens', 0)} in / "
                 f"{judge.get('completion_tokens', 0)} out",
             )
+            rejected = judge.get("judge_rejected") or {}
+            if rejected or judge.get("judge_not_a_mistake"):
+                lines.append(
+                    "           answers rejected: "
+                    + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none")
+                    + f"; asked again {judge.get('judge_asked_again', 0)}"
+                    + f"; not a mistake {judge.get('judge_not_a_mistake', 0)}",
+                )
         lines.append(f"time       {self.elapsed:.2f} s")
         return "\n".join(lines)

@@ -58,6 +58,8 @@ def _turn(turn: Turn) -> dict[str, Any]:
                 out["hint_reason"] = hint.reason
             if hint.model is not None:
                 out["hint_model"] = hint.model
+            if hint.judge_reason is not None:
+                out["judge_reason"] = hint.judge_reason
     return out
 
 

@@ -1,23 +1,26 @@
-"""The judge layer: cache lookup, single-flight, then one bounded request to the LLM judge."""
+"""The judge layer: cache lookup, single-flight, then the judge's answers, each checked."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 
+from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
-from tracehint._judge import JudgeFailure
+from tracehint._exceptions import ConfigError
+from tracehint._judge import JudgeFailure, JudgeReply
 from tracehint._kinds import HintSource, HintStatus
-from tracehint._limits import clamp
-from tracehint._prompt import build_prompt, cache_key
+from tracehint._prompt import RESPONSE_FORMAT, build_prompt, cache_key, reask_messages
 from tracehint._records import Hint
 from tracehint._redact import Redactor
 
 if TYPE_CHECKING:
     from tracehint._judge import JudgeClient
+    from tracehint._prompt import JudgePrompt
     from tracehint._records import HintRequest
 
 __all__ = ["JudgeLayer", "JudgeLayerStats"]
@@ -33,6 +36,12 @@ class JudgeLayerStats:
     """Sites that joined an identical request already in flight (single-flight)."""
     hinted: int = 0
     failed: int = 0
+    not_a_mistake: int = 0
+    """Sites the judge found deliberate failures, not mistakes."""
+    asked_again: int = 0
+    """Sites asked a second time after every answer of the first round was rejected."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    """Answers not kept as hints, by reason (``cut_off``, ``too_long``, ``generic``, …)."""
 
 
 @dataclass(slots=True)
@@ -84,11 +93,17 @@ class _CoalescedReader:
 
 
 class JudgeLayer:
-    """Layer: a short corrective hint from an LLM judge.
+    """Layer: a short corrective hint from an LLM judge, checked before it is kept.
 
     Asks the cache first; identical prompts in flight at the same time are sent once and every
-    waiting site gets the answer; a failed request becomes a ``failed`` hint (not cached, so the
-    next run retries it). Raises only ``JudgeAuthError``.
+    waiting site gets the answer. Each request asks for JSON (``RESPONSE_FORMAT``); every
+    answer goes through ``check_answer`` (cut off, reasoning, empty, too long, echoed, generic
+    answers are rejected). ``samples`` answers are asked for at once; the valid ones are kept
+    and ``pick_answer`` chooses among them. When none is valid the judge is asked once more,
+    told what was wrong; when that fails too the result is a ``failed`` hint with the reasons
+    (not cached, so the next run asks again), and the chain asks its next layer. A verdict
+    ``not_a_mistake`` (from most of the valid answers) is a ``not_a_mistake`` hint with no
+    text. Raises only ``JudgeAuthError``.
     """
 
     def __init__(
@@ -98,33 +113,43 @@ class JudgeLayer:
         cache: HintCache | None = None,
         redactor: Redactor | None = None,
         hint_chars: int = 600,
+        samples: int = 1,
+        show_next_action: bool = False,
     ) -> None:
+        if samples < 1:
+            raise ConfigError(f"judge samples must be at least 1, got {samples}")
         self.client = client
         self.cache = cache
         self.redactor = redactor or Redactor()
         self.hint_chars = hint_chars
+        self.samples = samples
+        self.show_next_action = show_next_action
         self.stats = JudgeLayerStats()
         self._flights: dict[str, _Flight] = {}
         self._reader = _CoalescedReader(cache) if cache is not None else None
+        fingerprint = client.config.answer_fingerprint()
+        self._answer_key = f"{fingerprint};samples={samples}" if samples > 1 else fingerprint
 
     @property
     def name(self) -> str:
         """``judge``."""
         return "judge"
 
+    def prompt(self, request: HintRequest) -> JudgePrompt:
+        """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
+        return build_prompt(request, self.redactor, show_next_action=self.show_next_action)
+
     async def propose(self, request: HintRequest) -> Hint | None:
         """Return the judge's hint for one site, or a ``failed`` hint saying why there is none."""
         self.stats.sites += 1
-        prompt = build_prompt(request, self.redactor)
+        prompt = self.prompt(request)
         model = self.client.config.model
-        key = cache_key(model, prompt)
+        key = cache_key(model, prompt, answer=self._answer_key)
         if self._reader is not None:
             cached = await self._reader.get(key)
             if cached is not None:
                 self.stats.cache_hits += 1
-                return Hint(
-                    cached.text, HintSource.JUDGE, HintStatus.OK, model=cached.model, cached=True
-                )
+                return _from_cache(cached)
         while True:
             flight = self._flights.get(key)
             if flight is None:
@@ -137,34 +162,133 @@ class JudgeLayer:
         flight = _Flight()
         self._flights[key] = flight
         try:
-            outcome = await self.client.complete(prompt.messages())
-            if isinstance(outcome, JudgeFailure):
-                self.stats.failed += 1
-                flight.result = Hint(
-                    None,
-                    None,
-                    HintStatus.FAILED,
-                    reason=(
-                        f"judge {outcome.reason} after {outcome.attempts} attempt(s): "
-                        f"{outcome.detail}"
-                    ),
-                )
-                return flight.result
-            text = clamp(outcome.text, self.hint_chars)
-            self.stats.hinted += 1
-            if self.cache is not None:
-                await self.cache.put(
-                    key,
-                    CachedHint(
-                        text=text,
-                        model=outcome.model,
-                        created=time.time(),
-                        prompt_tokens=outcome.prompt_tokens,
-                        completion_tokens=outcome.completion_tokens,
-                    ),
-                )
-            flight.result = Hint(text, HintSource.JUDGE, HintStatus.OK, model=outcome.model)
+            flight.result = await self._ask(prompt, request, key)
             return flight.result
         finally:
             del self._flights[key]
             flight.done.set()
+
+    async def _ask(self, prompt: JudgePrompt, request: HintRequest, key: str) -> Hint:
+        messages = prompt.messages()
+        rejections: list[str] = []
+        for round_ in range(2):
+            replies = await self._sample(messages)
+            answers: list[tuple[Answer, JudgeReply]] = []
+            rejected: tuple[str, Rejected] | None = None
+            for reply in replies:
+                if isinstance(reply, JudgeFailure):
+                    if reply.reason != Rejection.CUT_OFF.value:
+                        continue
+                    found: Answer | Rejected = Rejected(Rejection.CUT_OFF, reply.detail)
+                    text = ""
+                else:
+                    text = reply.text
+                    found = check_answer(
+                        text,
+                        finish_reason=reply.finish_reason,
+                        error=request.site.error_message,
+                        max_chars=min(self.hint_chars, 600),
+                    )
+                if isinstance(found, Rejected):
+                    self.stats.rejected[found.reason.value] += 1
+                    rejected = rejected or (text, found)
+                else:
+                    assert isinstance(reply, JudgeReply)  # noqa: S101 -- failures are rejected above
+                    answers.append((found, reply))
+            if answers:
+                return await self._keep(answers, key)
+            if rejected is None:  # every request failed (after the client's own retries)
+                failure = next(r for r in replies if isinstance(r, JudgeFailure))
+                self.stats.failed += 1
+                return Hint(
+                    None,
+                    None,
+                    HintStatus.FAILED,
+                    reason=(
+                        f"judge {failure.reason} after {failure.attempts} attempt(s): "
+                        f"{failure.detail}"
+                    ),
+                )
+            rejections.append(str(rejected[1]))
+            if round_ == 0:
+                self.stats.asked_again += 1
+                messages = reask_messages(prompt, rejected[0], str(rejected[1]))
+        self.stats.failed += 1
+        return Hint(
+            None,
+            None,
+            HintStatus.FAILED,
+            reason=f"judge answer rejected: {rejections[0]}; asked again: {rejections[1]}",
+        )
+
+    async def _sample(self, messages: list[dict[str, str]]) -> list[JudgeReply | JudgeFailure]:
+        """``samples`` answers to the same messages, asked at once."""
+        complete = self.client.complete
+        if self.samples == 1:
+            return [await complete(messages, response_format=RESPONSE_FORMAT)]
+        replies: list[JudgeReply | JudgeFailure] = []
+
+        async def one() -> None:
+            replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(self.samples):
+                group.start_soon(one)
+        return replies
+
+    async def _keep(self, answers: list[tuple[Answer, JudgeReply]], key: str) -> Hint:
+        """The verdict of most valid answers; for a mistake, the hint closest to the others."""
+        hints = [
+            (answer.hint, reply)
+            for answer, reply in answers
+            if answer.verdict is Verdict.MISTAKE and answer.hint is not None
+        ]
+        not_mistake = [
+            (answer, reply) for answer, reply in answers if answer.verdict is Verdict.NOT_A_MISTAKE
+        ]
+        if len(not_mistake) > len(hints):
+            answer, reply = not_mistake[0]
+            self.stats.not_a_mistake += 1
+            note = answer.note or ""
+            await self._put(key, f"{_NOT_A_MISTAKE_MARK}{note}", reply)
+            return _not_a_mistake(note, reply.model, cached=False)
+        text = pick_answer([hint for hint, _ in hints])
+        reply = next(r for hint, r in hints if hint == text)
+        self.stats.hinted += 1
+        await self._put(key, text, reply)
+        return Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+
+    async def _put(self, key: str, text: str, reply: JudgeReply) -> None:
+        if self.cache is not None:
+            await self.cache.put(
+                key,
+                CachedHint(
+                    text=text,
+                    model=reply.model,
+                    created=time.time(),
+                    prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens,
+                ),
+            )
+
+
+_NOT_A_MISTAKE_MARK = "[not_a_mistake]"
+"""Prefix of a cached ``not_a_mistake`` verdict (the judge's note follows it)."""
+
+
+def _not_a_mistake(note: str, model: str, *, cached: bool) -> Hint:
+    reason = "the judge found the failure deliberate, not a mistake"
+    return Hint(
+        None,
+        HintSource.JUDGE,
+        HintStatus.NOT_A_MISTAKE,
+        reason=f"{reason}: {note}" if note else reason,
+        model=model,
+        cached=cached,
+    )
+
+
+def _from_cache(cached: CachedHint) -> Hint:
+    if cached.text.startswith(_NOT_A_MISTAKE_MARK):
+        return _not_a_mistake(cached.text[len(_NOT_A_MISTAKE_MARK) :], cached.model, cached=True)
+    return Hint(cached.text, HintSource.JUDGE, HintStatus.OK, model=cached.model, cached=True)

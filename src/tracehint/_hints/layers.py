@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tracehint._exceptions import ConfigError
@@ -101,12 +101,21 @@ class HintChain:
     hint_chars: int = 600
 
     async def resolve(self, request: HintRequest) -> Hint:
-        """Return the hint for one site; never raises for a layer's per-site failure."""
+        """Return the hint for one site; never raises for a layer's per-site failure.
+
+        A ``not_a_mistake`` verdict ends the chain (no later layer may hint a deliberate
+        failure). When the judge was asked and did not answer, the hint that ends the chain
+        carries the judge's reason in ``judge_reason``.
+        """
         failure: Hint | None = None
+        judge_failure: Hint | None = None
+        judge_reason: str | None = None
         for layer in self.layers:
             hint = await layer.propose(request)
             if hint is None:
                 continue
+            if hint.status is HintStatus.NOT_A_MISTAKE:
+                return hint
             if hint.status is HintStatus.OK and hint.text:
                 return Hint(
                     clamp(hint.text.strip(), self.hint_chars),
@@ -114,11 +123,23 @@ class HintChain:
                     HintStatus.OK,
                     model=hint.model,
                     cached=hint.cached,
+                    judge_reason=judge_reason,
                 )
+            if layer.name == "judge" and judge_reason is None:
+                judge_reason = hint.reason or hint.status.value
+                judge_failure = hint
             failure = failure or hint
         if failure is not None:
-            return failure
-        return Hint(None, None, HintStatus.NO_HINT, reason="no layer had a hint for this site")
+            if failure is judge_failure:
+                return failure  # the judge's own failure already says why, in ``reason``
+            return replace(failure, judge_reason=judge_reason)
+        return Hint(
+            None,
+            None,
+            HintStatus.NO_HINT,
+            reason="no layer had a hint for this site",
+            judge_reason=judge_reason,
+        )
 
 
 def build_layers(names: Sequence[str], available: Mapping[str, HintLayer]) -> tuple[HintLayer, ...]:

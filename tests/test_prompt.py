@@ -1,0 +1,185 @@
+"""Prompt v2 and the site context it is built from (pure, sync)."""
+
+from __future__ import annotations
+
+import orjson
+
+from tracehint import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    ErrorKind,
+    ErrorSite,
+    HintRequest,
+    Limits,
+    Role,
+    Trace,
+    TraceSource,
+    Turn,
+    TurnKind,
+    build_prompt,
+    cache_key,
+    requests_for,
+)
+
+TASK = "Add a --verbose flag to the CLI in cli.py and make the tests pass."
+LATER = "Also keep the old -v alias working."
+INTENT = "I'll run the test suite to see what fails before changing cli.py."
+THOUGHT = "SECRET-THOUGHT the user probably wants argparse"
+NEXT = "NEXT-MESSAGE The tests need the package installed; I'll run pip install -e . first."
+CALL = orjson.dumps({"command": "pytest -x tests/", "description": "Run tests"}).decode()
+ERROR = "ModuleNotFoundError: No module named 'mycli'"
+
+
+def site(**kw: object) -> ErrorSite:
+    fields: dict[str, object] = {
+        "kind": ErrorKind.SCRIPT_ERROR,
+        "error_message": ERROR,
+        "tool_use_id": "toolu_2",
+        "tool_name": "Bash",
+        "tool_input": CALL,
+        "tool_target": "pytest -x tests/",
+        "source_content_excerpt": ERROR,
+    }
+    fields.update(kw)
+    return ErrorSite(**fields)  # type: ignore[arg-type]
+
+
+def trace(*, at_site: ErrorSite | None = None) -> Trace:
+    turns = (
+        Turn(Role.SYSTEM, "You are a coding agent."),
+        Turn(Role.USER, TASK),
+        Turn(Role.ASSISTANT, '[TOOL_CALL Read] {"file_path":"cli.py"}'),
+        Turn(Role.USER, "[TOOL_RESULT] Read: import argparse", TurnKind.TOOL_RESULTS),
+        Turn(Role.USER, "<command-name>/clear</command-name>"),
+        Turn(Role.USER, "Summary of the conversation so far …", TurnKind.COMPACT_SUMMARY),
+        Turn(Role.USER, f"<ide_opened_file>cli.py</ide_opened_file>{LATER}"),
+        Turn(Role.USER, "[Request interrupted by user for tool use]"),
+        Turn(
+            Role.ASSISTANT,
+            f"[THINKING]\n{THOUGHT}\nmore thought\n{INTENT}\n[TOOL_CALL Bash] "
+            '{"command":"ls"}\n' + f"{INTENT}\n[TOOL_CALL Bash] {CALL}",
+        ),
+        Turn(Role.USER, f"[TOOL_RESULT (ERROR)] Bash: {ERROR}", TurnKind.TOOL_RESULTS),
+        Turn(Role.ASSISTANT, NEXT, site=at_site or site()),
+        Turn(Role.USER, "LATER-INSTRUCTION never seen by the site above"),
+    )
+    return Trace("t1", turns, TraceSource("x.jsonl", "claude_code"), tools_used=("Read", "Bash"))
+
+
+def only_request(t: Trace) -> HintRequest:
+    found = requests_for(t, Limits())
+    assert len(found) == 1
+    assert found[0][0] == 10
+    return found[0][1]
+
+
+def test_requests_carry_the_task_the_intent_and_the_next_message() -> None:
+    request = only_request(trace())
+    assert request.first_instruction == TASK
+    assert request.latest_instruction == LATER  # notices stripped, meta turns skipped
+    assert request.intent == INTENT  # thinking and tool-call lines dropped
+    assert request.next_action == NEXT
+    assert request.tools_used == ("Read", "Bash")
+
+
+def test_prompt_holds_the_site_and_not_the_next_message() -> None:
+    prompt = build_prompt(only_request(trace()))
+    messages = prompt.messages()
+    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert [m["role"] for m in messages] == ["system", "user"]
+    user = prompt.user
+    for part in (TASK, LATER, INTENT, ERROR, "command: pytest -x tests/", "script_error"):
+        assert part in user, part
+    assert "Read, Bash" in user
+    for absent in ("NEXT-MESSAGE", "SECRET-THOUGHT", "LATER-INSTRUCTION", "Summary of the"):
+        assert absent not in user, absent
+        assert absent not in prompt.system
+    shown = build_prompt(only_request(trace()), show_next_action=True)
+    assert "NEXT-MESSAGE" in shown.user
+    assert "do not copy it" in shown.user
+
+
+def test_the_system_message_is_the_same_bytes_for_every_site() -> None:
+    prompts = [
+        build_prompt(HintRequest(site(error_message=f"error {i}", kind=kind), f"next {i}"))
+        for i, kind in enumerate(ErrorKind)
+    ]
+    prompts.append(build_prompt(only_request(trace()), show_next_action=True))
+    assert {p.messages()[0]["content"].encode() for p in prompts} == {SYSTEM_PROMPT.encode()}
+    assert len({p.user for p in prompts}) == len(prompts)
+    # The rules the judge gets.
+    for rule in ("two sentences", "later steps", "do not solve", "not_a_mistake", '"hint"'):
+        assert rule in SYSTEM_PROMPT.lower() or rule in SYSTEM_PROMPT, rule
+
+
+def test_repeats_get_one_line_per_earlier_attempt() -> None:
+    repeated = site(
+        kind=ErrorKind.SCRIPT_ERROR,
+        consecutive_failures=3,
+        repeats=2,
+        earlier_errors=("first\nfailure   text", "second failure"),
+    )
+    user = build_prompt(HintRequest(repeated)).user
+    assert "1. first failure text\n2. second failure" in user
+    assert "(2 before this one)" in user
+    assert "failed 3 times in a row" in user
+
+
+def test_long_heredocs_and_html_are_shortened() -> None:
+    body = "\n".join(f"line {i} of a generated file" for i in range(400))
+    command = f"cat > gen.py <<'EOF'\n{body}\nEOF\npython gen.py"
+    html = "<!DOCTYPE html><html><body>" + "<div>row</div>" * 400 + "</body></html>"
+    call = orjson.dumps({"command": command, "content": html}).decode()
+    user = build_prompt(HintRequest(site(tool_input=call))).user
+    assert "cat > gen.py <<'EOF'" in user
+    assert "[heredoc body: 400 lines" in user
+    assert "python gen.py" in user
+    assert "line 200 of a generated file" not in user
+    assert "[HTML, " in user
+    assert user.count("<div>row</div>") < 40
+
+
+def test_long_results_put_the_error_lines_first() -> None:
+    noise = "\n".join(f"collected item {i}" for i in range(300))
+    result = f"{noise}\nE   AssertionError: expected 3, got 4\nFAILED tests/test_x.py::test_y"
+    user = build_prompt(HintRequest(site(error_message=result))).user
+    section = user.split("## Its result (error first)\n", 1)[1]
+    assert section.startswith("Error lines:\nE   AssertionError: expected 3, got 4")
+    assert len(user) < 6000
+
+
+def test_instructions_and_intent_are_redacted_and_bounded() -> None:
+    secret = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    request = HintRequest(
+        site(),
+        first_instruction=f"Use the key {secret} to call the API. " + "x" * 5000,
+        intent=f"Calling with OPENAI_API_KEY={secret}",
+    )
+    user = build_prompt(request).user
+    assert secret not in user
+    assert len(user) < 4000
+
+
+def test_cache_key_covers_the_prompt_version_and_the_answer_options() -> None:
+    prompt = build_prompt(only_request(trace()))
+    assert PROMPT_VERSION == 2
+    assert cache_key("m", prompt) != cache_key("m", prompt, answer="samples=3")
+    assert cache_key("m", prompt) == cache_key("m", build_prompt(only_request(trace())))
+
+
+def test_a_site_with_no_instruction_or_call_text_still_builds() -> None:
+    bare = Trace(
+        "t2",
+        (
+            Turn(Role.ASSISTANT, "[TOOL_CALL Bash] {}"),
+            Turn(Role.USER, "[TOOL_RESULT (ERROR)] Bash: boom", TurnKind.TOOL_RESULTS),
+            Turn(Role.ASSISTANT, "ok", site=site(tool_input="{}", error_message="boom")),
+        ),
+        TraceSource("y.jsonl", "openai"),
+    )
+    [(index, request)] = requests_for(bare, Limits())
+    assert index == 2
+    assert (request.first_instruction, request.latest_instruction, request.intent) == ("", "", "")
+    user = build_prompt(request).user
+    assert "## User's task\n(none)" in user
+    assert "(nothing stated)" in user
