@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from tracehint._judge import JudgeConfig, RetryPolicy
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
 from tracehint._progress import progress
+from tracehint._quality import load_labels, load_traces, score
 from tracehint._resume import ResumeState, journal_path, prepare_resume
 from tracehint._stats import RunStats
 
@@ -261,6 +263,23 @@ def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private sub
     pipeline.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _add_eval(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
+    evaluate = commands.add_parser(
+        "eval",
+        help="score annotated traces against hand labels (kind accuracy, wrong/specific hints)",
+        description="Score `tracehint annotate` output against label files (see "
+        "quality/labels/README.md). Exit 1 when a hint is wrong, a non-mistake became a site, "
+        "or kind accuracy is below --min-kind.",
+    )
+    evaluate.add_argument("labels", type=Path, metavar="LABELS", help="a label file or folder")
+    evaluate.add_argument("traces", type=Path, nargs="+", metavar="TRACES", help="output JSONL")
+    evaluate.add_argument("--min-kind", type=float, default=0.9, help="default: 0.9")
+    evaluate.add_argument(
+        "--verbose", "-v", action="store_true", help="list each site not specific"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tracehint",
@@ -273,6 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_cache(commands)
     _add_mock_judge(commands)
     _add_bench(commands)
+    _add_eval(commands)
     return parser
 
 
@@ -646,12 +666,52 @@ def _annotate_ray(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _eval(args: argparse.Namespace) -> int:
+    report = score(load_labels([args.labels]), load_traces(args.traces))
+    if args.json:
+        verdicts = report.verdicts
+        print(  # noqa: T201 -- CLI output
+            json.dumps(
+                {
+                    "labelled_mistakes": len(report.scores),
+                    "found": len(report.found),
+                    "kind_accuracy": round(report.kind_accuracy, 4),
+                    "hints": dict(verdicts),
+                    "specific_share": round(report.specific_share, 4),
+                    "spurious": len(report.spurious),
+                    "unread": len(report.unread),
+                },
+                indent=2,
+            ),
+        )
+    else:
+        print(report.summary())  # noqa: T201 -- CLI output
+    if args.verbose:
+        for item in report.found:
+            if item.verdict != "specific" or not item.kind_right:
+                print(  # noqa: T201 -- CLI output
+                    f"[{item.verdict}] {item.label.file} {item.label.call_id}: "
+                    f"{item.label.kind.value} -> {item.site.kind if item.site else '-'} "
+                    f"{item.why}",
+                )
+        for site, why in report.spurious:
+            print(f"[spurious] {site.path} {site.call_id}: {why}")  # noqa: T201 -- CLI output
+    bad = report.verdicts["wrong"] > 0 or report.spurious or report.kind_accuracy < args.min_kind
+    return 1 if bad else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
     if args.command == "annotate" and args.output == STDOUT and args.progress is None:
         args.progress = False if not sys.stderr.isatty() else None
-    runners = {"annotate": _annotate, "cache": _cache, "mock-judge": _mock_judge, "bench": _bench}
+    runners = {
+        "annotate": _annotate,
+        "cache": _cache,
+        "mock-judge": _mock_judge,
+        "bench": _bench,
+        "eval": _eval,
+    }
     runner = runners[args.command]
     try:
         if args.command == "annotate" and args.engine == "ray":

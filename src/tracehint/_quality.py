@@ -193,8 +193,10 @@ class QualityReport:
         verdicts = self.verdicts
         missed = [s for s in self.scores if s.site is None]
         lines = [
-            (f"labelled mistakes: {len(self.scores)} (found as sites: {len(self.found)}, "
-            f"not a site: {len(missed)}); labels in formats not read: {len(self.unread)}"),
+            (
+                f"labelled mistakes: {len(self.scores)} (found as sites: {len(self.found)}, "
+                f"not a site: {len(missed)}); labels in formats not read: {len(self.unread)}"
+            ),
             f"kind accuracy (families): {self.kind_accuracy:.1%}",
             "hints: "
             + ", ".join(
