@@ -24,19 +24,27 @@ import orjson
 
 from tracehint._ingest import atif, codex, gemini_cli, openhands, swe_agent
 from tracehint._ingest._document import DocumentParser, Outcome, ReadContext, Shape
-from tracehint._ingest._lines import Line
+from tracehint._classify import Classifier
+from tracehint._ingest._lines import Line, OverlongLine, split_lines
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, FileRejectedError
 from tracehint._ingest.openai import ErrorDetector, OpenAIJsonlParser
+from tracehint._limits import Limits
 from tracehint._records import InputIssue
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tracehint._classify import Classifier
-    from tracehint._limits import Limits
     from tracehint._records import Trace
 
-__all__ = ["FormatParser", "InputFormat", "SessionParser", "detect", "make_parser"]
+__all__ = [
+    "FormatParser",
+    "InputFormat",
+    "ParsedSession",
+    "SessionParser",
+    "detect",
+    "make_parser",
+    "parse_session",
+]
 
 
 class InputFormat(StrEnum):
@@ -423,3 +431,51 @@ def make_parser(  # noqa: PLR0913 -- keyword-only options of the one factory
 ) -> FormatParser:
     """The parser for ``path``: with ``auto``, the content decides the format."""
     return FormatParser(path, fmt, classifier, limits, meta, detector)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSession:
+    """What one session file held: its traces (not yet hinted) and its input issues."""
+
+    traces: tuple[Trace, ...]
+    issues: tuple[InputIssue, ...]
+    read_as: InputFormat | None
+    """The format the content was read as (``None``: no known format)."""
+
+
+def parse_session(  # noqa: PLR0913 -- keyword-only options
+    data: bytes,
+    *,
+    path: str,
+    input_format: InputFormat = InputFormat.AUTO,
+    classifier: Classifier | None = None,
+    limits: Limits | None = None,
+    meta: AgentMeta | None = None,
+) -> ParsedSession:
+    """Read a session file already in memory, in any format, into traces (pure, sync).
+
+    ``path`` names the file in traces and issues. Hand the traces to
+    ``Annotator.annotate_many`` to hint them.
+    """
+    limits = limits or Limits()
+    parser = FormatParser(path, input_format, classifier or Classifier(), limits, meta)
+    traces: list[Trace] = []
+    issues: list[InputIssue] = []
+    try:
+        for batch in split_lines(data, max_line_bytes=limits.max_line_bytes):
+            for line in batch:
+                if isinstance(line, OverlongLine):
+                    issues.append(
+                        InputIssue(path, line.number, f"line of {line.size} bytes over the limit")
+                    )
+                    continue
+                found = parser.feed(line)
+                issues.extend(parser.take_issues())
+                if found is not None:
+                    issues.append(found)
+            traces.extend(parser.drain())
+    except FileRejectedError as exc:
+        return ParsedSession((), (*issues, InputIssue(path, None, str(exc))), None)
+    traces.extend(parser.finish())
+    issues.extend(parser.take_issues())
+    return ParsedSession(tuple(traces), tuple(issues), parser.read_as)
