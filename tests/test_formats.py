@@ -14,6 +14,7 @@ import anyio
 import orjson
 import pytest
 
+from conftest import REPO, run_cli
 from tracehint import (
     Annotator,
     HintChain,
@@ -27,8 +28,6 @@ from tracehint import (
 )
 from tracehint._ingest.formats import detect
 from tracehint._output import MemorySink
-
-from conftest import REPO, run_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,11 +43,11 @@ SWE_DEFAULT = DATA / "swe_agent" / "default" / "marshmallow-code__marshmallow-18
 SWE_FUNCTIONS = DATA / "swe_agent" / "function_calling" / "marshmallow-code__marshmallow-1867.traj"
 SWE_HISTORY_ONLY = DATA / "swe_agent" / "function_calling_simple.traj"
 SWE_CTF = DATA / "swe_agent" / "ctf" / "flash.traj"
-CODEX_OWN = DATA / "codex" / "rollout-2025-09-10T12-00-00-0199bbbb-0000-7000-8000-0000000000e1.jsonl"
-ATIF_OWN = DATA / "atif" / "tracehint_parsing-errors.trajectory.json"
-GEMINI_OWN = (
-    DATA / "gemini_cli" / "9f86d081" / "chats" / "session-2025-09-18T10-15-5e0c2f8a.json"
+CODEX_OWN = (
+    DATA / "codex" / "rollout-2025-09-10T12-00-00-0199bbbb-0000-7000-8000-0000000000e1.jsonl"
 )
+ATIF_OWN = DATA / "atif" / "tracehint_parsing-errors.trajectory.json"
+GEMINI_OWN = DATA / "gemini_cli" / "9f86d081" / "chats" / "session-2025-09-18T10-15-5e0c2f8a.json"
 
 
 def codex(suffix: str) -> Path:
@@ -325,7 +324,7 @@ def test_gemini_cli_jsonl_session(tmp_path: Path) -> None:
 )
 def test_detection_by_content(path: Path, fmt: InputFormat) -> None:
     if path.is_dir():
-        path = sorted(path.glob("*.jsonl"))[0]
+        path = min(path.glob("*.jsonl"))
     parsed = parse_session(path.read_bytes(), path=str(path))
     assert parsed.read_as is fmt
     assert parsed.traces

@@ -128,17 +128,17 @@ def _identity(path: str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-async def discover(
+async def discover(  # noqa: C901 -- the walk over files and folders, kept whole
     paths: Sequence[str | os.PathLike[str]],
 ) -> AsyncIterator[Found | Skipped | InputIssue]:
-    """Yield each session under ``paths`` once, an ``InputIssue`` for a bad path, and a
-    ``Skipped`` for each file that is clearly not a transcript.
+    """Yield each session under ``paths`` once, and why a path or file is not read.
 
+    An ``InputIssue`` is a bad path; a ``Skipped`` is a file that is clearly not a transcript.
     Files given directly are read whatever their name; folders are searched recursively for
-    ``*.jsonl``, ``*.json`` and ``*.traj``. Symlinked folders are followed, but each real folder is visited once, so a
-    symlink loop ends (only folders are remembered, so memory grows with the number of
-    folders, not files). Listing runs in worker threads, one folder at a time, so the event loop
-    never blocks and memory does not grow with the corpus.
+    ``*.jsonl``, ``*.json`` and ``*.traj``. Symlinked folders are followed, but each real
+    folder is visited once, so a symlink loop ends (only folders are remembered, so memory
+    grows with the number of folders, not files). Listing runs in worker threads, one folder
+    at a time, so the event loop never blocks and memory does not grow with the corpus.
     """
     seen: set[tuple[int, int]] = set()
     for raw in paths:

@@ -64,7 +64,9 @@ def read_atif(value: object, context: ReadContext) -> Outcome:
     return outcome
 
 
-def _step(builder: TraceBuilder, step: object, context: ReadContext) -> str | None:
+def _step(  # noqa: C901, PLR0911 -- one dispatch over sources, kept whole
+    builder: TraceBuilder, step: object, context: ReadContext
+) -> str | None:
     if not isinstance(step, dict):
         return f"step is {type(step).__name__}, not an object"
     source = step.get("source")

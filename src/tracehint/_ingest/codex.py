@@ -66,8 +66,8 @@ def is_record(value: object) -> bool:
     if value.get("type") in _LINE_TYPES and isinstance(value.get("payload"), dict):
         return True
     # The header line of a rollout from before mid-2025.
-    return "type" not in value and "instructions" in value and "id" in value and (
-        "timestamp" in value
+    return (
+        "type" not in value and "instructions" in value and "id" in value and ("timestamp" in value)
     )
 
 
@@ -122,7 +122,7 @@ class CodexParser:
         self.good_lines += 1
         return None
 
-    def _entry(self, entry: dict[str, Any]) -> str | None:  # noqa: PLR0911 -- one per line type
+    def _entry(self, entry: dict[str, Any]) -> str | None:  # noqa: C901, PLR0911 -- one per line type
         kind = entry.get("type")
         payload = entry.get("payload")
         if kind in _LINE_TYPES:

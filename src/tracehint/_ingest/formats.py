@@ -1,5 +1,4 @@
-"""Input formats: which formats exist, how a file's content says which one it is, and the
-parser the pipeline drives for every file.
+"""Input formats: which exist, how a file's content tells them apart, and the file parser.
 
 Detection reads content, not names. A file whose first line is a complete JSON object is JSONL
 and that object decides (each format module says what its records look like); a file that
@@ -22,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from tracehint._classify import Classifier
 from tracehint._ingest import atif, codex, gemini_cli, openhands, swe_agent
 from tracehint._ingest._document import DocumentParser, Outcome, ReadContext, Shape
-from tracehint._classify import Classifier
 from tracehint._ingest._lines import Line, OverlongLine, split_lines
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, FileRejectedError
 from tracehint._ingest.openai import ErrorDetector, OpenAIJsonlParser
@@ -124,7 +123,7 @@ def _is_openai(value: dict[str, Any]) -> bool:
     return isinstance(value.get("messages"), list)
 
 
-def detect(value: object) -> InputFormat | None:  # noqa: PLR0911 -- one answer per format
+def detect(value: object) -> InputFormat | None:  # noqa: C901, PLR0911 -- one answer per format
     """The format of a JSON value: a JSONL file's first record, or a whole-file document."""
     if isinstance(value, list):
         first = next((x for x in value if isinstance(x, dict)), None)
@@ -386,9 +385,13 @@ class FormatParser:
             self._issue(InputIssue(self.path, None, f"invalid JSON document ({exc})"))
             return
         fmt = self.forced if self.forced is not InputFormat.AUTO else detect(value)
-        if fmt is None and isinstance(value, list) and value and isinstance(value[0], dict):
-            if detect(value[0]) is InputFormat.CLAUDE_CODE:
-                fmt = InputFormat.CLAUDE_CODE
+        if (
+            fmt is None
+            and isinstance(value, list)
+            and value
+            and detect(value[0]) is InputFormat.CLAUDE_CODE
+        ):
+            fmt = InputFormat.CLAUDE_CODE
         if fmt is InputFormat.CLAUDE_CODE and isinstance(value, list):
             self._issue(InputIssue(self.path, None, _CLAUDE_ARRAY))
             return
@@ -404,8 +407,10 @@ class FormatParser:
         # A line format saved as one document (a JSON array of its records): read each
         # record as the line it would have been.
         records = value if isinstance(value, list) else [value]
-        if fmt is InputFormat.OPENAI and records and all(
-            isinstance(x, dict) and "role" in x for x in records
+        if (
+            fmt is InputFormat.OPENAI
+            and records
+            and all(isinstance(x, dict) and "role" in x for x in records)
         ):
             records = [{"messages": records}]
         first = records[0] if records and isinstance(records[0], dict) else {}
@@ -414,12 +419,10 @@ class FormatParser:
         for number, record in enumerate(records, start=1):
             found = inner.feed(Line(number, orjson.dumps(record)))
             if found is not None:
-                self._issue(
-                    InputIssue(self.path, None, f"record {number - 1}: {found.reason}")
-                )
+                self._issue(InputIssue(self.path, None, f"record {number - 1}: {found.reason}"))
 
 
-def make_parser(  # noqa: PLR0913 -- keyword-only options of the one factory
+def make_parser(
     fmt: InputFormat,
     path: str,
     first: Line,  # noqa: ARG001 -- kept for callers; the parser decides as lines arrive
@@ -443,7 +446,7 @@ class ParsedSession:
     """The format the content was read as (``None``: no known format)."""
 
 
-def parse_session(  # noqa: PLR0913 -- keyword-only options
+def parse_session(
     data: bytes,
     *,
     path: str,

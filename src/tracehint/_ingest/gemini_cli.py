@@ -87,7 +87,7 @@ def read_gemini_cli(value: object, context: ReadContext) -> Outcome:
     return outcome
 
 
-def _message(
+def _message(  # noqa: C901, PLR0911 -- one dispatch over message types, kept whole
     builder: TraceBuilder, message: object, context: ReadContext, outcome: Outcome
 ) -> str | None:
     if not isinstance(message, dict):
@@ -110,8 +110,13 @@ def _message(
     for thought in thoughts if isinstance(thoughts, list) else []:
         if isinstance(thought, dict):
             said = " ".join(
-                x for x in (as_str(thought.get("subject")), as_str(thought.get("description")),
-                            as_str(thought.get("summary"))) if x
+                x
+                for x in (
+                    as_str(thought.get("subject")),
+                    as_str(thought.get("description")),
+                    as_str(thought.get("summary")),
+                )
+                if x
             )
             if said:
                 parts.append(f"[THINKING]\n{said}")

@@ -135,7 +135,7 @@ def _calls(raw: object) -> list[Any]:
     return raw if isinstance(raw, list) else []
 
 
-def _message(
+def _message(  # noqa: C901 -- one dispatch over roles, kept whole
     builder: TraceBuilder, message: object, context: ReadContext, outcome: Outcome
 ) -> str | None:
     if not isinstance(message, dict):
