@@ -304,6 +304,17 @@ def test_gemini_cli_jsonl_session(tmp_path: Path) -> None:
     assert trace.turns == reference.turns
 
 
+def test_anthropic_messages_and_openai_responses_rollouts() -> None:
+    (anthropic,), issues = read(DATA / "anthropic" / "rollouts.jsonl")
+    assert issues == []
+    assert (anthropic.trace_id, anthropic.source.format) == ("rollout-17", "anthropic")
+    assert site_ids(anthropic) == ["toolu_A1"]
+    (responses,), issues = read(DATA / "openai_responses" / "rollouts.jsonl")
+    assert issues == []
+    assert (responses.trace_id, responses.source.format) == ("resp-3", "openai_responses")
+    assert site_ids(responses) == ["fc_1"]
+
+
 # -- detection ----------------------------------------------------------------------------------
 
 
@@ -402,7 +413,15 @@ def test_cli_reads_every_format_and_resumes(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     written = out.read_text().splitlines()
     formats = {json.loads(line)["source"]["format"] for line in written}
-    assert formats == {"openhands", "swe_agent", "codex", "atif", "gemini_cli"}
+    assert formats == {
+        "openhands",
+        "swe_agent",
+        "codex",
+        "atif",
+        "gemini_cli",
+        "anthropic",
+        "openai_responses",
+    }
     again = run_cli("annotate", str(DATA), "-o", str(out), "--resume", "--no-progress")
     assert again.returncode == 0, again.stderr
     assert out.read_text().splitlines() == written

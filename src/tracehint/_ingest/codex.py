@@ -88,6 +88,10 @@ class CodexParser:
     path: str
     classifier: Classifier
     limits: Limits
+    format: str = FORMAT
+    """``source.format`` of the trace (``openai_responses`` reads the same items)."""
+    trace_id: str | None = None
+    """The trace's id; by default the thread id of ``session_meta``, else the file name."""
     skipped_entries: int = 0
     duplicate_entries: int = 0
     good_lines: int = 0
@@ -171,10 +175,10 @@ class CodexParser:
     def _trace(self) -> TraceBuilder:
         if self._builder is None:
             stem = os.path.basename(self.path).removesuffix(".jsonl")  # noqa: PTH119 -- str paths
-            thread = self._thread or stem
+            thread = self.trace_id or self._thread or stem
             source = TraceSource(
                 path=self.path,
-                format=FORMAT,
+                format=self.format,
                 session_id=self._parent or thread,
                 agent_id=thread if self._parent else None,
                 agent_type=self._role,
@@ -184,6 +188,16 @@ class CodexParser:
         return self._builder
 
     # -- response items -------------------------------------------------------------------
+
+    def read_item(self, item: dict[str, Any]) -> str | None:
+        """Read one Responses API item (``message``, ``function_call``, ...); a problem or None."""
+        if "type" not in item and "role" in item:
+            item = {**item, "type": "message"}
+        return self._item(item)
+
+    def system(self, text: str) -> None:
+        """Add the system prompt (the Responses API's ``instructions``)."""
+        self._trace().add_system_text(text)
 
     def _item(self, item: dict[str, Any]) -> str | None:
         kind = item.get("type")

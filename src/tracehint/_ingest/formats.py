@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from tracehint._classify import Classifier
-from tracehint._ingest import atif, codex, gemini_cli, openhands, swe_agent
+from tracehint._ingest import (
+    anthropic,
+    atif,
+    codex,
+    gemini_cli,
+    openhands,
+    responses,
+    swe_agent,
+)
 from tracehint._ingest._document import DocumentParser, Outcome, ReadContext, Shape
 from tracehint._ingest._lines import Line, OverlongLine, split_lines
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, FileRejectedError
@@ -57,6 +65,8 @@ class InputFormat(StrEnum):
     OPENHANDS = "openhands"
     ATIF = "atif"
     GEMINI_CLI = "gemini_cli"
+    ANTHROPIC = "anthropic"
+    OPENAI_RESPONSES = "openai_responses"
 
 
 _KNOWN = tuple(f.value for f in InputFormat if f is not InputFormat.AUTO)
@@ -71,6 +81,8 @@ _READERS: dict[InputFormat, Callable[[object, ReadContext], Outcome]] = {
     InputFormat.OPENHANDS: openhands.read_openhands,
     InputFormat.ATIF: atif.read_atif,
     InputFormat.GEMINI_CLI: gemini_cli.read_gemini_cli,
+    InputFormat.ANTHROPIC: anthropic.read_anthropic,
+    InputFormat.OPENAI_RESPONSES: responses.read_responses,
 }
 
 
@@ -123,17 +135,21 @@ def _is_openai(value: dict[str, Any]) -> bool:
     return isinstance(value.get("messages"), list)
 
 
+def _detect_list(value: list[Any]) -> InputFormat | None:
+    first = next((x for x in value if isinstance(x, dict)), None)
+    if first is None:
+        return None
+    if any(openhands.is_event(x) for x in value[:50]):
+        return InputFormat.OPENHANDS
+    if codex.is_record(first):
+        return InputFormat.CODEX
+    return None
+
+
 def detect(value: object) -> InputFormat | None:  # noqa: C901, PLR0911 -- one answer per format
     """The format of a JSON value: a JSONL file's first record, or a whole-file document."""
     if isinstance(value, list):
-        first = next((x for x in value if isinstance(x, dict)), None)
-        if first is None:
-            return None
-        if any(openhands.is_event(x) for x in value[:50]):
-            return InputFormat.OPENHANDS
-        if codex.is_record(first):
-            return InputFormat.CODEX
-        return None
+        return _detect_list(value)
     if not isinstance(value, dict):
         return None
     if codex.is_record(value):
@@ -146,6 +162,10 @@ def detect(value: object) -> InputFormat | None:  # noqa: C901, PLR0911 -- one a
         return InputFormat.OPENHANDS
     if gemini_cli.is_session(value):
         return InputFormat.GEMINI_CLI
+    if anthropic.is_record(value):
+        return InputFormat.ANTHROPIC
+    if responses.is_record(value):
+        return InputFormat.OPENAI_RESPONSES
     if _is_openai(value):
         return InputFormat.OPENAI
     if _is_claude_code(value):
