@@ -315,6 +315,13 @@ def test_anthropic_messages_and_openai_responses_rollouts() -> None:
     assert site_ids(responses) == ["fc_1"]
 
 
+def test_gemini_cli_saved_chat() -> None:
+    (trace,), issues = read(DATA / "gemini_cli" / "9f86d081" / "checkpoint-fix.json")
+    assert issues == []
+    assert trace.source.format == "gemini_cli"
+    assert site_ids(trace) == ["read_file-1-1"]  # no id in the API history: name-turn-part
+
+
 # -- detection ----------------------------------------------------------------------------------
 
 

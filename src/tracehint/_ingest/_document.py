@@ -16,7 +16,7 @@ A file that *is* one JSON document (pretty-printed over many lines) is assembled
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -163,6 +163,7 @@ class DocumentParser:
     _record_lines: list[int] = field(default_factory=list)
     _ready: list[Trace] = field(default_factory=list)
     _issues: list[InputIssue] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set)
 
     def feed(self, line: Line) -> InputIssue | None:
         """Take one line; return an issue when it is malformed."""
@@ -188,7 +189,12 @@ class DocumentParser:
             stem=self.context.stem,
         )
         outcome = self.reader(value, context)
-        self._ready.extend(outcome.traces)
+        for trace in outcome.traces:
+            # Two records of one file naming the same run (a retried instance) stay apart.
+            if trace.trace_id in self._ids and line is not None:
+                trace = replace(trace, trace_id=f"{trace.trace_id}:{line}")  # noqa: PLW2901
+            self._ids.add(trace.trace_id)
+            self._ready.append(trace)
         self.skipped_entries += outcome.skipped
         self.orphan_results += outcome.orphans
         self._issues.extend(InputIssue(self.path, line, reason) for reason in outcome.problems)

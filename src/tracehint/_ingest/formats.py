@@ -143,6 +143,8 @@ def _detect_list(value: list[Any]) -> InputFormat | None:
         return InputFormat.OPENHANDS
     if codex.is_record(first):
         return InputFormat.CODEX
+    if gemini_cli.is_contents(value):
+        return InputFormat.GEMINI_CLI
     return None
 
 

@@ -7,6 +7,11 @@ earlier one). Messages are ``user``, ``gemini`` (``content``, ``thoughts``, ``to
 ``info`` and ``error``. A tool call carries its own result: ``id``, ``name``, ``args``,
 ``status``, ``result`` (function responses) and ``resultDisplay``.
 
+A saved chat (``/chat save``: ``checkpoint-<tag>.json``) is the raw Gemini API history instead,
+a list of ``{role, parts}`` contents whose ``functionCall`` parts are answered by
+``functionResponse`` parts (by ``id``, else in order by name); there a response failed when it
+holds an ``error``.
+
 A result failed when its call's ``status`` is ``error``; ``cancelled`` is an interruption, not
 a mistake. An ``error`` message (the session failed, not a tool) is kept as a system note.
 """
@@ -24,7 +29,7 @@ if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
     from tracehint._ingest._document import ReadContext
 
-__all__ = ["FORMAT", "is_header", "is_session", "read_gemini_cli"]
+__all__ = ["FORMAT", "is_contents", "is_header", "is_session", "read_gemini_cli"]
 
 FORMAT = "gemini_cli"
 
@@ -44,6 +49,16 @@ def is_header(value: object) -> bool:
         isinstance(value, dict)
         and is_session(value)
         and not isinstance(value.get("messages"), list)
+    )
+
+
+def is_contents(value: object) -> bool:
+    """Whether ``value`` is a saved chat: a list of Gemini API ``{role, parts}`` contents."""
+    first = value[0] if isinstance(value, list) and value else None
+    return (
+        isinstance(first, dict)
+        and first.get("role") in {"user", "model"}
+        and isinstance(first.get("parts"), list)
     )
 
 
@@ -72,6 +87,8 @@ def _messages(value: object) -> tuple[dict[str, Any], list[Any]] | None:
 def read_gemini_cli(value: object, context: ReadContext) -> Outcome:
     """Read one Gemini CLI session."""
     outcome = Outcome()
+    if is_contents(value):
+        return _read_contents(value, context)  # type: ignore[arg-type]
     found = _messages(value)
     if found is None:
         outcome.problems.append("expected a Gemini CLI session (an object with 'messages')")
@@ -175,3 +192,68 @@ def _result(call_id: str, call: dict[str, Any]) -> ResultIn:
             call_id, text or "[cancelled: interrupted by user]", is_error=True, interrupted=True
         )
     return ResultIn(call_id, text, is_error=False)
+
+
+def _read_contents(contents: list[Any], context: ReadContext) -> Outcome:
+    """Read a saved chat: Gemini API contents, calls answered by function responses."""
+    outcome = Outcome()
+    builder = context.builder(context.default_id())
+    waiting: dict[str, list[str]] = {}  # tool name → ids of its unanswered calls, in order
+    for index, content in enumerate(contents):
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list):
+            outcome.problems.append(f"content {index}: no 'parts' list")
+            continue
+        parts = [p for p in parts if isinstance(p, dict)]
+        if content.get("role") == "model":
+            builder.add_assistant(None, _model_parts(builder, parts, index, waiting, context))
+        else:
+            _user_parts(builder, parts, waiting)
+    outcome.add(builder)
+    return outcome
+
+
+def _model_parts(
+    builder: TraceBuilder,
+    parts: list[dict[str, Any]],
+    index: int,
+    waiting: dict[str, list[str]],
+    context: ReadContext,
+) -> list[str]:
+    said: list[str] = []
+    for number, part in enumerate(parts):
+        call = part.get("functionCall")
+        if isinstance(call, dict) and as_str(call.get("name")) is not None:
+            name = str(call["name"])
+            call_id = as_str(call.get("id")) or f"{name}-{index}-{number}"
+            made = tool_call(call_id, name, call.get("args"), context.limits)
+            builder.register_call(made)
+            waiting.setdefault(name, []).append(call_id)
+            said.append(f"[TOOL_CALL {name}] {made.input_json}")
+        elif isinstance(part.get("text"), str):
+            thought = part.get("thought") is True
+            said.append(f"[THINKING]\n{part['text']}" if thought else part["text"])
+    return said
+
+
+def _user_parts(
+    builder: TraceBuilder, parts: list[dict[str, Any]], waiting: dict[str, list[str]]
+) -> None:
+    results: list[ResultIn] = []
+    texts: list[str] = []
+    for part in parts:
+        response = part.get("functionResponse")
+        if isinstance(response, dict):
+            name = as_str(response.get("name")) or "?"
+            queue = waiting.get(name) or []
+            call_id = as_str(response.get("id")) or (queue[0] if queue else name)
+            if call_id in queue:
+                queue.remove(call_id)
+            text, error = _response_text([part])
+            results.append(ResultIn(call_id, text, error is not None, error_text=error))
+        elif isinstance(part.get("text"), str):
+            texts.append(part["text"])
+    if results:
+        builder.add_tool_results(results, texts)
+    elif texts:
+        builder.add_user_text("\n".join(texts))
