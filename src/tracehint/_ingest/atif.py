@@ -9,11 +9,14 @@ step's observation answers the step itself, under the id ``step-<step_id>``. A c
 file (``.cont-N``, after context summarisation) is read as its own trace.
 
 ATIF has no error flag: a result failed when its text shows it ("Previous response had
-parsing errors", a traceback, ``command not found``, ``No such file``).
+parsing errors", a traceback, ``command not found``, ``No such file``, an editor's ``ERROR:``,
+a non-zero exit code line), or when a converter marked it (``is_error`` on the result or in
+its ``extra``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from tracehint._ingest._builder import ResultIn, tool_call
@@ -28,6 +31,12 @@ __all__ = ["FORMAT", "is_trajectory", "read_atif"]
 FORMAT = "atif"
 
 _PARSE_ERROR = "Previous response had parsing errors"
+# What converted agents' tool errors look like in text: an editor's ``ERROR:`` opening, an
+# exit-code line that is not 0.
+_TOOL_ERROR = re.compile(
+    r"\A\s*(?:ERROR:|<tool_use_error>)|\b[Ee]xit code:? [1-9]\d*\b|"
+    r"\[The command completed with exit code [1-9]\d*\.\]"
+)
 _STEP_CALL = "agent_step"
 """The tool name of a step whose observation answers no tool call (terminal keystrokes)."""
 
@@ -121,4 +130,9 @@ def _result(call_id: str, result: dict[str, Any]) -> ResultIn:
         text = f"[sub-trajectory: {ref}]"
     if _PARSE_ERROR in text:
         return ResultIn(call_id, text, is_error=True, error_text=text.strip())
-    return ResultIn(call_id, text, is_error=SHELL_FAILURE.search(text) is not None)
+    extra = result.get("extra")
+    extra = extra if isinstance(extra, dict) else {}
+    if result.get("is_error") is True or extra.get("is_error") is True:
+        return ResultIn(call_id, text, is_error=True)
+    failed = SHELL_FAILURE.search(text) is not None or _TOOL_ERROR.search(text) is not None
+    return ResultIn(call_id, text, is_error=failed)

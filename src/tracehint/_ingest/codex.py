@@ -8,7 +8,8 @@ Knows the Codex format and nothing else. Each line is ``{timestamp, type, payloa
 the messages, skipped) and ``compacted``. Rollouts from before 2025-06 have a header line
 ``{id, timestamp, instructions}`` and the response items as lines themselves.
 
-Codex has no error flag. A result failed when its output starts ``Exit code: N`` with N ≠ 0,
+Codex has no error flag. A result failed when its output starts ``Exit code: N`` (or its
+header says ``Process exited with code N``) with N ≠ 0,
 when an older JSON output's ``metadata.exit_code`` is ≠ 0, when ``apply_patch`` says its
 verification failed, or when the matching ``exec_command_end`` / ``patch_apply_end`` event says
 so. A ``turn_aborted`` event ends the turn's unanswered calls as interrupted (not a mistake).
@@ -54,6 +55,8 @@ _ITEM_TYPES = frozenset(
 _CALLS = frozenset({"function_call", "custom_tool_call", "local_shell_call"})
 _OUTPUTS = frozenset({"function_call_output", "custom_tool_call_output"})
 _EXIT_HEADER = re.compile(r"\A\s*Exit code:\s*(-?\d+)")
+# Unified exec (``exec_command``): a header of lines, one of them the exit code.
+_PROCESS_EXIT = re.compile(r"^Process exited with code (-?\d+)\s*$", re.MULTILINE)
 _PATCH_FAILED = "apply_patch verification failed"
 # User messages Codex writes itself (context it gives the model), not the user's words.
 _INJECTED = ("<environment_context>", "<user_instructions>", "# AGENTS.md instructions")
@@ -373,5 +376,5 @@ def _unwrap(output: object) -> tuple[str, int | None, bool | None]:
             code = as_int(metadata.get("exit_code")) if isinstance(metadata, dict) else None
             inner = wrapped.get("output")
             return (inner if isinstance(inner, str) else str(inner)), code, success
-    match = _EXIT_HEADER.match(text)
+    match = _EXIT_HEADER.match(text) or _PROCESS_EXIT.search(text[:1000])
     return text, (int(match.group(1)) if match else None), success

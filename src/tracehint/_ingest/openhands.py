@@ -16,8 +16,8 @@ action just before it.
 A result failed when: the observation is ``error``; an editor's ``content`` starts with
 ``ERROR:``; the command's exit code (``extras.metadata.exit_code``, or ``exit_code`` in old
 events) is neither 0 nor -1 (-1: still running or timed out, not a failure by itself);
-``success`` is false without an exit code; or the old ``agentskills`` editor rejected an edit
-(its linter, or no exact match).
+``success`` is false without an exit code, or ``extras.error`` is true (the browser); or the
+old ``agentskills`` editor rejected an edit (its linter, or no exact match).
 """
 
 from __future__ import annotations
@@ -299,8 +299,8 @@ def _answered_call(stream: _Stream, event: dict[str, Any]) -> str | None:
     meta_id = as_str(_metadata(event).get("tool_call_id"))
     if meta_id is not None and meta_id in stream.calls.values():
         return meta_id
-    if cause is None and _event_id(event) is None:
-        return stream.last_call  # old layout: the action just before
+    if cause is None:
+        return stream.last_call  # old layouts: the action just before, still unanswered
     return None
 
 
@@ -332,7 +332,9 @@ def _result(  # noqa: PLR0911 -- one answer per error signal
         # What the agent saw: OpenHands ends a command's output with its exit code.
         text = f"{content}\n[The command completed with exit code {exit_code}.]"
         return ResultIn(call_id, text, is_error=True, exit_code=exit_code)
-    if exit_code is None and event.get("success") is False:
+    extras = event.get("extras")
+    flagged = isinstance(extras, dict) and extras.get("error") is True  # browser observations
+    if flagged or (exit_code is None and event.get("success") is False):
         return ResultIn(call_id, content, is_error=True)
     if any(marker in content for marker in _OLD_EDITOR_FAILURES):
         return ResultIn(call_id, content, is_error=True, error_text=content.strip())
