@@ -197,7 +197,12 @@ class DocumentParser:
             self._ready.append(trace)
         self.skipped_entries += outcome.skipped
         self.orphan_results += outcome.orphans
-        self._issues.extend(InputIssue(self.path, line, reason) for reason in outcome.problems)
+        problems = outcome.problems
+        cap = self.context.limits.issues_per_file
+        if len(problems) > cap:
+            # One broken document must not flood the issue list (line issues are capped alike).
+            problems = [*problems[: cap - 1], f"{len(problems) - cap + 1} more malformed records"]
+        self._issues.extend(InputIssue(self.path, line, reason) for reason in problems)
 
     def read_whole(self, value: object) -> None:
         """Read a document that is a whole file."""
