@@ -394,7 +394,6 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                         state.parser = make_parser(
                             config.input_format,
                             state.path,
-                            line,
                             classifier=config.classifier,
                             limits=limits,
                             meta=state.meta,

@@ -447,7 +447,6 @@ class FormatParser:
 def make_parser(
     fmt: InputFormat,
     path: str,
-    first: Line,  # noqa: ARG001 -- kept for callers; the parser decides as lines arrive
     *,
     classifier: Classifier,
     limits: Limits,
