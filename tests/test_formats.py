@@ -131,6 +131,18 @@ def test_openhands_events_as_jsonl_give_the_same_sites(tmp_path: Path) -> None:
     assert site_ids(from_jsonl) == site_ids(traces[2])
 
 
+@pytest.mark.parametrize("key", ["trajectory", "events"])
+def test_openhands_ui_and_api_exports(tmp_path: Path, key: str) -> None:
+    record = orjson.loads(OPENHANDS_RUNS.read_bytes().splitlines()[1])
+    export = tmp_path / "export.json"
+    export.write_bytes(orjson.dumps({key: record["history"]}, option=orjson.OPT_INDENT_2))
+    (trace,), issues = read(export)
+    assert issues == []
+    assert trace.source.format == "openhands"
+    reference = read(OPENHANDS_RUNS)[0][1]
+    assert site_ids(trace) == site_ids(reference)
+
+
 def test_openhands_event_array_and_exit_minus_one(tmp_path: Path) -> None:
     events = [
         {"id": 0, "source": "user", "action": "message", "args": {"content": "build it"}},

@@ -158,10 +158,10 @@ def detect(value: object) -> InputFormat | None:  # noqa: C901, PLR0911 -- one a
         return InputFormat.CODEX
     if atif.is_trajectory(value):
         return InputFormat.ATIF
-    if swe_agent.is_trajectory(value):
-        return InputFormat.SWE_AGENT
     if openhands.is_record(value) or openhands.is_event(value):
         return InputFormat.OPENHANDS
+    if swe_agent.is_trajectory(value):
+        return InputFormat.SWE_AGENT
     if gemini_cli.is_session(value):
         return InputFormat.GEMINI_CLI
     if anthropic.is_record(value):

@@ -77,21 +77,42 @@ _OLD_EDITOR_FAILURES = (
 
 
 def is_event(value: object) -> bool:
-    """Whether ``value`` looks like one OpenHands event."""
-    return isinstance(value, dict) and (
-        ("action" in value or "observation" in value)
+    """Whether ``value`` looks like one OpenHands event (not a chat message that names one)."""
+    return (
+        isinstance(value, dict)
+        and ("action" in value or "observation" in value)
         and ("source" in value or "cause" in value or "content" in value or "args" in value)
+        and "role" not in value
     )
+
+
+_EVENT_KEYS = ("history", "trajectory", "events")
+"""Where a record keeps its events: evaluation ``history``, a UI export's ``trajectory``, an
+API page's ``events``."""
+
+
+def _events_of(value: dict[str, Any]) -> list[Any] | None:
+    history = value.get("history")
+    if (
+        isinstance(history, list)
+        and ("instance_id" in value or "instruction" in value or "metrics" in value)
+        and "trajectory" not in value
+    ):
+        return history
+    for key in _EVENT_KEYS:
+        events = value.get(key)
+        if isinstance(events, list) and any(is_event(e) for e in events[:20]):
+            return events
+    return None
 
 
 def is_record(value: object) -> bool:
-    """Whether ``value`` looks like an evaluation record (a run with its ``history``)."""
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("history"), list)
-        and ("instance_id" in value or "instruction" in value or "metrics" in value)
-        and "trajectory" not in value
-    )
+    """Whether ``value`` holds one run's events.
+
+    That is an evaluation record (``history``), a UI trajectory export (``trajectory``) or an
+    API page (``events``).
+    """
+    return isinstance(value, dict) and _events_of(value) is not None
 
 
 def read_openhands(value: object, context: ReadContext) -> Outcome:
@@ -103,7 +124,8 @@ def read_openhands(value: object, context: ReadContext) -> Outcome:
         record: dict[str, Any] = value  # type: ignore[assignment]
         run = as_str(record.get("instance_id"))
         trace_id = run or context.default_id()
-        builder = _read_events(record["history"], trace_id, run, context, outcome, keep=True)
+        events = _events_of(record) or []
+        builder = _read_events(events, trace_id, run, context, outcome, keep=True)
         error = record.get("error")
         if isinstance(error, str) and error and error != "None":
             builder.add_system_text(f"[run ended with an error] {error}")
