@@ -172,7 +172,9 @@ class RunStats:
                 f"{self.lines} lines), {self.files_unreadable} unreadable, "
                 f"{self.empty_files} empty"
                 + (
-                    f", {self.files_skipped} skipped ({counts(self.skipped_files)})"
+                    f", {self.files_skipped} skipped ("
+                    + "; ".join(f"{k}: {v}" for k, v in self.skipped_files.most_common())
+                    + ")"
                     if self.files_skipped
                     else ""
                 )
