@@ -334,6 +334,15 @@ def test_gemini_cli_saved_chat() -> None:
     assert site_ids(trace) == ["read_file-1-1"]  # no id in the API history: name-turn-part
 
 
+def test_bare_message_lists_saved_as_json(tmp_path: Path) -> None:
+    record = orjson.loads((DATA / "anthropic" / "rollouts.jsonl").read_bytes())
+    saved = tmp_path / "rollout.json"
+    saved.write_bytes(orjson.dumps(record["messages"], option=orjson.OPT_INDENT_2))
+    (trace,), issues = read(saved)
+    assert issues == []
+    assert (trace.source.format, site_ids(trace)) == ("anthropic", ["toolu_A1"])
+
+
 # -- detection ----------------------------------------------------------------------------------
 
 

@@ -145,6 +145,9 @@ def _detect_list(value: list[Any]) -> InputFormat | None:
         return InputFormat.CODEX
     if gemini_cli.is_contents(value):
         return InputFormat.GEMINI_CLI
+    if "role" in first and "content" in first:  # a bare list of chat messages
+        wrapped = {"messages": value}
+        return InputFormat.ANTHROPIC if anthropic.is_record(wrapped) else InputFormat.OPENAI
     return None
 
 
@@ -424,6 +427,8 @@ class FormatParser:
         if fmt in _READERS:
             parser = self._documents(fmt, Shape.PER_LINE)
             self._inner = parser
+            if fmt is InputFormat.ANTHROPIC and isinstance(value, list):
+                value = {"messages": value}
             parser.read_whole(value)
             return
         # A line format saved as one document (a JSON array of its records): read each
