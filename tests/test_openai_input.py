@@ -98,7 +98,9 @@ def test_format_option_overrides_detection(tmp_path: Path) -> None:
         str(rollouts), "-o", str(out), "--overwrite", "--format", "claude_code",
         "--stats-json", f"{out}.s",
     )  # fmt: skip
-    assert wrong.returncode == 0, wrong.stderr
+    # No transcript in the named path at all: said on stderr, exit 2.
+    assert wrong.returncode == 2, wrong.stderr
+    assert "no transcript found in the given paths" in wrong.stderr
     summary = json.loads((tmp_path / "o.jsonl.s").read_text())
     assert summary["sites"] == 0
     assert summary["input_issues"] == 3

@@ -34,7 +34,7 @@ from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, Templat
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._ingest._builder import ResultIn, TraceBuilder
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, read_agent_meta
-from tracehint._ingest.formats import InputFormat
+from tracehint._ingest.formats import InputFormat, ParsedSession, parse_session
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import (
     JudgeClient,
@@ -122,6 +122,7 @@ __all__ = [
     "MockJudgeConfig",
     "MockJudgeStats",
     "OutputError",
+    "ParsedSession",
     "PipelineConfig",
     "RawErrorLayer",
     "Redactor",
@@ -154,6 +155,7 @@ __all__ = [
     "default_cache_path",
     "hint_trace",
     "parse_openai_messages",
+    "parse_session",
     "pick_answer",
     "read_agent_meta",
     "redact",

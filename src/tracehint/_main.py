@@ -20,7 +20,7 @@ from tracehint import __version__
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, JudgeAuthError, TracehintError
-from tracehint._ingest._discover import DEFAULT_CLAUDE_DIR
+from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
 from tracehint._judge import JudgeConfig, RetryPolicy
 from tracehint._output import STDOUT, JsonlSink
@@ -53,7 +53,8 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "paths",
         nargs="*",
         metavar="PATH",
-        help=f"session files or folders (default: {DEFAULT_CLAUDE_DIR})",
+        help="session files or folders (default: every one of "
+        f"{', '.join(str(d) for d in DEFAULT_DIRS)} that exists)",
     )
     annotate.add_argument(
         "-o", "--output", required=True, help="output JSONL file, or - for stdout"
@@ -80,8 +81,8 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--format",
         choices=[f.value for f in InputFormat],
         default=InputFormat.AUTO.value,
-        help='input format: Claude Code sessions, or JSONL of {"messages": [...]} records '
-        "(OpenAI-style); auto decides per file from its first line (default: auto)",
+        help="input format (see the README's table of formats); auto decides per file from "
+        "its content (default: auto)",
     )
     annotate.add_argument(
         "--layers",
@@ -338,9 +339,35 @@ async def _is_regular_or_new(path: str) -> bool:
     return not await target.exists() or await target.is_file()
 
 
+def _default_paths(args: argparse.Namespace) -> list[str]:
+    """The default session folders that exist, said on stderr; ``ConfigError`` if none."""
+    found = [str(d.expanduser()) for d in DEFAULT_DIRS if d.expanduser().is_dir()]
+    if not found:
+        raise ConfigError(
+            "no PATH given and no default session folder exists (looked in "
+            f"{', '.join(str(d) for d in DEFAULT_DIRS)}); name the files or folders to read",
+        )
+    if not args.quiet:
+        print(f"tracehint: reading {', '.join(found)}", file=sys.stderr)  # noqa: T201 -- CLI output
+    return found
+
+
+def _nothing_read(args: argparse.Namespace, stats: RunStats) -> bool:
+    """Say so on stderr when the run found no transcript; whether the user's paths held none."""
+    if stats.traces or stats.traces_resumed or stats.files_resumed:
+        return False
+    where = "the given paths" if args.paths else "the default session folders"
+    print(  # noqa: T201 -- CLI output
+        f"tracehint: no transcript found in {where} ({stats.files} files read, "
+        f"{stats.files_skipped} skipped, {stats.input_issues} input issues)",
+        file=sys.stderr,
+    )
+    return bool(args.paths)
+
+
 async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's whole life
     config = _annotator_config(args)
-    paths = args.paths or [str(DEFAULT_CLAUDE_DIR.expanduser())]
+    paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
     stats = RunStats()
     workers = config.judge.concurrency if config.judge is not None else 1
     pipeline = PipelineConfig(
@@ -422,6 +449,8 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's
             file=sys.stderr,
         )
     await anyio.to_thread.run_sync(_report, args, stats)
+    if status == EXIT_OK and not signalled and _nothing_read(args, stats):
+        status = EXIT_ERROR
     return status
 
 
@@ -636,7 +665,7 @@ def _annotate_ray(args: argparse.Namespace) -> int:
         from tracehint import ray_data  # noqa: PLC0415 -- optional extra
     except ImportError as exc:
         raise ConfigError("--engine ray needs Ray Data: pip install 'tracehint[ray]'") from exc
-    paths = args.paths or [str(DEFAULT_CLAUDE_DIR.expanduser())]
+    paths = args.paths or _default_paths(args)
     options = ray_data.RayOptions(
         per_actor_concurrency=config.judge.concurrency if config.judge is not None else 64,
         seed_cache=args.seed_cache,
@@ -663,7 +692,7 @@ def _annotate_ray(args: argparse.Namespace) -> int:
         with Path(args.errors).open("wb") as errors:
             errors.writelines(part.read_bytes() for part in sorted(folder.glob("errors-*.jsonl")))
     _report(args, stats)
-    return EXIT_OK
+    return EXIT_ERROR if _nothing_read(args, stats) else EXIT_OK
 
 
 async def _eval(args: argparse.Namespace) -> int:

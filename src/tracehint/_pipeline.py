@@ -18,10 +18,11 @@ import anyio
 
 from tracehint._classify import Classifier
 from tracehint._context import requests_for
-from tracehint._ingest._discover import Found, discover
+from tracehint._ingest._discover import Found, FoundKind, Skipped, discover
 from tracehint._ingest._lines import Line, OverlongLine, lines_from, open_and_read, split_lines
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
-from tracehint._ingest.formats import InputFormat, SessionParser, make_parser
+from tracehint._ingest.formats import FormatParser, InputFormat, make_parser
+from tracehint._ingest.openhands import read_event_folder
 from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
 from tracehint._resume import FileKey, ResumeState, file_key, journal_line
@@ -236,10 +237,50 @@ async def _produce_files(
         else:
             paths.append(item)
     async for found in discover(paths):
-        if isinstance(found, Found):
+        if isinstance(found, Skipped):
+            stats.record_skipped_file(found.reason)
+        elif isinstance(found, Found) and found.kind is FoundKind.EVENT_FOLDER:
+            await _produce_event_folder(found.path, send, config, stats, resume)
+        elif isinstance(found, Found):
             await _produce_file(found.path, send, config, stats, resume)
         else:
             await send.send(found)
+
+
+def _open_event_folder(
+    path: str, resume: ResumeState | None, exclude: frozenset[str]
+) -> tuple[_Opened, bytes, list[InputIssue]]:
+    """An OpenHands ``events/`` folder read as one JSONL session (blocking)."""
+    if exclude and os.path.abspath(path) in exclude:  # noqa: PTH100 -- str paths
+        return _Opened(own=True), b"", []
+    if resume is not None and resume.file_done(path):
+        return _Opened(skip=True), b"", []
+    key = file_key(path)
+    data, issues = read_event_folder(path)
+    return _Opened(key=key), data, issues
+
+
+async def _produce_event_folder(
+    path: str,
+    send: MemoryObjectSendStream[_FileItem],
+    config: PipelineConfig,
+    stats: RunStats,
+    resume: ResumeState | None,
+) -> None:
+    opened, data, issues = await anyio.to_thread.run_sync(
+        _open_event_folder, path, resume, config.exclude
+    )
+    if opened.own:
+        return
+    if opened.skip:
+        stats.files_resumed += 1
+        return
+    await send.send(_FileStart(path, None, opened.key))
+    for found in issues:
+        await send.send(found)
+    for batch in split_lines(data, max_line_bytes=config.limits.max_line_bytes):
+        await send.send(_Batch.of(batch))
+    await send.send(_FileEnd(None))
 
 
 async def _produce_file(
@@ -284,7 +325,7 @@ class _FileState:
     path: str
     meta: AgentMeta | None
     key: FileKey | None
-    parser: SessionParser | None = None
+    parser: FormatParser | None = None
     issues: int = 0
     lines: int = 0
     sent: int = 0
@@ -361,7 +402,6 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                         state.parser = make_parser(
                             config.input_format,
                             state.path,
-                            line,
                             classifier=config.classifier,
                             limits=limits,
                             meta=state.meta,
@@ -372,6 +412,8 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                         state.rejected = True
                         await issue(InputIssue(state.path, None, str(exc)))
                         break
+                    for extra in state.parser.take_issues():
+                        await issue(extra)
                     if found is not None:
                         await issue(found)
                         if state.parser.good_lines == 0 and state.issues >= limits.issues_per_file:
@@ -405,6 +447,8 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                     if not state.rejected:
                         for trace in state.parser.finish():
                             state.sent += await _send_new(trace, send, stats, resume)
+                        for extra in state.parser.take_issues():
+                            await issue(extra)
                 if item.error is None:
                     ledger.expect(state.path, state.key, state.sent)
                 state = None

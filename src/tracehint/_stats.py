@@ -20,6 +20,7 @@ _COUNTS = (
     "traces_resumed",
     "files_unreadable",
     "empty_files",
+    "files_skipped",
     "bytes_read",
     "lines",
     "skipped_entries",
@@ -30,7 +31,7 @@ _COUNTS = (
     "sites",
     "input_issues",
 )
-_COUNTERS = ("sites_by_kind", "non_mistakes", "hints_by_source", "hint_status")
+_COUNTERS = ("skipped_files", "sites_by_kind", "non_mistakes", "hints_by_source", "hint_status")
 
 
 def _add(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +64,8 @@ class RunStats:
     """Traces already in the output, not written again (``--resume``)."""
     files_unreadable: int = 0
     empty_files: int = 0
+    files_skipped: int = 0
+    """Files found in folders and left unread: clearly not transcripts (by name)."""
     bytes_read: int = 0
     lines: int = 0
     skipped_entries: int = 0
@@ -74,6 +77,8 @@ class RunStats:
     sites: int = 0
     input_issues: int = 0
     sites_by_kind: Counter[str] = field(default_factory=Counter)
+    skipped_files: Counter[str] = field(default_factory=Counter)
+    """Why files were skipped, with how many each."""
     non_mistakes: Counter[str] = field(default_factory=Counter)
     hints_by_source: Counter[str] = field(default_factory=Counter)
     hint_status: Counter[str] = field(default_factory=Counter)
@@ -88,6 +93,11 @@ class RunStats:
         self.input_issues += 1
         if len(self.issue_samples) < _SAMPLES:
             self.issue_samples.append(str(issue))
+
+    def record_skipped_file(self, reason: str) -> None:
+        """Count a file left unread because it is clearly not a transcript."""
+        self.files_skipped += 1
+        self.skipped_files[reason] += 1
 
     def record_trace(self, trace: Trace) -> None:
         """Count a trace as written, with its sites and hints."""
@@ -129,6 +139,8 @@ class RunStats:
             "traces_resumed": self.traces_resumed,
             "files_unreadable": self.files_unreadable,
             "empty_files": self.empty_files,
+            "files_skipped": self.files_skipped,
+            "skipped_files": dict(self.skipped_files.most_common()),
             "bytes_read": self.bytes_read,
             "lines": self.lines,
             "skipped_entries": self.skipped_entries,
@@ -159,6 +171,18 @@ class RunStats:
                 f"files      {self.files} read ({self.bytes_read / 1e6:.1f} MB, "
                 f"{self.lines} lines), {self.files_unreadable} unreadable, "
                 f"{self.empty_files} empty"
+                + (
+                    f", {self.files_skipped} skipped ("
+                    + "; ".join(f"{k}: {v}" for k, v in self.skipped_files.most_common())
+                    + ")"
+                    if self.files_skipped
+                    else ""
+                )
+                + (
+                    f", {self.skipped_entries} entries skipped (no conversation in them)"
+                    if self.skipped_entries
+                    else ""
+                )
                 + (
                     f", {self.duplicate_entries} duplicate entries skipped"
                     if self.duplicate_entries

@@ -39,6 +39,7 @@ from tracehint import _exceptions
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, OutputError, TracehintError
+from tracehint._ingest._discover import skip_reason
 from tracehint._ingest.claude_code import read_agent_meta
 from tracehint._judge import API_KEY_ENV, api_key_from_env
 from tracehint._output import MemorySink
@@ -93,12 +94,15 @@ class RayOptions:
 def read_sessions(paths: Sequence[str | os.PathLike[str]]) -> ray.data.Dataset:
     """A dataset of session files (rows ``bytes`` and ``path``), read as binary.
 
-    Folders are searched recursively for ``*.jsonl``.
+    Folders are searched recursively for ``*.jsonl``, ``*.json`` and ``*.traj``; the content
+    of each decides its format.
     """
     files = [os.fspath(path) for path in paths]
     if not files:
         raise ConfigError("no input paths given")
-    return ray.data.read_binary_files(files, include_paths=True, file_extensions=["jsonl"])
+    return ray.data.read_binary_files(
+        files, include_paths=True, file_extensions=["jsonl", "json", "traj"]
+    )
 
 
 class _AnnotateBatch:
@@ -135,12 +139,19 @@ class _AnnotateBatch:
     async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         await self._seed_once()
         blobs = []
+        skipped: list[str] = []
         for data, path in zip(batch["bytes"], batch["path"], strict=True):
             name = str(path)
+            reason = _ray_skip_reason(name)
+            if reason is not None:
+                skipped.append(reason)
+                continue
             meta = await anyio.to_thread.run_sync(read_agent_meta, name)
             blobs.append(SessionBlob(name, bytes(data), meta))
         config = self._config
         sink, issues, stats = MemorySink(), MemorySink(), RunStats()
+        for reason in skipped:
+            stats.record_skipped_file(reason)
         async with Annotator(config, judge_limiter=self._limiter) as annotator:
             await annotate_files(
                 blobs,
@@ -163,6 +174,17 @@ class _AnnotateBatch:
             _row(columns, "issue", orjson.loads(line)["path"], "", line)
         _row(columns, "stats", "", "", orjson.dumps(stats.to_dict()))
         return {name: np.array(values, dtype=object) for name, values in columns.items()}
+
+
+_EVENT_FILE = re.compile(r"(?:^|/)events/\d+\.json\Z")
+
+
+def _ray_skip_reason(path: str) -> str | None:
+    """Why a file listed by Ray is not read (as discovery says for the local engine)."""
+    if _EVENT_FILE.search(path):
+        # One event per file: only the local engine reads a session folder as one session.
+        return "an OpenHands event file (read session folders with --engine local)"
+    return skip_reason(os.path.basename(path))  # noqa: PTH119 -- str paths
 
 
 def _row(columns: dict[str, list[str]], kind: str, path: str, trace_id: str, line: bytes) -> None:

@@ -1,9 +1,18 @@
-"""Find session files under the paths a user gives, streaming, in a stable order."""
+"""Find session files under the paths a user gives, streaming, in a stable order.
+
+Folders are searched for ``*.jsonl``, ``*.json`` and ``*.traj`` files; the content decides
+their format later (``formats``). Files that are clearly not transcripts by their name (a
+Claude Code sub-agent's ``.meta.json``, an OpenHands session's ``metadata.json``, ...) are
+reported as ``Skipped`` with the reason, never read as broken transcripts. An OpenHands
+session folder's ``events/`` (one ``<n>.json`` per event) is found as one session.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,21 +23,74 @@ from tracehint._records import InputIssue
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
-__all__ = ["DEFAULT_CLAUDE_DIR", "Found", "discover"]
+__all__ = [
+    "DEFAULT_CLAUDE_DIR",
+    "DEFAULT_DIRS",
+    "Found",
+    "FoundKind",
+    "Skipped",
+    "discover",
+    "skip_reason",
+]
 
 DEFAULT_CLAUDE_DIR = Path("~/.claude/projects")
-"""Where Claude Code keeps its sessions; read when no path is given."""
+"""Where Claude Code keeps its sessions."""
+
+DEFAULT_DIRS = (
+    DEFAULT_CLAUDE_DIR,
+    Path("~/.codex/sessions"),
+    Path("~/.gemini/tmp"),
+    Path("~/.openhands/sessions"),
+)
+"""Where coding agents keep their sessions; those that exist are read when no path is given."""
+
+_SUFFIXES = (".jsonl", ".json", ".traj")
+_EVENT_FILE = re.compile(r"\d+\.json")
+# Files found in session folders that hold no conversation, by name.
+_NOT_TRANSCRIPTS = {
+    "metadata.json": "session metadata, not a transcript",
+    "package.json": "a package manifest, not a transcript",
+    "package-lock.json": "a package lock file, not a transcript",
+    "tsconfig.json": "a TypeScript configuration, not a transcript",
+    "settings.json": "agent settings, not a transcript",
+    "settings.local.json": "agent settings, not a transcript",
+    "logs.json": "a Gemini CLI prompt log, not a transcript",
+}
+
+
+class FoundKind(Enum):
+    """What a found path holds."""
+
+    FILE = "file"
+    EVENT_FOLDER = "event_folder"
+    """An OpenHands session's ``events/`` folder: one event per ``<n>.json`` file."""
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """A session file to read."""
+    """A session to read: a file, or a folder of event files."""
 
     path: str
+    kind: FoundKind = FoundKind.FILE
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file found in a folder and left unread because it is clearly not a transcript."""
+
+    path: str
+    reason: str
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a file of this name, found in a folder, is not read; ``None`` to read it."""
+    if name.endswith(".meta.json"):
+        return "Claude Code sub-agent metadata, not a transcript"
+    return _NOT_TRANSCRIPTS.get(name)
 
 
 def _scan(directory: str) -> tuple[list[str], list[str], str | None]:
-    """List ``directory``: (sub-directories, ``*.jsonl`` files), sorted, or an error text."""
+    """List ``directory``: (sub-directories, candidate files), sorted, or an error text."""
     dirs: list[str] = []
     files: list[str] = []
     try:
@@ -37,7 +99,7 @@ def _scan(directory: str) -> tuple[list[str], list[str], str | None]:
                 try:
                     if entry.is_dir(follow_symlinks=True):
                         dirs.append(entry.path)
-                    elif entry.name.endswith(".jsonl") and entry.is_file(follow_symlinks=True):
+                    elif entry.name.endswith(_SUFFIXES) and entry.is_file(follow_symlinks=True):
                         files.append(entry.path)
                 except OSError:
                     continue  # a dangling symlink or a racing delete: not a session file
@@ -48,6 +110,16 @@ def _scan(directory: str) -> tuple[list[str], list[str], str | None]:
     return dirs, files, None
 
 
+def _is_event_folder(directory: str, dirs: list[str], files: list[str]) -> bool:
+    """An OpenHands ``events/`` folder: nothing in it but ``<n>.json`` files."""
+    return (
+        os.path.basename(directory) == "events"  # noqa: PTH119 -- str paths
+        and bool(files)
+        and not dirs
+        and all(_EVENT_FILE.fullmatch(os.path.basename(f)) for f in files)  # noqa: PTH119
+    )
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     try:
         stat = os.stat(path)  # noqa: PTH116 -- os.stat follows symlinks, as needed for loops
@@ -56,14 +128,17 @@ def _identity(path: str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-async def discover(paths: Sequence[str | os.PathLike[str]]) -> AsyncIterator[Found | InputIssue]:
-    """Yield each session file under ``paths`` once, or an ``InputIssue`` for a bad path.
+async def discover(  # noqa: C901 -- the walk over files and folders, kept whole
+    paths: Sequence[str | os.PathLike[str]],
+) -> AsyncIterator[Found | Skipped | InputIssue]:
+    """Yield each session under ``paths`` once, and why a path or file is not read.
 
+    An ``InputIssue`` is a bad path; a ``Skipped`` is a file that is clearly not a transcript.
     Files given directly are read whatever their name; folders are searched recursively for
-    ``*.jsonl``. Symlinked folders are followed, but each real folder is visited once, so a
-    symlink loop ends (only folders are remembered, so memory grows with the number of
-    folders, not files). Listing runs in worker threads, one folder at a time, so the event loop
-    never blocks and memory does not grow with the corpus.
+    ``*.jsonl``, ``*.json`` and ``*.traj``. Symlinked folders are followed, but each real
+    folder is visited once, so a symlink loop ends (only folders are remembered, so memory
+    grows with the number of folders, not files). Listing runs in worker threads, one folder
+    at a time, so the event loop never blocks and memory does not grow with the corpus.
     """
     seen: set[tuple[int, int]] = set()
     for raw in paths:
@@ -92,6 +167,10 @@ async def discover(paths: Sequence[str | os.PathLike[str]]) -> AsyncIterator[Fou
             if error is not None:
                 yield InputIssue(directory, None, error)
                 continue
+            if _is_event_folder(directory, dirs, files):
+                yield Found(directory, FoundKind.EVENT_FOLDER)
+                continue
             for file in files:
-                yield Found(file)
+                reason = skip_reason(os.path.basename(file))  # noqa: PTH119 -- str paths
+                yield Found(file) if reason is None else Skipped(file, reason)
             stack.extend(reversed(dirs))
