@@ -141,17 +141,22 @@ def _string_not_unique(req: HintRequest) -> str | None:
 
 
 _LINTER_ERROR = re.compile(r"^- (?P<code>[A-Z]\d+) (?P<msg>.+)$", re.MULTILINE)
+_EDITED_FILE = re.compile(r"^\[File: (?P<path>\S+)|^(?P<path2>/\S+?):(?P<line>\d+)$", re.MULTILINE)
 
 
 def _edit_rejected(req: HintRequest) -> str | None:
-    match = _LINTER_ERROR.search(req.site.error_message)
-    if match is None:
+    message = req.site.error_message
+    found = _LINTER_ERROR.search(message)
+    edited = _EDITED_FILE.search(message)
+    path = (edited.group("path") or edited.group("path2")) if edited else _input_path(req)
+    if found is None and path is None:
         return None
-    indent = "check its indentation, " if "Indent" in match.group("msg") else ""
+    what = _code(found.group("code") + " " + found.group("msg")) if found else "a syntax error"
+    where = f" to {_code(path)}" if path else ""
+    indent = "check its indentation, " if found and "Indent" in found.group("msg") else ""
     return (
-        f"An edit that introduces {_code(match.group('code') + ' ' + match.group('msg'))} is "
-        f"rejected and the file stays unchanged: {indent}correct the replacement text and "
-        "submit the edit again."
+        f"An edit{where} that introduces {what} is rejected and the file stays unchanged: "
+        f"{indent}correct the replacement text and submit the edit again."
     )
 
 

@@ -40,6 +40,8 @@ def _action(call: ToolCall | None) -> tuple[str, str] | None:
 # Argument names that identify what a call acts on, most specific first.
 _TARGET_KEYS = ("file_path", "notebook_path", "path", "command", "url", "pattern", "query")
 
+_PATH_KEYS = ("file_path", "notebook_path", "path")
+
 _ERROR_TAG = "[TOOL_RESULT (ERROR)]"
 _RESULT_TAG = "[TOOL_RESULT]"
 
@@ -58,7 +60,9 @@ def tool_call(call_id: str, name: str, arguments: object, limits: Limits) -> Too
             if isinstance(value, str) and value:
                 target = clamp(value, 300)
                 break
-        command = _command_of(arguments)
+        # an editor's ``command`` (``str_replace``, ``view``) acts on a path: not a shell command
+        if not any(isinstance(arguments.get(key), str) for key in _PATH_KEYS):
+            command = _command_of(arguments)
     return ToolCall(call_id, name, clamp(text, limits.tool_input_chars), target, command)
 
 
