@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 import anyio
 
 from tracehint._cache import CachedHint, HintCache
-from tracehint._judge import JudgeFailure
+from tracehint._judge import FailureReason, JudgeFailure
 from tracehint._kinds import HintSource, HintStatus
-from tracehint._limits import clamp
+from tracehint._limits import Limits, clamp
 from tracehint._prompt import build_prompt, cache_key
 from tracehint._records import Hint
 from tracehint._redact import Redactor
 
 if TYPE_CHECKING:
-    from tracehint._judge import JudgeClient
+    from tracehint._judge import JudgeClient, JudgeReply
     from tracehint._records import HintRequest
 
 __all__ = ["JudgeLayer", "JudgeLayerStats"]
@@ -33,6 +33,8 @@ class JudgeLayerStats:
     """Sites that joined an identical request already in flight (single-flight)."""
     hinted: int = 0
     failed: int = 0
+    shortened: int = 0
+    """Sites asked again with a shorter prompt after a context-length error."""
 
 
 @dataclass(slots=True)
@@ -98,8 +100,11 @@ class JudgeLayer:
         cache: HintCache | None = None,
         redactor: Redactor | None = None,
         hint_chars: int = 600,
+        limits: Limits | None = None,
     ) -> None:
         self.client = client
+        self.limits = limits or Limits()
+        """``judge_prompt_budgets`` bound the prompt (a quarter of them after a context error)."""
         self.cache = cache
         self.redactor = redactor or Redactor()
         self.hint_chars = hint_chars
@@ -115,7 +120,7 @@ class JudgeLayer:
     async def propose(self, request: HintRequest) -> Hint | None:
         """Return the judge's hint for one site, or a ``failed`` hint saying why there is none."""
         self.stats.sites += 1
-        prompt = build_prompt(request, self.redactor)
+        prompt = build_prompt(request, self.redactor, **self.limits.judge_prompt_budgets())
         model = self.client.config.model
         key = cache_key(model, prompt)
         if self._reader is not None:
@@ -138,6 +143,8 @@ class JudgeLayer:
         self._flights[key] = flight
         try:
             outcome = await self.client.complete(prompt.messages())
+            if isinstance(outcome, JudgeFailure) and outcome.reason == FailureReason.CONTEXT_LENGTH:
+                outcome = await self._ask_shorter(request)
             if isinstance(outcome, JudgeFailure):
                 self.stats.failed += 1
                 flight.result = Hint(
@@ -168,3 +175,11 @@ class JudgeLayer:
         finally:
             del self._flights[key]
             flight.done.set()
+
+    async def _ask_shorter(self, request: HintRequest) -> JudgeReply | JudgeFailure:
+        """Ask again with a quarter of the prompt budget (the prompt was over the context)."""
+        self.stats.shortened += 1
+        budgets = self.limits.judge_prompt_budgets(4)
+        return await self.client.complete(
+            build_prompt(request, self.redactor, **budgets).messages()
+        )
