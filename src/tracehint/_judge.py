@@ -333,6 +333,8 @@ class JudgeStats:
     """The configured requests in flight."""
     lowest_in_flight_limit: int = 0
     """The lowest in-flight bound the client lowered itself to after 429s."""
+    suggested_concurrency: int = 0
+    """One less than the fewest requests in flight the server answered 429 to."""
     notes: list[str] = field(default_factory=list)
     """What the client learnt about the server (e.g. it rejects ``response_format``)."""
 
@@ -351,6 +353,7 @@ class JudgeStats:
             "rate_limited": self.rate_limited,
             "max_concurrency": self.concurrency,
             "min_in_flight_limit": self.lowest_in_flight_limit,
+            "min_suggested_concurrency": self.suggested_concurrency,
             "notes": list(self.notes),
         }
 
@@ -617,14 +620,19 @@ class JudgeClient:
     ) -> None:
         self.config = config
         self.stats = JudgeStats(
-            concurrency=config.concurrency, lowest_in_flight_limit=config.concurrency
+            concurrency=config.concurrency,
+            lowest_in_flight_limit=config.concurrency,
+            suggested_concurrency=config.concurrency,
         )
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._session: aiohttp.ClientSession | None = None
         # A limiter shared by several clients bounds their requests in flight together.
         self._shared_limiter = limiter
-        self._limiter = AdaptiveLimiter(config.concurrency)
+        # Until the first answer, only as many requests as the breaker needs to see are sent.
+        self._limiter = AdaptiveLimiter(
+            config.concurrency, start=config.retry.stop_after_permanent or None
+        )
         self._rng = random.Random(seed)  # noqa: S311 -- jitter, not cryptography
         self._rps = (
             TokenBucket(config.requests_per_second, max(config.requests_per_second, 1.0))
@@ -940,6 +948,7 @@ class JudgeClient:
             await self._tpm.acquire(reserved)
         epoch = await self._limiter.acquire()
         try:
+            self._raise_if_stopped()  # the breaker may have tripped while this one waited
             shared = self._shared_limiter
             if shared is not None:
                 try:
@@ -956,6 +965,8 @@ class JudgeClient:
         if isinstance(answer, _Failed):
             return answer
         outcome = self._judge_answer(answer, request, attempt, epoch)
+        if isinstance(outcome, _Failed) and outcome.kind is _Kind.PERMANENT:
+            self._limiter.refused()
         self._settle_tokens(reserved, request.max_tokens, outcome)
         return outcome
 
@@ -1024,6 +1035,7 @@ class JudgeClient:
             self.stats.rate_limited += 1
             if self._limiter.rate_limited(epoch):
                 self.stats.lowest_in_flight_limit = self._limiter.lowest
+                self.stats.suggested_concurrency = self._limiter.suggested
             wait = _retry_after(answer.retry_after, self.config.retry.max_retry_after)
             return _Failed(
                 FailureReason.RATE_LIMITED, "HTTP 429", _Kind.RATE_LIMITED, status, said, wait

@@ -445,6 +445,9 @@ class MockJudge:
             if path in _HEALTH_PATHS:
                 return _json(200, _HEALTHY)
             self.stats.model_lists += 1
+            refusal = self._authorize(request) if self._config.strict else None
+            if refusal is not None:
+                return refusal
             return _json(200, self._models())
         return _json(404, _NOT_FOUND)
 

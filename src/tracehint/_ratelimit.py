@@ -68,15 +68,21 @@ class AdaptiveLimiter:
     limited reports it with ``rate_limited(epoch)``, which halves the bound once per epoch
     (many requests of one burst rejected together lower it once, not once each). After
     ``limit`` successes in a row (``succeeded()``) the bound grows by one, up to ``maximum``.
+
+    ``start`` bounds the requests in flight until the first success, which opens the bound to
+    ``limit`` at once (unless the server rate-limited us first): a server that rejects every
+    request is found out after ``start`` requests, not after a whole fan-out.
     """
 
-    def __init__(self, limit: int, *, minimum: int = 1) -> None:
-        if limit < 1 or minimum < 1:
+    def __init__(self, limit: int, *, minimum: int = 1, start: int | None = None) -> None:
+        if limit < 1 or minimum < 1 or (start is not None and start < 1):
             raise ValueError("limits must be at least 1")
         self.maximum = limit
         self.minimum = min(minimum, limit)
-        self._limit = limit
+        self._limit = min(start, limit) if start is not None else limit
+        self._probing = self._limit < limit
         self._lowest = limit
+        self._suggested = limit
         self._in_flight = 0
         self._epoch = 0
         self._successes = 0
@@ -91,6 +97,11 @@ class AdaptiveLimiter:
     def lowest(self) -> int:
         """The lowest bound reached so far."""
         return self._lowest
+
+    @property
+    def suggested(self) -> int:
+        """Requests in flight the server seems to take: one less than the fewest it refused."""
+        return self._suggested
 
     @property
     def in_flight(self) -> int:
@@ -122,17 +133,33 @@ class AdaptiveLimiter:
     def rate_limited(self, epoch: int) -> bool:
         """The server rejected a request taken in ``epoch`` as overload; ``True`` if halved."""
         self._successes = 0
+        self._probing = False
         if epoch != self._epoch or self._limit <= self.minimum:
             return False
+        # The server refused while at most ``limit`` were in flight: it takes fewer.
+        self._suggested = min(self._suggested, max(self.minimum, self._limit - 1))
         self._limit = max(self.minimum, self._limit // 2)
         self._lowest = min(self._lowest, self._limit)
         self._epoch += 1
         return True
 
+    def refused(self) -> None:
+        """A request was refused for good (a 4xx) before any success: one fewer may start.
+
+        Until the first success, each such refusal takes its slot with it, so at most
+        ``start`` requests are sent to a server that refuses them all.
+        """
+        if self._probing:
+            self._limit = max(self.minimum, self._limit - 1)
+
     def succeeded(self) -> None:
         """A request got an answer; after ``limit`` in a row, allow one more in flight."""
         self._successes += 1
-        if self._successes >= self._limit and self._limit < self.maximum:
+        if self._probing:
+            self._probing = False
+            self._limit = self.maximum
+            self._wake()
+        elif self._successes >= self._limit and self._limit < self.maximum:
             self._successes = 0
             self._limit += 1
             self._wake()

@@ -64,10 +64,11 @@ def _judge_details(judge: dict[str, Any]) -> list[str]:
     if limited:
         most = judge.get("max_concurrency", 0)
         lowest = judge.get("min_in_flight_limit", most)
+        suggested = judge.get("min_suggested_concurrency", lowest)
         line = f"           judge rate-limited: {limited} × 429"  # noqa: RUF001 -- a times sign
         if lowest and lowest < most:
             line += (
-                f", in flight lowered to {lowest} (of {most}): pass --concurrency {lowest} "
+                f", in flight lowered to {lowest} (of {most}): pass --concurrency {suggested} "
                 "(or give the server more parallel slots) to spend less time backing off"
             )
         else:
