@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
+import tracemalloc
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -524,3 +526,43 @@ def test_extra_body_is_a_read_only_copy() -> None:
     assert judge.extra_body == {"a": 1}
     with pytest.raises(TypeError):
         judge.extra_body["a"] = 3  # type: ignore[index]
+
+
+async def test_big_answer_bodies_do_not_pile_up_in_memory() -> None:
+    # The server runs in its own process, so only the client's memory is measured here.
+    port = free_port()
+    command = [
+        sys.executable, "-m", "tracehint._main", "mock-judge", "--port", str(port),
+        "--strict", "--model", "judge-7b", "--latency", "0", "--rate-garbage", "1",
+        "--garbage-bytes", "10000000",
+    ]  # fmt: skip
+    async with await anyio.open_process(command) as server:
+        assert server.stderr is not None
+        ready = b""
+        with anyio.fail_after(60):
+            while b"listening" not in ready:
+                ready += await server.stderr.receive()
+        policy = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+        tracemalloc.start()
+        try:
+            async with JudgeClient(
+                config(f"http://127.0.0.1:{port}/v1", concurrency=16, retry=policy)
+            ) as client:
+                await client.preflight()
+                outcomes: list[JudgeReply | JudgeFailure] = []
+
+                async def ask(index: int) -> None:
+                    outcomes.append(
+                        await client.complete([{"role": "user", "content": f"{index}"}])
+                    )
+
+                async with anyio.create_task_group() as group:
+                    for index in range(32):
+                        group.start_soon(ask, index)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            server.terminate()
+    assert len(outcomes) == 32
+    assert all(isinstance(o, JudgeFailure) and o.reason == "malformed" for o in outcomes)
+    assert peak < 50_000_000, peak  # 32 x 3 answers of 10 MB were never held

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_KEY_ENV",
+    "FailureReason",
     "JudgeClient",
     "JudgeConfig",
     "JudgeFailure",

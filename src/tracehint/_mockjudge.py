@@ -389,6 +389,9 @@ class MockJudge:
         self._config = config
         self._faults = config._fault_rates()  # noqa: SLF001 -- same module
         self._retry_after = {"Retry-After": _seconds(config.retry_after)}
+        size = config.garbage_bytes
+        # One body shared by every garbage answer, so the server's memory stays flat.
+        self._garbage = (b"<html>" + b"x" * size)[:size] if size else _GARBAGE
         self._expected_auth = None if config.require_key is None else f"Bearer {config.require_key}"
         # Separate streams, so that the faults drawn do not depend on whether there is jitter.
         self._fault_rng = random.Random(config.seed)  # noqa: S311 -- test faults, not cryptography
@@ -559,10 +562,7 @@ class MockJudge:
             return _json(429, _RATE_LIMITED, self._retry_after)
         if fault is _Fault.SERVER_ERROR:
             return _json(500, _SERVER_ERROR)
-        garbage = _GARBAGE
-        if self._config.garbage_bytes:
-            garbage = (b"<html>" + b"x" * self._config.garbage_bytes)[: self._config.garbage_bytes]
-        return web.Response(status=200, body=garbage, content_type="text/plain")
+        return web.Response(status=200, body=self._garbage, content_type="text/plain")
 
     def _completion(
         self,
