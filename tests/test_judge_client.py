@@ -64,10 +64,14 @@ async def test_preflight_names_the_model_and_the_models_offered() -> None:
     assert judge.url in message
 
 
-async def test_preflight_finds_the_api_under_v1() -> None:
+TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx-aiohttp", "httpx"])
+
+
+@TRANSPORTS
+async def test_preflight_finds_the_api_under_v1(transport: str) -> None:
     async with MockJudge(strict()) as judge:
         root = judge.url.removesuffix("/v1")
-        async with JudgeClient(config(root)) as client:
+        async with JudgeClient(config(root, transport=transport)) as client:
             found = await client.preflight()
             assert isinstance(await client.complete(ASK), JudgeReply)
     assert found.url == judge.url
@@ -87,10 +91,11 @@ async def test_preflight_without_models_passes_with_a_note() -> None:
     assert "'anything'" in found.notes[0]
 
 
-async def test_preflight_when_nothing_listens_is_quick() -> None:
+@TRANSPORTS
+async def test_preflight_when_nothing_listens_is_quick(transport: str) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     started = time.monotonic()
-    async with JudgeClient(config(url)) as client:
+    async with JudgeClient(config(url, transport=transport)) as client:
         with pytest.raises(JudgeUnavailableError, match="nothing answers") as caught:
             await client.preflight()
     assert url in str(caught.value)
@@ -459,10 +464,13 @@ async def test_summary_shows_one_server_message_per_failure_reason(tmp_path: Pat
 # -- body size, token budget, config -----------------------------------------------------------
 
 
-async def test_a_huge_answer_body_is_malformed_not_read() -> None:
+@TRANSPORTS
+async def test_a_huge_answer_body_is_malformed_not_read(transport: str) -> None:
     async with (
         MockJudge(strict(rate_garbage=1.0, garbage_bytes=3_000_000)) as judge,
-        JudgeClient(config(judge.url, retry=RetryPolicy(max_attempts=1))) as client,
+        JudgeClient(
+            config(judge.url, retry=RetryPolicy(max_attempts=1), transport=transport)
+        ) as client,
     ):
         outcome = await client.complete(ASK)
     assert isinstance(outcome, JudgeFailure)

@@ -1060,28 +1060,49 @@ class JudgeClient:
         self, method: str, url: str, body: bytes | None, *, seconds: float | None = None
     ) -> _Answer | _Failed:
         """One HTTP exchange; the status, ``Retry-After`` and the (capped) body, or why not."""
-        cap = self.config.max_response_bytes
         if self._session is not None:
-            options: dict[str, Any] = {}
-            if seconds is not None:
-                options["timeout"] = aiohttp.ClientTimeout(
-                    total=seconds, sock_connect=min(seconds, self.config.connect_timeout)
-                )
-            try:
-                async with self._session.request(method, url, data=body, **options) as response:
-                    content: bytes | None = None
-                    if response.content_length is None or response.content_length <= cap:
-                        content = await _read_capped(
-                            response.content.iter_chunked(_READ_CHUNK), cap
-                        )
-                    return _Answer(response.status, response.headers.get("Retry-After"), content)
-            except TimeoutError:
-                return self._timed_out()
-            except aiohttp.ClientError as exc:
-                return _Failed(FailureReason.CONNECTION, _connection_detail(exc), _Kind.RETRY)
+            return await self._send_aiohttp(self._session, method, url, body, seconds)
         assert self._client is not None  # noqa: S101 -- one of the two is open
+        return await self._send_httpx(self._client, method, url, body, seconds)
+
+    async def _send_aiohttp(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        body: bytes | None,
+        seconds: float | None,
+    ) -> _Answer | _Failed:
+        cap = self.config.max_response_bytes
+        options: dict[str, Any] = {}
+        if seconds is not None:
+            options["timeout"] = aiohttp.ClientTimeout(
+                total=seconds, sock_connect=min(seconds, self.config.connect_timeout)
+            )
         try:
-            async with self._client.stream(
+            async with session.request(method, url, data=body, **options) as response:
+                content: bytes | None = None
+                if response.content_length is None or response.content_length <= cap:
+                    content = await _read_capped(response.content.iter_chunked(_READ_CHUNK), cap)
+                return _Answer(response.status, response.headers.get("Retry-After"), content)
+        except aiohttp.ConnectionTimeoutError as exc:  # no connection: nothing answers
+            return _Failed(FailureReason.CONNECTION, _connection_detail(exc), _Kind.RETRY)
+        except TimeoutError:
+            return self._timed_out()
+        except aiohttp.ClientError as exc:
+            return _Failed(FailureReason.CONNECTION, _connection_detail(exc), _Kind.RETRY)
+
+    async def _send_httpx(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        body: bytes | None,
+        seconds: float | None,
+    ) -> _Answer | _Failed:
+        cap = self.config.max_response_bytes
+        try:
+            async with client.stream(
                 method,
                 url,
                 content=body,
@@ -1092,6 +1113,8 @@ class JudgeClient:
                 if length is None or not length.isdigit() or int(length) <= cap:
                     content = await _read_capped(response.aiter_bytes(_READ_CHUNK), cap)
                 return _Answer(response.status_code, response.headers.get("retry-after"), content)
+        except httpx.ConnectTimeout as exc:  # also how httpx-aiohttp reports a refused connection
+            return _Failed(FailureReason.CONNECTION, _connection_detail(exc), _Kind.RETRY)
         except httpx.TimeoutException:
             return self._timed_out()
         except httpx.TransportError as exc:
