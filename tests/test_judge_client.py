@@ -8,10 +8,12 @@ hints, and every request option reaches the server.
 from __future__ import annotations
 
 import json
+import pickle
 import socket
 import sys
 import time
 import tracemalloc
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -527,13 +529,20 @@ def test_bad_request_options_are_config_errors(options: dict[str, Any]) -> None:
         JudgeConfig(url="http://x/v1", model="m", **options)
 
 
-def test_extra_body_is_a_read_only_copy() -> None:
-    extra: dict[str, Any] = {"a": 1}
+def test_extra_body_is_a_read_only_copy_that_pickles() -> None:
+    extra: dict[str, Any] = {"a": 1, "b": {"c": [1, 2]}}
     judge = JudgeConfig(url="http://x/v1", model="m", extra_body=extra)
     extra["a"] = 2
-    assert judge.extra_body == {"a": 1}
+    assert judge.extra_body == {"a": 1, "b": {"c": [1, 2]}}
     with pytest.raises(TypeError):
         judge.extra_body["a"] = 3  # type: ignore[index]
+    with pytest.raises(TypeError):
+        judge.extra_body.update(a=3)  # type: ignore[attr-defined]
+    # Ray ships configs to its workers by pickling them.
+    again = pickle.loads(pickle.dumps(judge))  # noqa: S301 -- our own bytes
+    assert again == judge
+    assert again.answer_fingerprint() == judge.answer_fingerprint()
+    assert replace(judge, api_key="k").extra_body == judge.extra_body
 
 
 async def test_big_answer_bodies_do_not_pile_up_in_memory() -> None:

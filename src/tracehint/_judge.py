@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Self
 
 import aiohttp
 import anyio
@@ -156,6 +156,21 @@ class RetryPolicy:
         return rng.uniform(ceiling / 2, ceiling)
 
 
+class _FrozenJson(dict[str, Any]):
+    """A read-only JSON object that still pickles (Ray ships configs to its workers)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise TypeError("a judge config's extra body is read-only; make a new config")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[type[_FrozenJson], tuple[dict[str, Any]]]:
+        return (_FrozenJson, (dict(self),))
+
+
 def _frozen_json(value: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     if not isinstance(value, dict | MappingProxyType):
         raise ConfigError(f"{name} must be a JSON object, got {type(value).__name__}")
@@ -163,7 +178,7 @@ def _frozen_json(value: Mapping[str, Any], name: str) -> Mapping[str, Any]:
         copy = orjson.loads(orjson.dumps(dict(value)))
     except TypeError as exc:
         raise ConfigError(f"{name} must be JSON-serialisable: {exc}") from None
-    return MappingProxyType(copy)
+    return _FrozenJson(copy)
 
 
 def _extra_body(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -854,7 +869,7 @@ class JudgeClient:
             text += " (this model may not accept a temperature: pass --judge-temperature none)"
         return text
 
-    async def _complete(  # noqa: C901, PLR0912 -- the retry state machine reads best in one place
+    async def _complete(  # noqa: C901, PLR0912, PLR0915 -- the retry state machine reads best in one place
         self, request: _Request
     ) -> JudgeReply | tuple[_Failed, int]:
         """The attempts of one request; the reply, or the last failure and the attempts."""
@@ -869,6 +884,8 @@ class JudgeClient:
             if isinstance(found, JudgeReply):
                 if probe is not None:  # the same request without response_format worked
                     self._forget_response_format(probe)
+                elif found.structured and self._response_format_ok is None:
+                    self._response_format_ok = True
                 return found
             self.stats.attempt_errors[found.reason] += 1
             kind = found.kind

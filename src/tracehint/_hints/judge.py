@@ -90,7 +90,8 @@ class JudgeLayer:
 
     Asks the cache first; identical prompts in flight at the same time are sent once and every
     waiting site gets the answer; a failed request becomes a ``failed`` hint (not cached, so the
-    next run retries it). Raises only ``JudgeAuthError``.
+    next run retries it). Raises only ``JudgeError`` (bad credentials, or the client's circuit
+    breaker: a judge that refuses every request or is gone).
     """
 
     def __init__(
