@@ -547,35 +547,40 @@ def test_extra_body_is_a_read_only_copy_that_pickles() -> None:
 
 async def test_big_answer_bodies_do_not_pile_up_in_memory() -> None:
     # The server runs in its own process, so only the client's memory is measured here.
-    port = free_port()
     command = [
-        sys.executable, "-m", "tracehint._main", "mock-judge", "--port", str(port),
+        sys.executable, "-m", "tracehint._main", "mock-judge", "--port", "0",
         "--strict", "--model", "judge-7b", "--latency", "0", "--rate-garbage", "1",
         "--garbage-bytes", "10000000",
     ]  # fmt: skip
-    async with await anyio.open_process(command) as server:
+    policy = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+    outcomes: list[JudgeReply | JudgeFailure] = []
+    async with await anyio.open_process(command) as server, anyio.create_task_group() as group:
         assert server.stderr is not None
-        ready = b""
-        with anyio.fail_after(60):
-            while b"listening" not in ready:
-                ready += await server.stderr.receive()
-        policy = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+        said = b""
+        with anyio.fail_after(60):  # wait for the server's readiness line
+            while b"\n" not in said:
+                said += await server.stderr.receive()
+        url = said.decode().split("listening on ", 1)[1].split()[0]
+
+        async def drain() -> None:  # the server's stderr must never fill up and block it
+            assert server.stderr is not None
+            async for _ in server.stderr:
+                pass
+
+        group.start_soon(drain)
         tracemalloc.start()
         try:
-            async with JudgeClient(
-                config(f"http://127.0.0.1:{port}/v1", concurrency=16, retry=policy)
-            ) as client:
+            async with JudgeClient(config(url, concurrency=16, retry=policy)) as client:
                 await client.preflight()
-                outcomes: list[JudgeReply | JudgeFailure] = []
 
                 async def ask(index: int) -> None:
                     outcomes.append(
                         await client.complete([{"role": "user", "content": f"{index}"}])
                     )
 
-                async with anyio.create_task_group() as group:
+                async with anyio.create_task_group() as asks:
                     for index in range(32):
-                        group.start_soon(ask, index)
+                        asks.start_soon(ask, index)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -583,3 +588,17 @@ async def test_big_answer_bodies_do_not_pile_up_in_memory() -> None:
     assert len(outcomes) == 32
     assert all(isinstance(o, JudgeFailure) and o.reason == "malformed" for o in outcomes)
     assert peak < 50_000_000, peak  # 32 x 3 answers of 10 MB were never held
+
+
+async def test_exit_1_when_a_later_layer_answered_for_the_judge(tmp_path: Path) -> None:
+    async with MockJudge(strict(rate_500=1.0)) as judge:
+        code, err = await annotate(
+            str(EXAMPLES), "-o", str(tmp_path / "out.jsonl"), "--no-cache",
+            "--layers", "judge,raw", "--judge-url", judge.url, "--judge-model", "judge-7b",
+            "--max-attempts", "1",
+        )  # fmt: skip
+    assert code == 1, err
+    assert "which a later layer answered instead" in err
+    sites = judged_sites(tmp_path / "out.jsonl")
+    assert sites
+    assert all(s["hint_status"] == "ok" and s["hint_source"] == "raw" for s in sites)
