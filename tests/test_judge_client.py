@@ -279,6 +279,7 @@ async def test_response_format_accepted_is_structured() -> None:
         assert judge.stats.bodies[0]["response_format"] == {"type": "json_object"}
     assert isinstance(reply, JudgeReply)
     assert reply.structured
+    assert client.supports_response_format is True
 
 
 async def test_options_and_extra_body_reach_the_server() -> None:

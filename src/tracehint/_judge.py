@@ -390,6 +390,14 @@ class _Kind(enum.Enum):
     """401/403: the run stops."""
 
 
+class _Support(enum.Enum):
+    """Whether the server takes an optional request field, as learnt from its answers."""
+
+    UNKNOWN = "unknown"
+    YES = "yes"
+    NO = "no"
+
+
 @dataclass(frozen=True, slots=True)
 class _Failed:
     """One failed attempt: short strings only, so no body outlives the attempt."""
@@ -663,8 +671,7 @@ class JudgeClient:
         self._base_url = config.url.rstrip("/")
         self._endpoint = self._base_url + "/chat/completions"
         self._max_tokens_field: str = config.max_tokens_field
-        self._response_format_ok: bool | None = None
-        """``False`` once the server has rejected ``response_format``."""
+        self._response_format = _Support.UNKNOWN
         self._breaker = _Breaker(config.retry)
         self._auth_failed: JudgeAuthError | None = None
 
@@ -676,7 +683,7 @@ class JudgeClient:
     @property
     def supports_response_format(self) -> bool | None:
         """``False`` once the server rejected ``response_format``; ``None`` until known."""
-        return self._response_format_ok
+        return {_Support.YES: True, _Support.NO: False}.get(self._response_format)
 
     async def __aenter__(self) -> Self:
         config = self.config
@@ -830,7 +837,7 @@ class JudgeClient:
         self._raise_if_stopped()
         request = _Request(
             messages,
-            response_format if self._response_format_ok is not False else None,
+            response_format if self._response_format is not _Support.NO else None,
             self.config.max_tokens,
         )
         outcome = await self._complete(request)
@@ -884,8 +891,8 @@ class JudgeClient:
             if isinstance(found, JudgeReply):
                 if probe is not None:  # the same request without response_format worked
                     self._forget_response_format(probe)
-                elif found.structured and self._response_format_ok is None:
-                    self._response_format_ok = True
+                elif found.structured and self._response_format is _Support.UNKNOWN:
+                    self._response_format = _Support.YES
                 return found
             self.stats.attempt_errors[found.reason] += 1
             kind = found.kind
@@ -934,8 +941,8 @@ class JudgeClient:
             self._raise_if_stopped()
 
     def _forget_response_format(self, found: _Failed) -> None:
-        if self._response_format_ok is not False:
-            self._response_format_ok = False
+        if self._response_format is not _Support.NO:
+            self._response_format = _Support.NO
             self.stats.notes.append(
                 "the judge rejected response_format "
                 f"({found.server_message!r}): requests are sent without it",
