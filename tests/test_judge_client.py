@@ -603,3 +603,17 @@ async def test_exit_1_when_a_later_layer_answered_for_the_judge(tmp_path: Path) 
     sites = judged_sites(tmp_path / "out.jsonl")
     assert sites
     assert all(s["hint_status"] == "ok" and s["hint_source"] == "raw" for s in sites)
+
+
+async def test_a_failing_server_still_gets_the_whole_fan_out() -> None:
+    # The first requests go out a few at a time (to catch a misconfiguration cheaply), but a
+    # server that answers at all, even with 500s, gets the configured concurrency.
+    async with (
+        MockJudge(strict(rate_500=1.0, latency=0.05)) as judge,
+        JudgeClient(config(judge.url, concurrency=16, retry=RetryPolicy(max_attempts=2))) as client,
+    ):
+        async with anyio.create_task_group() as group:
+            for index in range(32):
+                group.start_soon(client.complete, [{"role": "user", "content": f"q{index}"}])
+        assert judge.stats.max_in_flight > 3
+        assert judge.stats.requests == 64

@@ -990,8 +990,11 @@ class JudgeClient:
         if isinstance(answer, _Failed):
             return answer
         outcome = self._judge_answer(answer, request, attempt, epoch)
-        if isinstance(outcome, _Failed) and outcome.kind is _Kind.PERMANENT:
-            self._limiter.refused()
+        if isinstance(outcome, _Failed):
+            if outcome.kind is _Kind.PERMANENT:
+                self._limiter.refused()
+            elif outcome.kind in {_Kind.RETRY, _Kind.CONTEXT}:
+                self._limiter.answered()  # the server works, if not for this request
         self._settle_tokens(reserved, request.max_tokens, outcome)
         return outcome
 

@@ -69,9 +69,10 @@ class AdaptiveLimiter:
     (many requests of one burst rejected together lower it once, not once each). After
     ``limit`` successes in a row (``succeeded()``) the bound grows by one, up to ``maximum``.
 
-    ``start`` bounds the requests in flight until the first success, which opens the bound to
-    ``limit`` at once (unless the server rate-limited us first): a server that rejects every
-    request is found out after ``start`` requests, not after a whole fan-out.
+    ``start`` bounds the requests in flight until the first answer that is not a refusal
+    (``succeeded()`` or ``answered()``), which opens the bound to ``limit`` at once (unless
+    the server rate-limited us first): a server that refuses every request is found out after
+    ``start`` requests, not after a whole fan-out.
     """
 
     def __init__(self, limit: int, *, minimum: int = 1, start: int | None = None) -> None:
@@ -142,6 +143,16 @@ class AdaptiveLimiter:
         self._lowest = min(self._lowest, self._limit)
         self._epoch += 1
         return True
+
+    def answered(self) -> None:
+        """The server answered, if not with a success (a 5xx, a bad body): open the bound.
+
+        The server takes requests, so the bound opens as after a success; nothing else changes.
+        """
+        if self._probing:
+            self._probing = False
+            self._limit = self.maximum
+            self._wake()
 
     def refused(self) -> None:
         """A request was refused for good (a 4xx) before any success: one fewer may start.
