@@ -617,3 +617,25 @@ async def test_a_failing_server_still_gets_the_whole_fan_out() -> None:
                 group.start_soon(client.complete, [{"role": "user", "content": f"q{index}"}])
         assert judge.stats.max_in_flight > 3
         assert judge.stats.requests == 64
+
+
+async def test_429_without_retry_after_costs_time_not_answers() -> None:
+    # Default retry policy: a proxy with 4 slots answers 429 (no Retry-After) to the rest.
+    async with (
+        MockJudge(strict(latency=0.05, max_in_flight=4)) as judge,
+        JudgeClient(config(judge.url, retry=RetryPolicy())) as client,
+    ):
+        outcomes: list[JudgeReply | JudgeFailure] = []
+
+        async def ask(index: int) -> None:
+            outcomes.append(await client.complete([{"role": "user", "content": f"q{index}"}]))
+
+        async with anyio.create_task_group() as group:
+            for index in range(60):
+                group.start_soon(ask, index)
+        limited = judge.stats.faults["429"]
+    assert all(isinstance(o, JudgeReply) for o in outcomes)
+    assert len(outcomes) == 60
+    assert client.stats.rate_limited == limited > 0
+    assert client.stats.lowest_in_flight_limit <= 4
+    assert client.stats.suggested_concurrency <= 8
