@@ -160,7 +160,14 @@ async def test_warm_sites_asked_together_are_read_in_one_query(tmp_path: Path) -
 async def test_retries_honour_retry_after() -> None:
     async with (
         MockJudge(MockJudgeConfig(latency=0.0, rate_429=1.0, retry_after=0.2)) as judge,
-        JudgeClient(config(judge.url)) as client,
+        JudgeClient(
+            config(
+                judge.url,
+                retry=RetryPolicy(
+                    max_attempts=3, base_delay=0.01, max_delay=0.05, rate_limit_attempts=3
+                ),
+            )
+        ) as client,
     ):
         started = time.monotonic()
         outcome = await client.complete([{"role": "user", "content": "x"}])

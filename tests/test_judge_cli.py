@@ -88,8 +88,10 @@ async def test_failed_sites_are_recorded_and_filled_on_rerun(
             "--layers", "judge", "--max-attempts", "2",
         ]  # fmt: skip
         code, err = await annotate(str(shared_corpus), "-o", str(out1), *common)
-        assert code == 0, err
+        assert code == 1, err  # some sites failed: exit 1, the count on stderr
         failed = judged_sites(out1)
+        assert f"{len(failed)} of {len(failed)} site(s) failed" in err
+        assert "The server had an error (mock judge)." in err  # the server's words
         assert all(s["hint_source"] is None and s["hint_status"] == "failed" for s in failed)
         assert all("http_500" in s["hint_reason"] for s in failed)
         assert "failures: http_500" in err

@@ -2,8 +2,9 @@
 
 ``Annotator`` owns its resources (judge client, cache) as an async context manager; they are
 created when it is entered, so on the event loop that uses it. Judge failures are values on
-the sites, never exceptions in the caller's task group; only a misconfiguration (bad
-credentials: ``JudgeAuthError``) raises.
+the sites, never exceptions in the caller's task group; only a misconfiguration raises: a
+``JudgeError`` (bad credentials, a judge that is not there or does not serve the model, found
+by the preflight when the annotator is entered, or by the judge client's circuit breaker).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tracehint._hints.judge import JudgeLayer
 from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
-from tracehint._judge import JudgeClient, JudgeConfig
+from tracehint._judge import JudgeClient, JudgeConfig, JudgePreflight
 from tracehint._limits import Limits
 from tracehint._pipeline import hint_trace
 from tracehint._redact import Redactor
@@ -101,6 +102,8 @@ class Annotator:
         self._chain: HintChain | None = None
         self.judge: JudgeLayer | None = None
         self.cache: HintCache | None = None
+        self.judge_preflight: JudgePreflight | None = None
+        """What the judge preflight found (``None`` without a judge or with it turned off)."""
         self._count = 0
         names = self.config.layer_names()
         if "judge" in names and self.config.judge is None:
@@ -140,7 +143,10 @@ class Annotator:
                     hint_chars=config.limits.hint_chars,
                     samples=config.judge_samples,
                     show_next_action=config.judge_show_next_action,
+                    limits=config.limits,
                 )
+                if config.judge.preflight:
+                    self.judge_preflight = await client.preflight()
                 available["judge"] = self.judge
             layers = build_layers(config.layer_names(), available)
             self._chain = HintChain(layers, hint_chars=config.limits.hint_chars)
@@ -277,6 +283,7 @@ class Annotator:
             "judge_not_a_mistake": layer.not_a_mistake,
             "judge_asked_again": layer.asked_again,
             "judge_rejected": dict(layer.rejected.most_common()),
+            "judge_shortened": layer.shortened,
             **self.judge.client.stats.to_dict(),
         }
 

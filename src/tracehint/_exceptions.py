@@ -9,7 +9,10 @@ Every exception tracehint raises on purpose derives from one root, so a caller c
     ├── OutputError          the output cannot be written (exists, disk full, permission)
     ├── CacheError           the hint cache cannot be opened or used
     └── JudgeError           the LLM judge cannot be used for this run
-        └── JudgeAuthError   the judge refused our credentials (401/403): the run stops early
+        ├── JudgeAuthError   the judge refused our credentials (401/403): the run stops early
+        ├── JudgeConfigError the judge rejects what we ask (unknown model, a permanent 4xx on
+        │                    every request): the run stops, quoting the server
+        └── JudgeUnavailableError  nothing answers at the judge URL, or it went away for good
 
 Per-line input problems (bad JSON, wrong shape, bad UTF-8) and per-site judge failures are
 *not* exceptions that escape: they are recorded as values (``InputIssue``, ``HintStatus``) and
@@ -23,7 +26,9 @@ __all__ = [
     "ConfigError",
     "InputError",
     "JudgeAuthError",
+    "JudgeConfigError",
     "JudgeError",
+    "JudgeUnavailableError",
     "OutputError",
     "TracehintError",
 ]
@@ -50,8 +55,32 @@ class CacheError(TracehintError):
 
 
 class JudgeError(TracehintError):
-    """The LLM judge cannot be used for this run."""
+    """The LLM judge cannot be used for this run.
+
+    ``server_message`` is the server's own words (its error message or the start of its body)
+    when the server answered at all; the exception's text quotes it too.
+    """
+
+    def __init__(self, message: str, *, server_message: str | None = None) -> None:
+        super().__init__(message)
+        self.server_message = server_message
 
 
 class JudgeAuthError(JudgeError):
     """The judge endpoint rejected our credentials (HTTP 401 or 403)."""
+
+
+class JudgeConfigError(JudgeError):
+    """The judge rejects what this run asks of it, the same way every time.
+
+    Raised by the preflight (the model is not among the models the server lists) and by the
+    circuit breaker (the first requests all failed with the same 400/404/422).
+    """
+
+
+class JudgeUnavailableError(JudgeError):
+    """Nothing answers at the judge URL, or the judge stopped answering for good.
+
+    Raised by the preflight (connection refused, no answer) and by the circuit breaker (many
+    requests in a row failed to connect or timed out after all their retries).
+    """

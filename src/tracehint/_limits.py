@@ -37,6 +37,19 @@ class Limits:
     """Bytes read from a file at a time."""
     issues_per_file: int = 20
     """Input issues recorded per file before the rest are only counted."""
+    judge_prompt_chars: int = 4000
+    """Characters of site text (error message, tool input, next action) in one judge prompt,
+    shared 2:1:1 (``judge_prompt_budgets``); a site whose prompt is over the model's context
+    length is asked once more with a quarter of it (``--judge-prompt-chars``)."""
+
+    def judge_prompt_budgets(self, divisor: int = 1) -> dict[str, int]:
+        """``build_prompt``'s budgets for ``judge_prompt_chars / divisor`` characters."""
+        total = max(self.judge_prompt_chars // divisor, 40)
+        return {
+            "error_chars": total // 2,
+            "input_chars": total // 4,
+            "action_chars": total - total // 2 - total // 4,
+        }
 
     def __post_init__(self) -> None:
         for name in (
@@ -50,6 +63,7 @@ class Limits:
             "max_line_bytes",
             "chunk_bytes",
             "issues_per_file",
+            "judge_prompt_chars",
         ):
             if getattr(self, name) <= 0:
                 from tracehint._exceptions import ConfigError  # noqa: PLC0415 -- cycle-free lazy import

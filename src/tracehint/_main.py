@@ -19,10 +19,11 @@ import orjson
 from tracehint import __version__
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
-from tracehint._exceptions import ConfigError, JudgeAuthError, TracehintError
+from tracehint._exceptions import ConfigError, JudgeError, TracehintError
 from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
 from tracehint._judge import JudgeConfig, RetryPolicy
+from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
 from tracehint._progress import progress
@@ -169,6 +170,42 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "the agent's own recovery, and a teacher that sees it copies it)",
     )
     judge.add_argument(
+        "--judge-temperature",
+        type=_temperature,
+        default=0.0,
+        metavar="T",
+        help="sampling temperature, or none to send none (for models that accept only their "
+        "default) (default 0)",
+    )
+    judge.add_argument(
+        "--judge-max-tokens",
+        type=int,
+        default=160,
+        metavar="N",
+        help="answer budget per request; a cut-off answer is asked again once with twice as "
+        "many (default 160)",
+    )
+    judge.add_argument(
+        "--judge-extra-body",
+        type=_json_object,
+        metavar="JSON",
+        help="a JSON object merged into every request, e.g. "
+        '\'{"chat_template_kwargs": {"enable_thinking": false}}\'',
+    )
+    judge.add_argument(
+        "--judge-prompt-chars",
+        type=int,
+        default=Limits().judge_prompt_chars,
+        metavar="N",
+        help="characters of site text per judge prompt; a prompt over the model's context is "
+        f"asked again with a quarter (default {Limits().judge_prompt_chars})",
+    )
+    judge.add_argument(
+        "--no-judge-check",
+        action="store_true",
+        help="do not check the judge URL and model (GET /models) before the run",
+    )
+    judge.add_argument(
         "--transport",
         choices=["aiohttp", "httpx-aiohttp", "httpx"],
         default="aiohttp",
@@ -180,6 +217,25 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--cache", metavar="PATH", help=f"judge cache file (default {default_cache_path()})"
     )
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+
+
+def _temperature(value: str) -> float | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or none, got {value!r}") from None
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    try:
+        found = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(found, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object ({...})")
+    return found
 
 
 def _add_cache(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
@@ -228,6 +284,46 @@ def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         'essay, echo ("Corrective hint: …"), generic ("Be careful and try again."), '
         "not_a_mistake",
     )
+    mock.add_argument("--model", default="mock-judge", help="the model it serves and lists")
+    mock.add_argument(
+        "--strict",
+        action="store_true",
+        help="behave like vLLM: /v1 paths only, 404 for a model it does not serve, 400 for a "
+        "bad request (default: answer any model on any path)",
+    )
+    mock.add_argument(
+        "--served-model", action="append", default=[], help="another model it serves (strict)"
+    )
+    mock.add_argument("--no-models", action="store_true", help="no GET /v1/models (404)")
+    mock.add_argument(
+        "--max-in-flight",
+        type=int,
+        metavar="N",
+        help="answer 429 without Retry-After above N requests in flight",
+    )
+    mock.add_argument(
+        "--cut-off-below",
+        type=int,
+        metavar="N",
+        help="cut answers off (finish_reason length) unless max_tokens >= N",
+    )
+    mock.add_argument(
+        "--context-chars",
+        type=int,
+        metavar="N",
+        help="a 400 context-length error for messages over N characters",
+    )
+    mock.add_argument(
+        "--require-max-completion-tokens",
+        action="store_true",
+        help="a 400 asking for max_completion_tokens when max_tokens is sent",
+    )
+    mock.add_argument(
+        "--reject-response-format",
+        metavar="MESSAGE",
+        help="a 400 with MESSAGE for requests with response_format",
+    )
+    mock.add_argument("--garbage-bytes", type=int, default=0, help="size of a garbage fault's body")
 
 
 def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
@@ -311,6 +407,10 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
             timeout=args.judge_timeout,
             retry=RetryPolicy(max_attempts=args.max_attempts),
             transport=args.transport,
+            temperature=args.judge_temperature,
+            max_tokens=args.judge_max_tokens,
+            extra_body=args.judge_extra_body or {},
+            preflight=not args.no_judge_check,
         )
     layers = tuple(x.strip() for x in args.layers.split(",")) if args.layers else None
     return AnnotatorConfig(
@@ -320,6 +420,7 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
         use_cache=not args.no_cache,
         judge_samples=args.judge_samples,
         judge_show_next_action=args.judge_show_next_action,
+        limits=Limits(judge_prompt_chars=args.judge_prompt_chars),
     )
 
 
@@ -365,7 +466,7 @@ def _nothing_read(args: argparse.Namespace, stats: RunStats) -> bool:
     return bool(args.paths)
 
 
-async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's whole life
+async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the run's whole life
     config = _annotator_config(args)
     paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
     stats = RunStats()
@@ -388,6 +489,9 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's
     signalled: list[int] = []
     async with AsyncExitStack() as stack:
         annotator = await stack.enter_async_context(Annotator(config))
+        if annotator.judge_preflight is not None:
+            for note in annotator.judge_preflight.notes:
+                print(f"tracehint: judge: {note}", file=sys.stderr)  # noqa: T201 -- CLI output
         sink = await stack.enter_async_context(
             JsonlSink(args.output, overwrite=args.overwrite, append=args.resume),
         )
@@ -433,7 +537,7 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's
                             journal=journal,
                             stop=stop,
                         )
-                except* JudgeAuthError as found:
+                except* JudgeError as found:
                     print(f"tracehint: error: {_tracehint_error(found)}", file=sys.stderr)  # noqa: T201 -- CLI output
                     status = EXIT_ERROR
                 group.cancel_scope.cancel()
@@ -451,6 +555,29 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901 -- the run's
     await anyio.to_thread.run_sync(_report, args, stats)
     if status == EXIT_OK and not signalled and _nothing_read(args, stats):
         status = EXIT_ERROR
+    return _exit_status(status, stats)
+
+
+def _exit_status(status: int, stats: RunStats) -> int:
+    """``status``, or ``EXIT_FAILED`` (with the count on stderr) when sites failed."""
+    if status != EXIT_OK:
+        return status
+    failed = stats.hint_status.get("failed", 0)
+    judge_failed = int(stats.judge.get("judge_failed", 0))
+    if failed:
+        print(  # noqa: T201 -- CLI output
+            f'tracehint: {failed} of {stats.sites} site(s) failed (hint_status "failed", the '
+            "reason in hint_reason); run again to retry them, finished hints are cached",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if judge_failed:
+        print(  # noqa: T201 -- CLI output
+            f"tracehint: the judge failed for {judge_failed} site(s), which a later layer "
+            "answered instead; run again to retry them, finished hints are cached",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return status
 
 
@@ -525,6 +652,16 @@ async def _mock_judge(args: argparse.Namespace) -> int:
         rate_reset=args.rate_reset,
         require_key=args.require_key,
         seed=args.seed,
+        model=args.model,
+        strict=args.strict,
+        served_models=tuple(args.served_model),
+        list_models=not args.no_models,
+        max_in_flight=args.max_in_flight,
+        cut_off_below=args.cut_off_below,
+        context_chars=args.context_chars,
+        require_max_completion_tokens=args.require_max_completion_tokens,
+        reject_response_format=args.reject_response_format,
+        garbage_bytes=args.garbage_bytes,
     )
     await serve_forever(config, host=args.host, port=args.port)
     return EXIT_OK
@@ -692,7 +829,7 @@ def _annotate_ray(args: argparse.Namespace) -> int:
         with Path(args.errors).open("wb") as errors:
             errors.writelines(part.read_bytes() for part in sorted(folder.glob("errors-*.jsonl")))
     _report(args, stats)
-    return EXIT_ERROR if _nothing_read(args, stats) else EXIT_OK
+    return EXIT_ERROR if _nothing_read(args, stats) else _exit_status(EXIT_OK, stats)
 
 
 async def _eval(args: argparse.Namespace) -> int:

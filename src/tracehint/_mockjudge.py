@@ -7,6 +7,13 @@ that never answer, 200 with a body that is not JSON, 200 with an empty answer, a
 reset without an answer. The hint it answers is deterministic in the prompt, so runs against it
 are reproducible; ``stats`` counts what it saw, for tests to assert on.
 
+``strict=True`` makes it behave like vLLM's server, for the client's failure paths: only
+``/v1/...`` paths (others 404 ``{"detail": "Not Found"}``), a model it does not serve is 404
+with vLLM's error body, a malformed request is 400; and it can act out what real servers do
+when they are misused: 429 without ``Retry-After`` above N requests in flight, answers cut off
+at the token limit, prompts over the context length, a 400 asking for
+``max_completion_tokens``, a 400 rejecting ``response_format``, no ``/models``.
+
 Built on the low-level ``aiohttp.web.Server`` (no router, no middleware, no access log) so
 that the server is never the bottleneck of a benchmark. aiohttp runs on asyncio only.
 """
@@ -55,6 +62,8 @@ _SHUTDOWN_GRACE = 1.0
 """Seconds an answer still in its latency gets to finish when the server stops."""
 
 _GARBAGE = b"<<<not json>>>"
+_MAX_BODIES = 100
+_STRICT_NOT_FOUND = orjson.dumps({"detail": "Not Found"})
 
 
 class _Fault(enum.StrEnum):
@@ -183,7 +192,31 @@ class MockJudgeConfig:
     seed: int | None = None
     """Seed for the fault and jitter draws; the same seed and request order give the same faults."""
     model: str = "mock-judge"
-    """Model id listed by ``/v1/models`` and answered when a request names none."""
+    """Model id listed by ``/v1/models`` and answered when a request names none. The lenient
+    (default) server answers any model and lists ``*`` after it; a strict one only this one
+    and ``served_models``."""
+    strict: bool = False
+    """Behave like vLLM: ``/v1/...`` paths only, 404 for an unknown model, 400 for a bad
+    request, vLLM's error bodies."""
+    served_models: tuple[str, ...] = ()
+    """More model ids a strict server serves."""
+    list_models: bool = True
+    """Whether ``GET /v1/models`` exists (``False``: 404, like a server without it)."""
+    max_in_flight: int | None = None
+    """Answer 429 *without* ``Retry-After`` to a request that finds this many in flight."""
+    cut_off_below: int | None = None
+    """Answers are cut off (``finish_reason: "length"``) unless the request allows at least
+    this many tokens (``max_tokens`` or ``max_completion_tokens``)."""
+    context_chars: int | None = None
+    """A request whose messages hold more characters is a 400 context-length error (vLLM's
+    words)."""
+    require_max_completion_tokens: bool = False
+    """A request with ``max_tokens`` is a 400 asking for ``max_completion_tokens`` (OpenAI's
+    reasoning models)."""
+    reject_response_format: str | None = None
+    """When set, a request with ``response_format`` is a 400 with this message."""
+    garbage_bytes: int = 0
+    """Size of the non-JSON body of a ``garbage`` fault (0: a short one); a proxy's HTML page."""
     answers: tuple[MockAnswer, ...] = (MockAnswer.HINT,)
     """What the answers are, cycled over the requests that draw no fault: ``(HINT,)`` answers
     every request well; ``(ESSAY,)`` sends only essays; ``(GENERIC, HINT)`` sends a generic
@@ -201,7 +234,7 @@ class MockJudgeConfig:
                 total += rate
         if total > 1.0 + 1e-9:
             raise ConfigError(f"MockJudgeConfig fault rates add up to {total:g}, more than 1")
-        for name in ("latency", "jitter", "retry_after"):
+        for name in ("latency", "jitter", "retry_after", "garbage_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"MockJudgeConfig.{name} must not be negative")
         if not self.model:
@@ -247,6 +280,10 @@ class MockJudgeStats:
     """Answers sent, by ``MockAnswer`` value."""
     response_formats: Counter[str] = field(default_factory=Counter)
     """Requests per ``response_format`` type (``json_schema``, ``json_object``, ``none``)."""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    """The JSON bodies of the first 100 chat requests (what the client really sent)."""
+    model_lists: int = 0
+    """``GET /models`` requests received."""
 
 
 def _error_body(message: str, kind: str, code: str | None) -> bytes:
@@ -261,6 +298,62 @@ _SERVER_ERROR = _error_body("The server had an error (mock judge).", "server_err
 _NOT_FOUND = _error_body("Unknown path.", "invalid_request_error", "not_found")
 _NOT_ALLOWED = _error_body("Method not allowed.", "invalid_request_error", "method_not_allowed")
 _HEALTHY = orjson.dumps({"status": "ok"})
+
+
+def _vllm_error(status: int, message: str, kind: str) -> web.Response:
+    """An error in vLLM's (flat) format."""
+    body = {"object": "error", "message": message, "type": kind, "param": None, "code": status}
+    return _json(status, orjson.dumps(body))
+
+
+def _strict_refusal(config: MockJudgeConfig, body: dict[str, Any]) -> web.Response | None:
+    """What a strict (vLLM-like) server answers instead of a completion, if anything."""
+    model = body.get("model")
+    if model != config.model and model not in config.served_models:
+        return _vllm_error(404, f"The model `{model}` does not exist.", "NotFoundError")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            return _vllm_error(400, f"{name} must be at least 1, got {value!r}.", "BadRequestError")
+    temperature = body.get("temperature")
+    if temperature is not None and (
+        not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
+        return _vllm_error(
+            400, f"temperature must be in [0, 2], got {temperature!r}.", "BadRequestError"
+        )
+    return None
+
+
+def _misuse_refusal(
+    config: MockJudgeConfig, body: dict[str, Any], messages: list[Any]
+) -> web.Response | None:
+    """The 400s real servers give to requests they cannot serve (any mode)."""
+    if config.require_max_completion_tokens and "max_tokens" in body:
+        return _json(
+            400,
+            _error_body(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "invalid_request_error",
+                "unsupported_parameter",
+            ),
+        )
+    if config.reject_response_format is not None and "response_format" in body:
+        return _vllm_error(400, config.reject_response_format, "BadRequestError")
+    if config.context_chars is not None:
+        size = sum(
+            len(_text(message.get("content"))) for message in messages if isinstance(message, dict)
+        )
+        if size > config.context_chars:
+            return _vllm_error(
+                400,
+                f"This model's maximum context length is {config.context_chars // 4} tokens. "
+                f"However, you requested {size // 4} tokens in the messages. Please reduce the "
+                "length of the messages.",
+                "BadRequestError",
+            )
+    return None
 
 
 def _json(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -393,6 +486,9 @@ class MockJudge:
         self._config = config
         self._faults = config._fault_rates()  # noqa: SLF001 -- same module
         self._retry_after = {"Retry-After": _seconds(config.retry_after)}
+        size = config.garbage_bytes
+        # One body shared by every garbage answer, so the server's memory stays flat.
+        self._garbage = (b"<html>" + b"x" * size)[:size] if size else _GARBAGE
         self._expected_auth = None if config.require_key is None else f"Bearer {config.require_key}"
         # Separate streams, so that the faults drawn do not depend on whether there is jitter.
         self._fault_rng = random.Random(config.seed)  # noqa: S311 -- test faults, not cryptography
@@ -434,8 +530,12 @@ class MockJudge:
             with anyio.CancelScope(shield=True):
                 await runner.cleanup()
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:  # noqa: PLR0911 -- one answer per route
         path = request.path
+        if self._config.strict and not path.startswith("/v1/"):
+            return _json(404, _STRICT_NOT_FOUND)
+        if path in _MODEL_PATHS and not self._config.list_models:
+            return _json(404, _STRICT_NOT_FOUND if self._config.strict else _NOT_FOUND)
         if path in _CHAT_PATHS:
             if request.method != "POST":
                 return _json(405, _NOT_ALLOWED, {"Allow": "POST"})
@@ -445,12 +545,20 @@ class MockJudge:
                 return _json(405, _NOT_ALLOWED, {"Allow": "GET"})
             if path in _HEALTH_PATHS:
                 return _json(200, _HEALTHY)
+            self.stats.model_lists += 1
+            refusal = self._authorize(request) if self._config.strict else None
+            if refusal is not None:
+                return refusal
             return _json(200, self._models())
         return _json(404, _NOT_FOUND)
 
     def _models(self) -> bytes:
-        model = {"id": self._config.model, "object": "model", "created": 0, "owned_by": "tracehint"}
-        return orjson.dumps({"object": "list", "data": [model]})
+        config = self._config
+        ids = [config.model, *config.served_models] if config.strict else [config.model, "*"]
+        models = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "tracehint"} for name in ids
+        ]
+        return orjson.dumps({"object": "list", "data": models})
 
     async def _chat(self, request: web.BaseRequest) -> web.StreamResponse:
         stats = self.stats
@@ -470,7 +578,7 @@ class MockJudge:
         stats.by_status[answer.status] += 1
         return answer
 
-    async def _answer(
+    async def _answer(  # noqa: PLR0911 -- one answer per fault, in the order drawn
         self,
         request: web.BaseRequest,
         number: int,
@@ -485,6 +593,11 @@ class MockJudge:
         body, messages = chat
         prompt = _prompt(messages)
         self._record(body, messages, prompt)
+        if len(self.stats.bodies) < _MAX_BODIES:
+            self.stats.bodies.append(body)
+        refusal = self._refusal(body, messages)
+        if refusal is not None:
+            return refusal
 
         fault = self._draw_fault()
         if fault is _Fault.HANG:
@@ -520,6 +633,21 @@ class MockJudge:
         kind = found.get("type") if isinstance(found, dict) else None
         self.stats.response_formats[kind if isinstance(kind, str) else "none"] += 1
 
+    def _refusal(self, body: dict[str, Any], messages: list[Any]) -> web.Response | None:
+        """A strict server's 404/400, a misuse 400, or 429 for a request over the in-flight cap."""
+        config = self._config
+        refusal = _strict_refusal(config, body) if config.strict else None
+        if refusal is None:
+            refusal = _misuse_refusal(config, body, messages)
+        if (
+            refusal is None
+            and config.max_in_flight is not None
+            and self.stats.in_flight > config.max_in_flight
+        ):
+            self.stats.faults[_Fault.RATE_LIMIT.value] += 1
+            return _json(429, _RATE_LIMITED)  # no Retry-After: a proxy out of slots
+        return refusal
+
     def _authorize(self, request: web.BaseRequest) -> web.Response | None:
         """Record the ``Authorization`` header; a 401 when it is not the required key."""
         authorization = request.headers.get("Authorization")
@@ -552,7 +680,7 @@ class MockJudge:
             return _json(429, _RATE_LIMITED, self._retry_after)
         if fault is _Fault.SERVER_ERROR:
             return _json(500, _SERVER_ERROR)
-        return web.Response(status=200, body=_GARBAGE, content_type="text/plain")
+        return web.Response(status=200, body=self._garbage, content_type="text/plain")
 
     def _completion(
         self,
@@ -564,10 +692,13 @@ class MockJudge:
     ) -> bytes:
         """A ``chat.completion`` answering ``content`` (cut to ``max_tokens`` words)."""
         words = content.split()
-        max_tokens = body.get("max_tokens")
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
             words, finish = words[:max_tokens], "length"
-            content = " ".join(words)
+        below = self._config.cut_off_below
+        if below is not None and (not isinstance(max_tokens, int) or max_tokens < below):
+            words, finish = words[: max(1, len(words) // 2)], "length"
+        content = " ".join(words)
         prompt_tokens = sum(
             len(_text(message.get("content")).split())
             for message in messages

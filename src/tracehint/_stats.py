@@ -46,11 +46,37 @@ def _add(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
                 out[key] = value
             elif key.startswith("max_"):
                 out[key] = max(current, value)
+            elif key.startswith("min_"):
+                out[key] = min(current, value)
             else:
                 out[key] = current + value
         elif current is None:
             out[key] = value
     return out
+
+
+def _judge_details(judge: dict[str, Any]) -> list[str]:
+    """The summary lines under the judge's: what went wrong, in the server's words."""
+    lines = [
+        f"           {reason}: {sample}"
+        for reason, sample in judge.get("failure_samples", {}).items()
+    ]
+    limited = int(judge.get("rate_limited", 0))
+    if limited:
+        most = judge.get("max_concurrency", 0)
+        lowest = judge.get("min_in_flight_limit", most)
+        suggested = judge.get("min_suggested_concurrency", lowest)
+        line = f"           judge rate-limited: {limited} × 429"  # noqa: RUF001 -- a times sign
+        if lowest and lowest < most:
+            line += (
+                f", in flight lowered to {lowest} (of {most}): pass --concurrency {suggested} "
+                "(or give the server more parallel slots) to spend less time backing off"
+            )
+        else:
+            line += ": pass a lower --concurrency or --rps to spend less time backing off"
+        lines.append(line)
+    lines.extend(f"           note: {note}" for note in judge.get("notes", []))
+    return lines
 
 
 @dataclass(slots=True)
@@ -221,5 +247,6 @@ class RunStats:
                     + f"; asked again {judge.get('judge_asked_again', 0)}"
                     + f"; not a mistake {judge.get('judge_not_a_mistake', 0)}",
                 )
+            lines.extend(_judge_details(judge))
         lines.append(f"time       {self.elapsed:.2f} s")
         return "\n".join(lines)

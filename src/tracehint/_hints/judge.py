@@ -12,8 +12,9 @@ import anyio
 from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
 from tracehint._exceptions import ConfigError
-from tracehint._judge import JudgeFailure, JudgeReply
+from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
 from tracehint._kinds import HintSource, HintStatus
+from tracehint._limits import Limits
 from tracehint._prompt import RESPONSE_FORMAT, build_prompt, cache_key, reask_messages
 from tracehint._records import Hint
 from tracehint._redact import Redactor
@@ -42,6 +43,12 @@ class JudgeLayerStats:
     """Sites asked a second time after every answer of the first round was rejected."""
     rejected: Counter[str] = field(default_factory=Counter)
     """Answers not kept as hints, by reason (``cut_off``, ``too_long``, ``generic``, …)."""
+    shortened: int = 0
+    """Sites asked again with a shorter prompt after a context-length error."""
+
+
+_SHORTER = 4
+"""After a context-length error the prompt budget is divided by this."""
 
 
 @dataclass(slots=True)
@@ -103,7 +110,8 @@ class JudgeLayer:
     told what was wrong; when that fails too the result is a ``failed`` hint with the reasons
     (not cached, so the next run asks again), and the chain asks its next layer. A verdict
     ``not_a_mistake`` (from most of the valid answers) is a ``not_a_mistake`` hint with no
-    text. Raises only ``JudgeAuthError``.
+    text. Raises only ``JudgeError`` (bad credentials, or the client's circuit breaker: a
+    judge that refuses every request or is gone).
     """
 
     def __init__(
@@ -115,10 +123,13 @@ class JudgeLayer:
         hint_chars: int = 600,
         samples: int = 1,
         show_next_action: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         if samples < 1:
             raise ConfigError(f"judge samples must be at least 1, got {samples}")
         self.client = client
+        self.limits = limits or Limits()
+        """``judge_prompt_budgets`` bound the prompt (a quarter of them after a context error)."""
         self.cache = cache
         self.redactor = redactor or Redactor()
         self.hint_chars = hint_chars
@@ -137,7 +148,15 @@ class JudgeLayer:
 
     def prompt(self, request: HintRequest) -> JudgePrompt:
         """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
-        return build_prompt(request, self.redactor, show_next_action=self.show_next_action)
+        return self._build(request, 1)
+
+    def _build(self, request: HintRequest, divisor: int) -> JudgePrompt:
+        return build_prompt(
+            request,
+            self.redactor,
+            show_next_action=self.show_next_action,
+            **self.limits.judge_prompt_budgets(divisor),
+        )
 
     async def propose(self, request: HintRequest) -> Hint | None:
         """Return the judge's hint for one site, or a ``failed`` hint saying why there is none."""
@@ -173,6 +192,14 @@ class JudgeLayer:
         rejections: list[str] = []
         for round_ in range(2):
             replies = await self._sample(messages)
+            if round_ == 0 and any(
+                isinstance(r, JudgeFailure) and r.reason == FailureReason.CONTEXT_LENGTH
+                for r in replies
+            ):
+                # The prompt was over the model's context: once more with a quarter of it.
+                self.stats.shortened += 1
+                messages = self._build(request, _SHORTER).messages()
+                replies = await self._sample(messages)
             answers: list[tuple[Answer, JudgeReply]] = []
             rejected: tuple[str, Rejected] | None = None
             for reply in replies:
