@@ -242,7 +242,8 @@ async def test_a_cut_off_answer_is_never_a_hint() -> None:
     ):
         outcome = await client.complete(ASK)
         hint = await JudgeLayer(client).propose(site_request())
-        assert judge.stats.requests == 4  # twice per ask: the budget, then twice the budget
+        # twice per request (the budget, then twice the budget); the layer asks once more
+        assert judge.stats.requests == 6
     assert isinstance(outcome, JudgeFailure)
     assert outcome.reason == "cut_off"
     assert hint is not None

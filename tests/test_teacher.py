@@ -179,7 +179,7 @@ async def test_answers_in_any_good_shape_become_the_same_hint(answer: MockAnswer
 
 
 BAD = [
-    (MockAnswer.CUT_OFF, "cut_off", 2),
+    (MockAnswer.CUT_OFF, "cut_off", 4),  # the client asks each twice (the budget doubled)
     (MockAnswer.THINK_UNTERMINATED, "unterminated_think", 2),
     (MockAnswer.ESSAY, "too_long", 2),
     (MockAnswer.ECHO, "echo", 2),

@@ -571,13 +571,18 @@ def _exit_status(status: int, stats: RunStats) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    failures = stats.judge.get("failures") or {}
+    unanswered = sum(n for reason, n in failures.items() if reason != "cut_off")
     if judge_failed:
         print(  # noqa: T201 -- CLI output
             f"tracehint: the judge failed for {judge_failed} site(s), which a later layer "
-            "answered instead; run again to retry them, finished hints are cached",
+            "answered instead (judge_reason in the output); run again to retry them, "
+            "finished hints are cached",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        # Requests that failed (not answers that were rejected) are failures of the run.
+        if unanswered:
+            return EXIT_FAILED
     return status
 
 

@@ -698,7 +698,8 @@ class MockJudge:
         below = self._config.cut_off_below
         if below is not None and (not isinstance(max_tokens, int) or max_tokens < below):
             words, finish = words[: max(1, len(words) // 2)], "length"
-        content = " ".join(words)
+        if finish == "length":
+            content = " ".join(words)
         prompt_tokens = sum(
             len(_text(message.get("content")).split())
             for message in messages
