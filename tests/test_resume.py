@@ -137,7 +137,13 @@ def test_sigterm_stops_gracefully(shared_corpus: Path, tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.8)
+    # Readiness, not a guess: the first trace line is written after the signal handlers are
+    # installed (the receiver is opened before the pipeline starts).
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if out.exists() and out.stat().st_size > 0:
+            break
+        time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:

@@ -267,7 +267,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     _rule(
         ErrorKind.STRING_NOT_FOUND,
-        r"String to replace not found|did not appear verbatim|No replacement was performed",
+        r"String to replace not found|did not appear verbatim|No replacement was performed|"
+        r"No exact match found in",
         scope=RuleScope.TOOL,
     ),
     _rule(
@@ -354,6 +355,7 @@ _PARAMETER = re.compile(
     r"type is expected|is expected|must be)|(?:required|unexpected) parameter [`'\"]?"
     r"(?P<name2>[\w.\[\]]+)",
 )
+_NO_MATCH_IN = re.compile(r"No exact match found in (?P<path>\S+) for")
 _DENIED_PATH = re.compile(
     r"(?:permission denied|EACCES|operation not permitted)[:,]? (?:\w+ )?'?(?P<path>[/~][^\s']+)",
     re.IGNORECASE,
@@ -490,6 +492,10 @@ def _facts_of(kind: ErrorKind, message: str, tool_name: str | None) -> Facts:
     elif kind is ErrorKind.UNKNOWN_TOOL:
         match = _UNKNOWN_TOOL_NAME.search(message)
         return Facts(program=match.group("name") if match else tool_name)
+    elif kind is ErrorKind.STRING_NOT_FOUND:
+        match = _NO_MATCH_IN.search(message)
+        if match is not None:
+            return Facts(path=match.group("path"))
     elif kind is ErrorKind.PERMISSION_DENIED:
         match = _DENIED_PATH.search(message)
         if match is not None:

@@ -164,6 +164,9 @@ class QualityReport:
     spurious: list[tuple[FoundSite, str]] = field(default_factory=list)
     unread: list[Label] = field(default_factory=list)
     """Labels whose file no trace came from (a format not read)."""
+    intended: list[FoundSite] = field(default_factory=list)
+    """Sites on failures the agent caused on purpose (a test run the user asked for): only
+    the judge can tell (its ``not_a_mistake`` verdict), so they are counted apart."""
 
     @property
     def found(self) -> list[SiteScore]:
@@ -210,7 +213,8 @@ class QualityReport:
                 )
             )
             + f"; specific share {self.specific_share:.1%}",
-            f"spurious sites (non-mistakes or unlabelled in complete files): {len(self.spurious)}",
+            f"spurious sites (non-mistakes or unlabelled in complete files): {len(self.spurious)}"
+            f"; sites on intended failures (judge's call): {len(self.intended)}",
         ]
         return "\n".join(lines)
 
@@ -261,7 +265,9 @@ def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noq
         if found is not None:
             used.add(id(found))
         if not label.mistake:
-            if found is not None:
+            if found is not None and label.kind.is_mistake:
+                report.intended.append(found)
+            elif found is not None:
                 report.spurious.append((found, f"site on a non-mistake ({label.kind.value})"))
             continue
         if found is None:

@@ -1,0 +1,55 @@
+"""The labelled quality suite: hints on the shared corpus scored against hand labels.
+
+The labels (``quality/labels``) were written by reading the transcripts. This test fails on
+any wrong hint, any site on a non-mistake, or a drop of kind accuracy or specific hints below
+the targets. It needs ``../shared/corpus`` (CI has it); ``tracehint eval`` runs the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+from tracehint._quality import Verdict, load_labels, load_traces, score
+
+LABELS = REPO / "quality" / "labels"
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def annotated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    out = tmp_path_factory.mktemp("quality") / "traces.jsonl"
+    result = run_cli("annotate", str(CORPUS), "-o", str(out), "--no-progress", "-q")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_labels_cover_at_least_150_results() -> None:
+    labels = load_labels([LABELS])
+    assert len(labels.labels) >= 150
+    assert {label.file.split("/", 1)[0] for label in labels.labels} >= {
+        "claude_code",
+        "claude_code_more",
+        "openhands",
+        "swe_agent",
+    }
+
+
+def test_offline_hints_meet_the_targets(annotated: Path) -> None:
+    report = score(load_labels([LABELS]), load_traces([annotated]))
+    wrong = [s for s in report.found if s.verdict == Verdict.WRONG]
+    assert not wrong, [(s.label.call_id, s.why, s.site and s.site.hint) for s in wrong]
+    assert not report.spurious, report.spurious
+    assert len(report.found) >= 130
+    assert report.kind_accuracy >= 0.95
+    assert report.specific_share >= 0.70
+
+
+def test_eval_command_exit_code(annotated: Path) -> None:
+    result = run_cli("eval", str(LABELS), str(annotated))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "kind accuracy" in result.stdout
