@@ -479,7 +479,7 @@ def _program(command: str | None) -> str | None:
     return programs[0][0] if programs else None
 
 
-def _facts_of(kind: ErrorKind, message: str, tool_name: str | None) -> Facts:
+def _facts_of(kind: ErrorKind, message: str, tool_name: str | None) -> Facts:  # noqa: C901, PLR0911 -- one case per kind
     """What a tool's own error message grounds, by kind."""
     if kind is ErrorKind.INPUT_VALIDATION:
         match = _PARAMETER.search(message)

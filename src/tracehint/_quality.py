@@ -213,8 +213,11 @@ class QualityReport:
                 )
             )
             + f"; specific share {self.specific_share:.1%}",
-            f"spurious sites (non-mistakes or unlabelled in complete files): {len(self.spurious)}"
-            f"; sites on intended failures (judge's call): {len(self.intended)}",
+            (
+                f"spurious sites (non-mistakes or unlabelled in complete files): "
+                f"{len(self.spurious)}; sites on intended failures (judge's call): "
+                f"{len(self.intended)}"
+            ),
         ]
         return "\n".join(lines)
 
@@ -244,7 +247,7 @@ def _relative(path: str, files: Iterable[str]) -> str | None:
     return next((f for f in files if normal.endswith("/" + f.rstrip("/")) or normal == f), None)
 
 
-def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noqa: C901 -- one pass over labels, one over sites
+def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noqa: C901, PLR0912 -- one pass over labels, one over sites
     """Score annotated sites against labels."""
     report = QualityReport()
     label_files = {label.file for label in labels.labels} | set(labels.files)
