@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from tracehint._quality import Verdict, load_labels, load_traces, score
+from tracehint._quality import HintVerdict, load_labels, load_traces, score
 
 LABELS = REPO / "quality" / "labels"
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -41,7 +41,7 @@ def test_labels_cover_at_least_150_results() -> None:
 
 def test_offline_hints_meet_the_targets(annotated: Path) -> None:
     report = score(load_labels([LABELS]), load_traces([annotated]))
-    wrong = [s for s in report.found if s.verdict == Verdict.WRONG]
+    wrong = [s for s in report.found if s.verdict == HintVerdict.WRONG]
     assert not wrong, [(s.label.call_id, s.why, s.site and s.site.hint) for s in wrong]
     assert not report.spurious, report.spurious
     assert len(report.found) >= 130

@@ -31,7 +31,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from pathlib import Path
 
-__all__ = ["Label", "QualityReport", "SiteScore", "Verdict", "load_labels", "load_traces", "score"]
+__all__ = [
+    "HintVerdict",
+    "Label",
+    "QualityReport",
+    "SiteScore",
+    "load_labels",
+    "load_traces",
+    "score",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +143,7 @@ def load_traces(paths: Iterable[Path]) -> list[FoundSite]:
     return found
 
 
-class Verdict:
+class HintVerdict:
     """Names of the hint verdicts."""
 
     WRONG = "wrong"
@@ -188,8 +196,8 @@ class QualityReport:
     def specific_share(self) -> float:
         """Share of hinted found mistakes whose hint is specific."""
         verdicts = self.verdicts
-        hinted = sum(n for v, n in verdicts.items() if v != Verdict.NONE)
-        return verdicts[Verdict.SPECIFIC] / hinted if hinted else 0.0
+        hinted = sum(n for v, n in verdicts.items() if v != HintVerdict.NONE)
+        return verdicts[HintVerdict.SPECIFIC] / hinted if hinted else 0.0
 
     def summary(self) -> str:
         """A few lines for people."""
@@ -205,11 +213,11 @@ class QualityReport:
             + ", ".join(
                 f"{v} {verdicts[v]}"
                 for v in (
-                    Verdict.WRONG,
-                    Verdict.SPECIFIC,
-                    Verdict.GENERIC,
-                    Verdict.RAW,
-                    Verdict.NONE,
+                    HintVerdict.WRONG,
+                    HintVerdict.SPECIFIC,
+                    HintVerdict.GENERIC,
+                    HintVerdict.RAW,
+                    HintVerdict.NONE,
                 )
             )
             + f"; specific share {self.specific_share:.1%}",
@@ -229,17 +237,17 @@ def _mentions(hint: str, needed: Sequence[tuple[str, ...]]) -> list[str]:
 
 def _judge_hint(label: Label, site: FoundSite) -> tuple[str, str]:
     if not site.hint:
-        return Verdict.NONE, ""
+        return HintVerdict.NONE, ""
     if site.source == "raw":
-        return Verdict.RAW, ""
+        return HintVerdict.RAW, ""
     for pattern in label.must_not_claim:
         match = pattern.search(site.hint)
         if match is not None:
-            return Verdict.WRONG, f"claims {match.group(0)!r}"
+            return HintVerdict.WRONG, f"claims {match.group(0)!r}"
     missing = _mentions(site.hint, label.must_mention)
     if missing:
-        return Verdict.GENERIC, "misses " + ", ".join(missing)
-    return Verdict.SPECIFIC, ""
+        return HintVerdict.GENERIC, "misses " + ", ".join(missing)
+    return HintVerdict.SPECIFIC, ""
 
 
 def _relative(path: str, files: Iterable[str]) -> str | None:
@@ -276,7 +284,7 @@ def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noq
         if found is None:
             if label.file not in read_files:
                 report.unread.append(label)
-            report.scores.append(SiteScore(label, None, kind_right=False, verdict=Verdict.NONE))
+            report.scores.append(SiteScore(label, None, kind_right=False, verdict=HintVerdict.NONE))
             continue
         kind_right = _family(found.kind) == label.kind.family
         verdict, why = _judge_hint(label, found)
