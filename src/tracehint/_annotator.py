@@ -60,6 +60,7 @@ class AnnotatorConfig:
     classifier: Classifier = field(default_factory=Classifier)
     templates: Templates = DEFAULT_TEMPLATES
     redactor: Redactor = field(default_factory=Redactor)
+    """Secrets it finds never reach the judge, nor a template's hint."""
     detector: ErrorDetector = field(default_factory=ErrorDetector)
     concurrency: int = 16
     """Traces annotated at once by ``annotate_many``."""
@@ -124,7 +125,7 @@ class Annotator:
         await stack.__aenter__()
         try:
             available: dict[str, HintLayer] = {
-                "template": TemplateLayer(config.templates),
+                "template": TemplateLayer(config.templates, config.redactor),
                 "raw": RawErrorLayer(),
             }
             if config.judge is not None and "judge" in config.layer_names():

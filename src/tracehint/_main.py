@@ -22,7 +22,7 @@ from tracehint._cache import HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, JudgeError, TracehintError
 from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
-from tracehint._judge import JudgeConfig, RetryPolicy
+from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
@@ -572,7 +572,7 @@ def _exit_status(status: int, stats: RunStats) -> int:
         )
         return EXIT_FAILED
     failures = stats.judge.get("failures") or {}
-    unanswered = sum(n for reason, n in failures.items() if reason != "cut_off")
+    unanswered = sum(n for reason, n in failures.items() if reason != FailureReason.CUT_OFF)
     if judge_failed:
         print(  # noqa: T201 -- CLI output
             f"tracehint: the judge failed for {judge_failed} site(s), which a later layer "

@@ -323,7 +323,8 @@ class Redactor:
         return Redactor((*self.patterns, *extra))
 
 
-_DEFAULT = Redactor()
+DEFAULT_REDACTOR = Redactor()
+"""The shared default redactor (immutable)."""
 
 
 def redact(text: str) -> str:
@@ -332,4 +333,4 @@ def redact(text: str) -> str:
     >>> redact("export GITHUB_TOKEN=ghp_" + "x1" * 18)
     'export GITHUB_TOKEN=[REDACTED:github_token]'
     """
-    return _DEFAULT.redact(text)
+    return DEFAULT_REDACTOR.redact(text)

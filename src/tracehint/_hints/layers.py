@@ -10,9 +10,7 @@ from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._kinds import HintSource, HintStatus
 from tracehint._limits import clamp
 from tracehint._records import Hint
-from tracehint._redact import Redactor
-
-DEFAULT_REDACTOR = Redactor()
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

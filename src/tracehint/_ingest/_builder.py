@@ -245,15 +245,13 @@ class TraceBuilder:
         failing = _failing_count(text)
         error = clamp(text.strip(), _EARLIER_ERROR_CHARS)
         before = self._attempts.get(action)
-        progress = (
+        if (
             before is None
             or before.signature != signature
             or (failing is not None and before.failing is not None and failing < before.failing)
-        )
-        if progress:
+        ):  # a first failure, another error, or progress: a new count
             self._attempts[action] = _Attempts(signature, failing, [error])
             return 0, ()
-        assert before is not None  # noqa: S101 -- progress is True when it is None
         earlier = tuple(before.errors[-_EARLIER_ERRORS:])
         before.errors.append(error)
         before.failing = failing
