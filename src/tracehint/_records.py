@@ -7,7 +7,7 @@ Everything here is a frozen, slotted dataclass. Dicts exist only at the JSON edg
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
 __all__ = [
+    "ChatMessage",
     "ErrorSite",
     "Facts",
     "Hint",
@@ -25,6 +26,14 @@ __all__ = [
     "TraceSource",
     "Turn",
 ]
+
+
+ChatMessage: TypeAlias = "dict[str, Any]"
+"""One OpenAI chat message (``role``, ``content``, ``tool_calls``, ``tool_call_id``, ...).
+
+The conversation in the shape a trainer's chat template takes: JSON data by nature (the input's
+own messages are kept as they are), so a dict rather than a record. Treat it as read-only.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,12 @@ class ErrorSite:
     """What the failure shows (the missing path, the failing tests, ...)."""
     command: str | None = None
     """The shell command the failing call ran, when it ran one."""
+    message_index: int | None = None
+    """Index in ``Trace.messages`` of the assistant message right after the failed result
+    (where the seeds' collator puts the hint: the agent's recovery)."""
+    mistake_message_index: int | None = None
+    """Index in ``Trace.messages`` of the assistant message whose call failed (the mistake);
+    ``None`` when the result answers no call of the conversation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +185,10 @@ class Trace:
     """Names of the tools this trace actually called, in first-use order."""
     non_mistakes: Mapping[ErrorKind, int] = field(default_factory=dict)
     """Failed tool results that are not the agent's mistake, by kind (never sites)."""
+    messages: tuple[ChatMessage, ...] = ()
+    """The conversation as OpenAI chat messages, as the trainer's chat template takes them:
+    the input's own messages for OpenAI-style input, else built from the format (assistant
+    ``tool_calls``, one ``tool`` message per result, thinking as ``reasoning_content``)."""
 
     def sites(self) -> Iterator[tuple[int, Turn, ErrorSite]]:
         """Yield ``(index, turn, site)`` for every error site, in order."""

@@ -1,9 +1,15 @@
 """Format-agnostic trace assembly and error-site tagging.
 
 A format parser (Claude Code, OpenAI messages) feeds a ``TraceBuilder`` with user text,
-assistant messages (text and tool calls) and tool results. The builder pairs every result with
-its call by id, classifies failures, counts consecutive failures per tool, and marks the
-assistant message that comes right after one or more failed results as an error site.
+assistant messages (text, thinking and tool calls) and tool results. The builder pairs every
+result with its call by id, classifies failures, counts consecutive failures per tool, and marks
+the assistant message that comes right after one or more failed results as an error site.
+
+It builds two views of the same conversation at once: the seeds' ``turns`` (tool calls and
+results flattened into text, consecutive results merged into one user turn) and the native
+``messages`` a trainer's chat template expects (OpenAI chat messages: ``assistant`` messages with
+``tool_calls``, one ``tool`` message per result, thinking as ``reasoning_content``). A site
+records where it sits in both.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
@@ -20,9 +26,12 @@ from tracehint._limits import Limits, clamp, clamp_middle
 from tracehint._records import ErrorSite, ToolCall, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
-    from tracehint._classify import Classification, Classifier
+    from collections.abc import Mapping, Sequence
 
-__all__ = ["ResultIn", "TraceBuilder", "tool_call"]
+    from tracehint._classify import Classification, Classifier
+    from tracehint._records import ChatMessage
+
+__all__ = ["Block", "CallIn", "ResultIn", "Thinking", "TraceBuilder", "call_in", "tool_call"]
 
 _EARLIER_ERRORS = 3
 """Earlier attempts of a repeat kept on the site (the latest ones)."""
@@ -46,12 +55,20 @@ _ERROR_TAG = "[TOOL_RESULT (ERROR)]"
 _RESULT_TAG = "[TOOL_RESULT]"
 
 
+def _arguments_json(arguments: object) -> str:
+    """Compact JSON of a call's arguments (their text when they are not JSON-serialisable)."""
+    try:
+        return orjson.dumps(arguments).decode()
+    except TypeError:
+        return str(arguments)
+
+
 def tool_call(call_id: str, name: str, arguments: object, limits: Limits) -> ToolCall:
     """Make a ``ToolCall`` record from a call's parsed JSON arguments."""
-    try:
-        text = orjson.dumps(arguments).decode()
-    except TypeError:
-        text = str(arguments)
+    return _tool_call(call_id, name, arguments, _arguments_json(arguments), limits)
+
+
+def _tool_call(call_id: str, name: str, arguments: object, text: str, limits: Limits) -> ToolCall:
     target: str | None = None
     command: str | None = None
     if isinstance(arguments, dict):
@@ -105,6 +122,42 @@ class ResultIn:
     """The tool's own error message when the format wraps it (``<tool_use_error>``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """The model's thinking in an assistant message (``reasoning_content`` in ``messages``)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallIn:
+    """A tool call inside an assistant message: the record, and its arguments as written."""
+
+    call: ToolCall
+    arguments: str
+    """The arguments as a JSON string, unbounded (``function.arguments`` in ``messages``)."""
+
+
+Block: TypeAlias = "str | Thinking | CallIn"
+"""One piece of an assistant message, in order: text, thinking or a tool call."""
+
+
+def call_in(call_id: str, name: str, arguments: object, limits: Limits) -> CallIn:
+    """A tool call of an assistant message from its arguments.
+
+    ``arguments`` is the parsed JSON object, or the JSON string the model wrote (OpenAI style),
+    which ``messages`` keeps exactly as written.
+    """
+    if isinstance(arguments, str):
+        try:
+            parsed: object = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            parsed = arguments
+        return CallIn(_tool_call(call_id, name, parsed, _arguments_json(parsed), limits), arguments)
+    text = _arguments_json(arguments)
+    return CallIn(_tool_call(call_id, name, arguments, text, limits), text)
+
+
 @dataclass(slots=True)
 class _Failure:
     result: ResultIn
@@ -138,6 +191,8 @@ class _Draft:
     kind: TurnKind
     parts: list[str]
     site: ErrorSite | None = None
+    native: int | None = None
+    """The index of this turn's message in ``messages`` (assistant turns), if it has one."""
 
 
 @dataclass(slots=True)
@@ -155,38 +210,64 @@ class TraceBuilder:
     _attempts: dict[tuple[str, str], _Attempts] = field(default_factory=dict)
     _tools_used: dict[str, None] = field(default_factory=dict)
     _non_mistakes: Counter[ErrorKind] = field(default_factory=Counter)
+    _messages: list[ChatMessage] = field(default_factory=list)
+    _call_message: dict[str, int] = field(default_factory=dict)
+    """Call id → the index in ``_messages`` of the assistant message that made the call."""
     orphan_results: int = 0
     """Results whose ``tool_use_id`` matched no call in this conversation."""
 
     # -- user side ------------------------------------------------------------------------
 
     def add_user_text(
-        self, text: str, *, compact_summary: bool = False, meta: bool = False
+        self,
+        text: str,
+        *,
+        compact_summary: bool = False,
+        meta: bool = False,
+        native: Mapping[str, Any] | None = None,
     ) -> None:
-        """Add a user message.
+        """Add a user message (``native``: the input's own message, kept as it is).
 
         A real (non-meta) user message ends any pending failure: the assistant's next message
-        answers the user, not the failure.
+        answers the user, not the failure. A compaction summary is the user message the agent
+        was given in place of the compacted conversation, and is kept as that.
         """
         kind = TurnKind.COMPACT_SUMMARY if compact_summary else TurnKind.MESSAGE
         self._drafts.append(_Draft(Role.USER, kind, [text]))
+        self._messages.append(dict(native) if native is not None else _message("user", text))
         if not meta:
             self._pending.clear()
             self._attempts.clear()  # a user message starts a new attempt at everything
 
-    def add_system_text(self, text: str) -> None:
-        """Add a system prompt (OpenAI-style input)."""
+    def add_system_text(
+        self, text: str, *, native: Mapping[str, Any] | None = None, context: bool = True
+    ) -> None:
+        """Add a system message.
+
+        ``context=False`` marks a note the format records about the run (``run ended with an
+        error``) that the model never saw: it is a turn, but not one of the ``messages``.
+        """
         self._drafts.append(_Draft(Role.SYSTEM, TurnKind.MESSAGE, [text]))
+        if context:
+            self._messages.append(dict(native) if native is not None else _message("system", text))
 
     def add_tool_results(
-        self, results: list[ResultIn], extra_text: list[str] | None = None
+        self,
+        results: list[ResultIn],
+        extra_text: list[str] | None = None,
+        *,
+        native: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         """Add tool results (and any text sent with them) as one user turn.
 
-        Consecutive result entries are merged into one turn, as the API sends them.
+        Consecutive result entries are merged into one turn, as the API sends them. In
+        ``messages`` each result is a ``tool`` message answering its call (``native``: the
+        input's own messages, one per result), and the text sent with them a ``user`` message
+        after them. A result whose call is in no assistant message of this conversation is a
+        ``user`` message (a ``tool`` message must answer a call).
         """
         parts: list[str] = []
-        for result in results:
+        for position, result in enumerate(results):
             call = self._calls.get(result.tool_use_id)
             if call is None:
                 self.orphan_results += 1
@@ -196,6 +277,16 @@ class TraceBuilder:
                 f"{tag} {name}: {result.text}" if call is not None else f"{tag} {result.text}"
             )
             self._record_outcome(result, call)
+            if native is not None:
+                self._messages.append(dict(native[position]))
+            elif result.tool_use_id in self._call_message:
+                self._messages.append(
+                    {"role": "tool", "tool_call_id": result.tool_use_id, "content": result.text}
+                )
+            else:
+                self._messages.append(_message("user", result.text))
+        if extra_text:
+            self._messages.append(_message("user", "\n".join(extra_text)))
         parts.extend(extra_text or ())
         last = self._drafts[-1] if self._drafts else None
         if last is not None and last.role is Role.USER and last.kind is TurnKind.TOOL_RESULTS:
@@ -265,29 +356,78 @@ class TraceBuilder:
         self._tools_used.setdefault(call.name, None)
 
     def add_assistant(
-        self, message_id: str | None, parts: list[str], *, api_error: bool = False
+        self,
+        message_id: str | None,
+        blocks: Sequence[Block],
+        *,
+        api_error: bool = False,
+        native: Mapping[str, Any] | None = None,
     ) -> None:
-        """Add (part of) an assistant message.
+        """Add (part of) an assistant message: its text, thinking and tool calls in order.
 
-        Parts of a message already seen (same ``message_id``) are appended to it: Claude Code
+        Blocks of a message already seen (same ``message_id``) are appended to it: Claude Code
         writes one entry per content block. A new message right after failed results is an
-        error site; a synthetic API-error entry is not a model message, so it leaves pending
-        failures for the next real message.
+        error site; a synthetic API-error entry is not a model message (and not one of the
+        ``messages``), so it leaves pending failures for the next real message. ``native`` is
+        the input's own message, kept as it is.
         """
+        parts = [self._part(block) for block in blocks]
         if message_id is not None:
             index = self._message_index.get(message_id)
             if index is not None:
-                self._drafts[index].parts.extend(parts)
+                draft = self._drafts[index]
+                draft.parts.extend(parts)
+                if draft.native is not None:
+                    self._extend_message(draft.native, blocks)
                 return
             self._message_index[message_id] = len(self._drafts)
         kind = TurnKind.API_ERROR if api_error else TurnKind.MESSAGE
-        draft = _Draft(Role.ASSISTANT, kind, list(parts))
+        draft = _Draft(Role.ASSISTANT, kind, parts)
         if not api_error:
-            draft.site = self._site_from_pending()
+            draft.native = len(self._messages)
+            if native is not None:
+                self._messages.append(dict(native))
+            else:
+                self._messages.append({"role": "assistant", "content": ""})
+                self._extend_message(draft.native, blocks)
+            for block in blocks:
+                if isinstance(block, CallIn):
+                    self._call_message[block.call.id] = draft.native
+            draft.site = self._site_from_pending(draft.native)
             self._pending.clear()
         self._drafts.append(draft)
 
-    def _site_from_pending(self) -> ErrorSite | None:
+    def _part(self, block: Block) -> str:
+        """A block as the seeds' turn text shows it (registering a tool call)."""
+        if isinstance(block, str):
+            return block
+        if isinstance(block, Thinking):
+            return f"[THINKING]\n{block.text}"
+        self.register_call(block.call)
+        return f"[TOOL_CALL {block.call.name}] {block.call.input_json}"
+
+    def _extend_message(self, index: int, blocks: Sequence[Block]) -> None:
+        """Add blocks to the native assistant message at ``index``."""
+        message = self._messages[index]
+        for block in blocks:
+            if isinstance(block, CallIn):
+                self._call_message[block.call.id] = index
+                calls = message.setdefault("tool_calls", [])
+                calls.append(
+                    {
+                        "id": block.call.id,
+                        "type": "function",
+                        "function": {"name": block.call.name, "arguments": block.arguments},
+                    }
+                )
+            elif isinstance(block, Thinking):
+                before = message.get("reasoning_content")
+                message["reasoning_content"] = f"{before}\n{block.text}" if before else block.text
+            elif block:
+                before = message["content"]
+                message["content"] = f"{before}\n{block}" if before else block
+
+    def _site_from_pending(self, message_index: int) -> ErrorSite | None:
         if not self._pending:
             return None
         first = self._pending[0]
@@ -308,6 +448,8 @@ class TraceBuilder:
             earlier_errors=first.earlier,
             facts=first.found.facts,
             command=call.command if call is not None else None,
+            message_index=message_index,
+            mistake_message_index=self._call_message.get(first.result.tool_use_id),
         )
 
     # -- result ---------------------------------------------------------------------------
@@ -326,4 +468,9 @@ class TraceBuilder:
             source=self.source,
             tools_used=tuple(self._tools_used),
             non_mistakes=dict(self._non_mistakes),
+            messages=tuple(self._messages),
         )
+
+
+def _message(role: str, text: str) -> ChatMessage:
+    return {"role": role, "content": text}

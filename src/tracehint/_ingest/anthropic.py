@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracehint._ingest._builder import ResultIn, tool_call
+from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in
 from tracehint._ingest._document import Outcome, as_str, text_of
 
 if TYPE_CHECKING:
@@ -95,20 +95,18 @@ def _user(builder: TraceBuilder, blocks: list[Any]) -> str | None:
 
 
 def _assistant(builder: TraceBuilder, blocks: list[Any], context: ReadContext) -> str | None:
-    parts: list[str] = []
+    parts: list[Block] = []
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
         if isinstance(block, dict) and kind in {"tool_use", "server_tool_use"}:
             use_id, name = as_str(block.get("id")), as_str(block.get("name"))
             if use_id is None or name is None:
                 return "tool_use block has no string 'id' and 'name'"
-            call = tool_call(use_id, name, block.get("input"), context.limits)
-            builder.register_call(call)
-            parts.append(f"[TOOL_CALL {name}] {call.input_json}")
+            parts.append(call_in(use_id, name, block.get("input"), context.limits))
         elif isinstance(block, dict) and kind == "thinking":
             thinking = as_str(block.get("thinking"))
             if thinking is not None:
-                parts.append(f"[THINKING]\n{thinking}")
+                parts.append(Thinking(thinking))
         elif kind != "redacted_thinking":
             parts.append(text_of([block]) if isinstance(block, dict) else text_of(block))
     builder.add_assistant(None, parts)

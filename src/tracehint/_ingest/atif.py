@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from tracehint._ingest._builder import ResultIn, tool_call
+from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, tool_call
 from tracehint._ingest._document import SHELL_FAILURE, Outcome, as_int, as_str, text_of
 
 if TYPE_CHECKING:
@@ -88,10 +88,10 @@ def _step(  # noqa: C901, PLR0911 -- one dispatch over sources, kept whole
         return None
     if source != "agent":
         return f"unknown source {source!r}"
-    parts: list[str] = []
+    parts: list[Block] = []
     reasoning = as_str(step.get("reasoning_content"))
     if reasoning is not None:
-        parts.append(f"[THINKING]\n{reasoning}")
+        parts.append(Thinking(reasoning))
     if text:
         parts.append(text)
     calls = step.get("tool_calls")
@@ -100,9 +100,7 @@ def _step(  # noqa: C901, PLR0911 -- one dispatch over sources, kept whole
         name = as_str(call.get("function_name")) if isinstance(call, dict) else None
         if call_id is None or name is None or not isinstance(call, dict):
             return "tool call without 'tool_call_id' and 'function_name'"
-        made = tool_call(call_id, name, call.get("arguments"), context.limits)
-        builder.register_call(made)
-        parts.append(f"[TOOL_CALL {name}] {made.input_json}")
+        parts.append(call_in(call_id, name, call.get("arguments"), context.limits))
     observation = step.get("observation")
     results = observation.get("results") if isinstance(observation, dict) else None
     results = results if isinstance(results, list) else []

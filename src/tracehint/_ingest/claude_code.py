@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tracehint._ingest._builder import ResultIn, TraceBuilder, tool_call
+from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -278,19 +278,17 @@ class ClaudeCodeParser:
         blocks: list[Any] = (
             [{"type": "text", "text": content}] if isinstance(content, str) else content
         )
-        parts: list[str] = []
+        parts: list[Block] = []
         for block in blocks:
             if isinstance(block, dict) and block.get("type") in {"tool_use", "server_tool_use"}:
                 use_id, name = block.get("id"), block.get("name")
                 if not isinstance(use_id, str) or not isinstance(name, str):
                     return "tool_use block has no string 'id' and 'name'"
-                call = tool_call(use_id, name, block.get("input"), self.limits)
-                builder.register_call(call)
-                parts.append(f"[TOOL_CALL {name}] {call.input_json}")
+                parts.append(call_in(use_id, name, block.get("input"), self.limits))
             elif isinstance(block, dict) and block.get("type") == "thinking":
                 thinking = block.get("thinking")
                 if isinstance(thinking, str) and thinking.strip():
-                    parts.append(f"[THINKING]\n{thinking}")
+                    parts.append(Thinking(thinking))
             elif isinstance(block, dict) and block.get("type") == "redacted_thinking":
                 continue
             else:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tracehint._ingest._builder import ResultIn, TraceBuilder, tool_call
+from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._document import as_int, as_str, text_of
 from tracehint._records import InputIssue, TraceSource
 
@@ -210,7 +210,7 @@ class CodexParser:
             summary = item.get("summary")
             text = text_of(summary) if isinstance(summary, list) else ""
             if text.strip():
-                self._say([f"[THINKING]\n{text}"])
+                self._say([Thinking(text)])
             else:
                 self.skipped_entries += 1
             return None
@@ -225,7 +225,7 @@ class CodexParser:
         self.skipped_entries += 1
         return None
 
-    def _say(self, parts: list[str]) -> None:
+    def _say(self, parts: list[Block]) -> None:
         """Add parts of the model's current response (items until the next input are one)."""
         if not self._speaking:
             self._messages += 1
@@ -255,22 +255,14 @@ class CodexParser:
         name = as_str(item.get("name")) or ("shell" if kind == "local_shell_call" else None)
         if call_id is None or name is None:
             return f"'{kind}' has no string 'call_id' and 'name'"
+        arguments: object
         if kind == "function_call":
-            raw = item.get("arguments")
-            arguments: object = raw
-            if isinstance(raw, str):
-                try:
-                    arguments = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    arguments = raw
+            arguments = item.get("arguments")  # the JSON string as the model wrote it
         elif kind == "custom_tool_call":
             arguments = {"input": item.get("input")}
         else:
             arguments = item.get("action")
-        call = tool_call(call_id, name, arguments, self.limits)
-        builder = self._trace()
-        builder.register_call(call)
-        self._say([f"[TOOL_CALL {name}] {call.input_json}"])
+        self._say([call_in(call_id, name, arguments, self.limits)])
         self._open_calls[call_id] = None
         return None
 

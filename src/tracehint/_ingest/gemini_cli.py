@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tracehint._ingest._builder import ResultIn, tool_call
+from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in
 from tracehint._ingest._document import Outcome, as_str, text_of
 
 if TYPE_CHECKING:
@@ -115,14 +115,14 @@ def _message(  # noqa: C901, PLR0911 -- one dispatch over message types, kept wh
         builder.add_user_text(text)
         return None
     if kind == "error":
-        builder.add_system_text(f"[error] {text}")
+        builder.add_system_text(f"[error] {text}", context=False)  # the CLI's, not the model's
         return None
     if kind in {"info", "warning"}:
         outcome.skipped += 1
         return None
     if kind not in {"gemini", "model", "assistant"}:
         return f"unknown message type {kind!r}"
-    parts: list[str] = []
+    parts: list[Block] = []
     thoughts = message.get("thoughts")
     for thought in thoughts if isinstance(thoughts, list) else []:
         if isinstance(thought, dict):
@@ -136,7 +136,7 @@ def _message(  # noqa: C901, PLR0911 -- one dispatch over message types, kept wh
                 if x
             )
             if said:
-                parts.append(f"[THINKING]\n{said}")
+                parts.append(Thinking(said))
     if text:
         parts.append(text)
     calls = message.get("toolCalls")
@@ -147,9 +147,7 @@ def _message(  # noqa: C901, PLR0911 -- one dispatch over message types, kept wh
         name = as_str(call.get("name")) if isinstance(call, dict) else None
         if call_id is None or name is None or not isinstance(call, dict):
             return "tool call without 'id' and 'name'"
-        made = tool_call(call_id, name, call.get("args"), context.limits)
-        builder.register_call(made)
-        parts.append(f"[TOOL_CALL {name}] {made.input_json}")
+        parts.append(call_in(call_id, name, call.get("args"), context.limits))
         results.append(_result(call_id, call))
     builder.add_assistant(as_str(message.get("id")), parts)
     if results:
@@ -206,7 +204,7 @@ def _read_contents(contents: list[Any], context: ReadContext) -> Outcome:
             continue
         parts = [p for p in parts if isinstance(p, dict)]
         if content.get("role") == "model":
-            builder.add_assistant(None, _model_parts(builder, parts, index, waiting, context))
+            builder.add_assistant(None, _model_parts(parts, index, waiting, context))
         else:
             _user_parts(builder, parts, waiting)
     outcome.add(builder)
@@ -214,25 +212,22 @@ def _read_contents(contents: list[Any], context: ReadContext) -> Outcome:
 
 
 def _model_parts(
-    builder: TraceBuilder,
     parts: list[dict[str, Any]],
     index: int,
     waiting: dict[str, list[str]],
     context: ReadContext,
-) -> list[str]:
-    said: list[str] = []
+) -> list[Block]:
+    said: list[Block] = []
     for number, part in enumerate(parts):
         call = part.get("functionCall")
         if isinstance(call, dict) and as_str(call.get("name")) is not None:
             name = str(call["name"])
             call_id = as_str(call.get("id")) or f"{name}-{index}-{number}"
-            made = tool_call(call_id, name, call.get("args"), context.limits)
-            builder.register_call(made)
             waiting.setdefault(name, []).append(call_id)
-            said.append(f"[TOOL_CALL {name}] {made.input_json}")
+            said.append(call_in(call_id, name, call.get("args"), context.limits))
         elif isinstance(part.get("text"), str):
             thought = part.get("thought") is True
-            said.append(f"[THINKING]\n{part['text']}" if thought else part["text"])
+            said.append(Thinking(part["text"]) if thought else part["text"])
     return said
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._exceptions import InputError
-from tracehint._ingest._builder import ResultIn, TraceBuilder, tool_call
+from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -77,15 +77,6 @@ def _text(content: object) -> str:
     return str(content)
 
 
-def _arguments(raw: object) -> object:
-    if isinstance(raw, str):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw
-    return raw
-
-
 def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
     messages: Sequence[Mapping[str, Any]],
     *,
@@ -104,11 +95,13 @@ def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
         limits,
     )
     pending: list[ResultIn] = []
+    pending_native: list[Mapping[str, Any]] = []
 
     def flush_results() -> None:
         if pending:
-            builder.add_tool_results(list(pending))
+            builder.add_tool_results(list(pending), native=list(pending_native))
             pending.clear()
+            pending_native.clear()
 
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
@@ -120,10 +113,11 @@ def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
             if not isinstance(call_id, str):
                 raise InputError(f"message {index} (tool) has no string 'tool_call_id'")
             pending.append(ResultIn(call_id, text, detector.is_error(message, text)))
+            pending_native.append(message)
             continue
         flush_results()
         if role == "assistant":
-            parts = [text] if text else []
+            parts: list[Block] = [text] if text else []
             calls = message.get("tool_calls") or []
             if not isinstance(calls, list):
                 raise InputError(f"message {index} (assistant) has 'tool_calls' that is not a list")
@@ -135,14 +129,12 @@ def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
                     raise InputError(
                         f"message {index} has a tool call without 'id' and 'function.name'"
                     )
-                made = tool_call(call_id, name, _arguments(function.get("arguments")), limits)  # type: ignore[union-attr]
-                builder.register_call(made)
-                parts.append(f"[TOOL_CALL {name}] {made.input_json}")
-            builder.add_assistant(None, parts)
+                parts.append(call_in(call_id, name, function.get("arguments"), limits))  # type: ignore[union-attr]
+            builder.add_assistant(None, parts, native=message)
         elif role == "user":
-            builder.add_user_text(text)
+            builder.add_user_text(text, native=message)
         elif role in {"system", "developer"}:
-            builder.add_system_text(text)
+            builder.add_system_text(text, native=message)
         else:
             raise InputError(f"message {index} has unknown role {role!r}")
     flush_results()

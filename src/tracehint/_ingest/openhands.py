@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tracehint._ingest._builder import ResultIn, TraceBuilder, tool_call
+from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in, tool_call
 from tracehint._ingest._document import Outcome, as_int, as_str, text_of
 from tracehint._records import InputIssue
 
@@ -128,7 +128,7 @@ def read_openhands(value: object, context: ReadContext) -> Outcome:
         builder = _read_events(events, trace_id, run, context, outcome, keep=True)
         error = record.get("error")
         if isinstance(error, str) and error and error != "None":
-            builder.add_system_text(f"[run ended with an error] {error}")
+            builder.add_system_text(f"[run ended with an error] {error}", context=False)
         outcome.add(builder)
     elif is_event(value):
         _read_events([value], context.default_id(), None, context, outcome)
@@ -250,7 +250,7 @@ def _action(  # noqa: C901 -- one dispatch over action kinds, kept whole
     call_id = as_str(meta.get("tool_call_id")) or _event_id(event) or str(index)
     name = as_str(meta.get("function_name")) or kind
     response_id, message = _model_message(meta)
-    parts: list[str] = []
+    parts: list[Block] = []
     thought = text_of(message.get("content")) if message else ""
     if not thought:
         thought = text_of(args.get("thought"))
@@ -261,9 +261,7 @@ def _action(  # noqa: C901 -- one dispatch over action kinds, kept whole
     arguments = _arguments(message, call_id) or {
         k: v for k, v in args.items() if k not in _RUNTIME_ARGS
     }
-    call = tool_call(call_id, name, arguments, stream.context.limits)
-    stream.builder.register_call(call)
-    parts.append(f"[TOOL_CALL {name}] {call.input_json}")
+    parts.append(call_in(call_id, name, arguments, stream.context.limits))
     stream.builder.add_assistant(response_id, parts)
     action_id = _event_id(event)
     if action_id is not None:
@@ -273,20 +271,14 @@ def _action(  # noqa: C901 -- one dispatch over action kinds, kept whole
 
 
 def _arguments(message: dict[str, Any], call_id: str) -> object:
-    """The model's own arguments for ``call_id`` in its response, parsed."""
+    """The model's own arguments for ``call_id`` in its response, as it wrote them."""
     calls = message.get("tool_calls")
     if not isinstance(calls, list):
         return None
     for call in calls:
         if isinstance(call, dict) and call.get("id") == call_id:
             function = call.get("function")
-            raw = function.get("arguments") if isinstance(function, dict) else None
-            if isinstance(raw, str):
-                try:
-                    return orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    return raw
-            return raw
+            return function.get("arguments") if isinstance(function, dict) else None
     return None
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tracehint._ingest._builder import ResultIn, tool_call
+from tracehint._ingest._builder import Block, ResultIn, call_in
 from tracehint._ingest._document import SHELL_FAILURE, Outcome, as_str, text_of
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def read_swe_agent(value: object, context: ReadContext) -> Outcome:
     info = value.get("info")
     status = as_str(info.get("exit_status")) if isinstance(info, dict) else None
     if status is not None and status != "submitted":
-        builder.add_system_text(f"[run ended: {status}]")
+        builder.add_system_text(f"[run ended: {status}]", context=False)
     outcome.add(builder)
     return outcome
 
@@ -116,13 +116,18 @@ def _step(builder: TraceBuilder, step: object, index: int, context: ReadContext)
         return "step has no string 'action'"
     call_id = f"step-{index}"
     name = _command_name(action)
-    call = tool_call(call_id, name, {"command": action}, context.limits)
-    builder.register_call(call)
-    thought = as_str(step.get("thought")) or as_str(step.get("response")) or ""
-    parts = [thought] if thought else []
-    parts.append(f"[TOOL_CALL {name}] {call.input_json}")
-    builder.add_assistant(None, parts)
-    builder.add_tool_results([_result(call_id, text_of(step.get("observation")))])
+    response = as_str(step.get("response"))
+    thought = as_str(step.get("thought")) or response or ""
+    parts: list[Block] = [thought] if thought else []
+    parts.append(call_in(call_id, name, {"command": action}, context.limits))
+    # The model wrote text (its thought and the command) and was shown the observation as a
+    # user message: that is its context, not a function call.
+    said = response or "\n".join(x for x in (thought, action) if x)
+    builder.add_assistant(None, parts, native={"role": "assistant", "content": said})
+    observation = text_of(step.get("observation"))
+    builder.add_tool_results(
+        [_result(call_id, observation)], native=[{"role": "user", "content": observation}]
+    )
     return None
 
 
@@ -135,7 +140,7 @@ def _calls(raw: object) -> list[Any]:
     return raw if isinstance(raw, list) else []
 
 
-def _message(  # noqa: C901 -- one dispatch over roles, kept whole
+def _message(
     builder: TraceBuilder, message: object, context: ReadContext, outcome: Outcome
 ) -> str | None:
     if not isinstance(message, dict):
@@ -150,23 +155,14 @@ def _message(  # noqa: C901 -- one dispatch over roles, kept whole
     elif role == "user":
         builder.add_user_text(text)
     elif role == "assistant":
-        parts = [text] if text else []
+        parts: list[Block] = [text] if text else []
         for call in _calls(message.get("tool_calls")):
             function = call.get("function") if isinstance(call, dict) else None
             call_id = as_str(call.get("id")) if isinstance(call, dict) else None
             name = as_str(function.get("name")) if isinstance(function, dict) else None
             if call_id is None or name is None or not isinstance(function, dict):
                 return "tool call without 'id' and 'function.name'"
-            raw = function.get("arguments")
-            arguments: object = raw
-            if isinstance(raw, str):
-                try:
-                    arguments = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    arguments = raw
-            made = tool_call(call_id, name, arguments, context.limits)
-            builder.register_call(made)
-            parts.append(f"[TOOL_CALL {name}] {made.input_json}")
+            parts.append(call_in(call_id, name, function.get("arguments"), context.limits))
         builder.add_assistant(None, parts)
     elif role == "tool":
         ids = message.get("tool_call_ids")
