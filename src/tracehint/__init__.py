@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tracehint._annotator import Annotator, AnnotatorConfig, teacher_messages
+from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._answer import (
     GENERIC_PHRASES,
     Answer,
@@ -34,7 +34,7 @@ from tracehint._exceptions import (
 from tracehint._hints.judge import JudgeLayer, JudgeLayerStats
 from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
-from tracehint._ingest._builder import ResultIn, TraceBuilder
+from tracehint._ingest._builder import Block, CallIn, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, read_agent_meta
 from tracehint._ingest.formats import InputFormat, ParsedSession, parse_session
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
@@ -62,6 +62,7 @@ from tracehint._prompt import (
     cache_key,
 )
 from tracehint._records import (
+    ChatMessage,
     ErrorSite,
     Facts,
     Hint,
@@ -74,7 +75,14 @@ from tracehint._records import (
 )
 from tracehint._redact import Redactor, SecretPattern, redact
 from tracehint._stats import RunStats
-from tracehint._wire import trace_to_dict
+from tracehint._teacher import (
+    HintPlacement,
+    site_message_index,
+    site_rows,
+    student_messages,
+    teacher_messages,
+)
+from tracehint._wire import read_traces, trace_from_dict, trace_to_dict
 
 __all__ = [
     "DEFAULT_RULES",
@@ -87,9 +95,12 @@ __all__ = [
     "Annotator",
     "AnnotatorConfig",
     "Answer",
+    "Block",
     "CacheError",
     "CacheStats",
     "CachedHint",
+    "CallIn",
+    "ChatMessage",
     "Classification",
     "Classifier",
     "ClaudeCodeParser",
@@ -103,6 +114,7 @@ __all__ = [
     "HintCache",
     "HintChain",
     "HintLayer",
+    "HintPlacement",
     "HintRequest",
     "HintSource",
     "HintStatus",
@@ -146,6 +158,7 @@ __all__ = [
     "SessionBlob",
     "TemplateLayer",
     "Templates",
+    "Thinking",
     "ToolCall",
     "Trace",
     "TraceBuilder",
@@ -159,6 +172,7 @@ __all__ = [
     "build_layers",
     "build_prompt",
     "cache_key",
+    "call_in",
     "check_answer",
     "default_cache_path",
     "hint_trace",
@@ -166,8 +180,13 @@ __all__ = [
     "parse_session",
     "pick_answer",
     "read_agent_meta",
+    "read_traces",
     "redact",
     "requests_for",
+    "site_message_index",
+    "site_rows",
+    "student_messages",
     "teacher_messages",
+    "trace_from_dict",
     "trace_to_dict",
 ]

@@ -1,4 +1,4 @@
-"""The embedding API: ``Annotator`` for async rollout workers, and ``teacher_messages``.
+"""The embedding API: ``Annotator`` for async rollout workers.
 
 ``Annotator`` owns its resources (judge client, cache) as an async context manager; they are
 created when it is entered, so on the event loop that uses it. Judge failures are values on
@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     import httpx
     from anyio.abc import TaskGroup
 
-    from tracehint._records import Trace, Turn
+    from tracehint._records import Trace
 
-__all__ = ["Annotator", "AnnotatorConfig", "teacher_messages"]
+__all__ = ["Annotator", "AnnotatorConfig"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,35 +287,3 @@ class Annotator:
             "judge_shortened": layer.shortened,
             **self.judge.client.stats.to_dict(),
         }
-
-
-def teacher_messages(
-    trace: Trace,
-    site: int | Turn,
-    *,
-    hint_role: str = "user",
-    hint_prefix: str = "",
-) -> list[dict[str, str]]:
-    """The teacher's context for one site.
-
-    The conversation up to the mistaken message, the hint inserted right above it, and the
-    mistaken message last.
-
-    ``site`` is the turn index (as ``Trace.sites()`` yields it) or the site turn itself.
-    """
-    index = site if isinstance(site, int) else trace.turns.index(site)
-    if not 0 <= index < len(trace.turns):
-        raise ConfigError(
-            f"turn {index} is not in trace {trace.trace_id} ({len(trace.turns)} turns)"
-        )
-    turn = trace.turns[index]
-    if turn.site is None:
-        raise ConfigError(f"turn {index} of trace {trace.trace_id} is not an error site")
-    if turn.hint is None or not turn.hint.text:
-        raise ConfigError(f"the site at turn {index} of trace {trace.trace_id} has no hint")
-    before = [{"role": t.role.value, "content": t.content} for t in trace.turns[:index]]
-    return [
-        *before,
-        {"role": hint_role, "content": f"{hint_prefix}{turn.hint.text}"},
-        {"role": turn.role.value, "content": turn.content},
-    ]

@@ -20,9 +20,11 @@ from tracehint import __version__
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, JudgeError, TracehintError
+from tracehint._export import ExportOptions, export_sites
 from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
 from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
+from tracehint._kinds import HintSource
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
@@ -30,6 +32,7 @@ from tracehint._progress import progress
 from tracehint._quality import load_labels, load_traces, score
 from tracehint._resume import ResumeState, journal_path, prepare_resume
 from tracehint._stats import RunStats
+from tracehint._teacher import HintPlacement
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -91,6 +94,12 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "(default: template,raw; template,judge,raw with --judge-url)",
     )
     annotate.add_argument("--stats-json", metavar="FILE", help="also write the summary as JSON")
+    annotate.add_argument(
+        "--drop-reasoning",
+        action="store_true",
+        help="leave the assistants' thinking out of each trace's `messages` (default: kept as "
+        "reasoning_content)",
+    )
     engine = annotate.add_argument_group("engine")
     engine.add_argument(
         "--engine",
@@ -377,6 +386,42 @@ def _add_eval(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subp
     evaluate.add_argument("--json", action="store_true", help="print the counts as JSON")
 
 
+def _add_export(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
+    export = commands.add_parser(
+        "export",
+        help="write one training row per hinted site (prompt, completion, teacher_prompt)",
+        description="Read `tracehint annotate` output and write one row per hinted site in the "
+        "conversational prompt/completion layout Hugging Face datasets and TRL read: `prompt` "
+        "(the messages before the target), `completion` (the target assistant message), "
+        "`teacher_prompt` (the prompt with the hint appended). Parquet when OUT ends in "
+        ".parquet (pip install 'tracehint[parquet]'), else JSONL.",
+    )
+    export.add_argument(
+        "traces", nargs="+", metavar="TRACES", help="annotate output files or folders (Ray)"
+    )
+    export.add_argument("-o", "--output", required=True, metavar="OUT", help="rows file")
+    export.add_argument(
+        "--at",
+        choices=[p.value for p in HintPlacement],
+        default=HintPlacement.RECOVERY.value,
+        help="the target: the agent's message after the failed result (recovery, the "
+        "default), or the message whose call failed (mistake)",
+    )
+    export.add_argument(
+        "--hint-role", default="user", help="role of the hint message (default: user)"
+    )
+    export.add_argument(
+        "--sources",
+        help="only hints from these layers, comma-separated (e.g. template,judge; "
+        "default: every layer)",
+    )
+    export.add_argument(
+        "--drop-reasoning", action="store_true", help="leave the assistants' thinking out"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tracehint",
@@ -390,6 +435,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_mock_judge(commands)
     _add_bench(commands)
     _add_eval(commands)
+    _add_export(commands)
     return parser
 
 
@@ -477,6 +523,7 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
         hint_workers=workers,
         input_format=InputFormat(args.format),
         exclude=_own_files(args),
+        reasoning=not args.drop_reasoning,
     )
     resume: ResumeState | None = None
     to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
@@ -811,6 +858,7 @@ def _annotate_ray(args: argparse.Namespace) -> int:
     options = ray_data.RayOptions(
         per_actor_concurrency=config.judge.concurrency if config.judge is not None else 64,
         seed_cache=args.seed_cache,
+        reasoning=not args.drop_reasoning,
     )
     started = not ray.is_initialized()
     if started:
@@ -871,6 +919,27 @@ async def _eval(args: argparse.Namespace) -> int:
     return 1 if bad else EXIT_OK
 
 
+async def _export(args: argparse.Namespace) -> int:
+    sources: frozenset[str] | None = None
+    if args.sources:
+        sources = frozenset(s.strip() for s in args.sources.split(",") if s.strip())
+        unknown = sources - {s.value for s in HintSource}
+        if unknown:
+            known = ", ".join(s.value for s in HintSource)
+            raise ConfigError(f"--sources: unknown layer {', '.join(sorted(unknown))}; use {known}")
+    options = ExportOptions(
+        at=HintPlacement(args.at),
+        hint_role=args.hint_role,
+        reasoning=not args.drop_reasoning,
+        sources=sources,
+        overwrite=args.overwrite,
+    )
+    stats = await anyio.to_thread.run_sync(export_sites, args.traces, args.output, options)
+    if not args.quiet:
+        print(f"tracehint: {stats.summary()}", file=sys.stderr)  # noqa: T201 -- CLI output
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = _parser().parse_args(argv)
@@ -882,6 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mock-judge": _mock_judge,
         "bench": _bench,
         "eval": _eval,
+        "export": _export,
     }
     runner = runners[args.command]
     try:

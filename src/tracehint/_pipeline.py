@@ -91,6 +91,8 @@ class PipelineConfig:
     exclude: frozenset[str] = frozenset()
     """Absolute paths never read as input: the run's own output files, when they sit inside
     an input folder."""
+    reasoning: bool = True
+    """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
 
 
 # -- items on the producer → adapter stream ---------------------------------------------------
@@ -490,6 +492,7 @@ async def _write_traces(
     stats: RunStats,
     ledger: _Ledger,
     journal: LineSink | None,
+    reasoning: bool,
 ) -> None:
     async def journal_ready() -> None:
         # Only files whose every trace line has reached the output file are journaled.
@@ -502,7 +505,7 @@ async def _write_traces(
 
     async with receive:
         async for trace in receive:
-            await sink.write(dump_trace(trace))
+            await sink.write(dump_trace(trace, reasoning=reasoning))
             stats.record_trace(trace)
             ledger.wrote(trace.source.path)
             if ledger.ready and sink.buffered == 0:
@@ -572,6 +575,8 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
                     chain,
                     config.limits,
                 )
-        group.start_soon(_write_traces, hinted_receive, sink, stats, ledger, journal)
+        group.start_soon(
+            _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
+        )
         group.start_soon(_write_issues, issues_receive, issue_sink)
     stats.finished = time.monotonic()

@@ -1,20 +1,37 @@
 """The JSON wire format: traces and input issues to and from JSON-ready data.
 
 Output keeps the seeds' ``TraceExample`` shape so a trainer's collator reads it unchanged:
-``{trace_id, turns: [{role, content, tool_error?, error_meta?, hint?, hint_source?}],
-final_reward, source}``.
+``{trace_id, turns: [{role, content, tool_error?, error_meta?, hint?, hint_source?,
+message_index?, mistake_message_index?}], messages, final_reward, source}``; ``messages`` is
+the conversation as OpenAI chat messages. ``read_traces`` reads the output back.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from tracehint._records import ErrorSite, InputIssue, Trace, Turn
+from tracehint._exceptions import InputError
+from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._records import ErrorSite, Facts, Hint, Trace, TraceSource, Turn
 
-__all__ = ["dump_issue", "dump_trace", "issue_to_dict", "trace_to_dict"]
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterator, Mapping
+
+    from tracehint._records import ChatMessage, InputIssue
+
+__all__ = [
+    "dump_issue",
+    "dump_trace",
+    "issue_to_dict",
+    "read_traces",
+    "trace_from_dict",
+    "trace_to_dict",
+    "without_reasoning",
+]
 
 
 def _error_meta(site: ErrorSite) -> dict[str, Any]:
@@ -30,6 +47,8 @@ def _error_meta(site: ErrorSite) -> dict[str, Any]:
     }
     if site.tool_target is not None:
         meta["tool_target"] = site.tool_target
+    if site.command is not None:
+        meta["command"] = site.command
     if site.exit_code is not None:
         meta["exit_code"] = site.exit_code
     if site.repeats:
@@ -49,6 +68,10 @@ def _turn(turn: Turn) -> dict[str, Any]:
     if site is not None:
         out["tool_error"] = site.kind.value
         out["error_meta"] = _error_meta(site)
+        if site.message_index is not None:
+            out["message_index"] = site.message_index
+        if site.mistake_message_index is not None:
+            out["mistake_message_index"] = site.mistake_message_index
         hint = turn.hint
         if hint is not None:
             out["hint"] = hint.text
@@ -63,8 +86,19 @@ def _turn(turn: Turn) -> dict[str, Any]:
     return out
 
 
-def trace_to_dict(trace: Trace) -> dict[str, Any]:
-    """A trace as JSON-ready data (one output line)."""
+def without_reasoning(messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> list[ChatMessage]:
+    """The messages with the assistants' thinking (``reasoning_content``) dropped."""
+    return [
+        {k: v for k, v in m.items() if k != "reasoning_content"} if "reasoning_content" in m else m
+        for m in messages
+    ]
+
+
+def trace_to_dict(trace: Trace, *, reasoning: bool = True) -> dict[str, Any]:
+    """A trace as JSON-ready data (one output line).
+
+    ``reasoning=False`` drops the assistants' thinking from ``messages``.
+    """
     source = trace.source
     src: dict[str, Any] = {"path": source.path, "format": source.format}
     for key in ("session_id", "agent_id", "agent_type", "description"):
@@ -74,14 +108,153 @@ def trace_to_dict(trace: Trace) -> dict[str, Any]:
     return {
         "trace_id": trace.trace_id,
         "turns": [_turn(turn) for turn in trace.turns],
+        "messages": list(trace.messages) if reasoning else without_reasoning(trace.messages),
         "final_reward": trace.final_reward,
         "source": src,
     }
 
 
-def dump_trace(trace: Trace) -> bytes:
+def dump_trace(trace: Trace, *, reasoning: bool = True) -> bytes:
     """One output line (with its newline)."""
-    return orjson.dumps(trace_to_dict(trace)) + b"\n"
+    return orjson.dumps(trace_to_dict(trace, reasoning=reasoning)) + b"\n"
+
+
+# -- reading the output back -------------------------------------------------------------------
+
+
+def _str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(f"'{key}' is {type(value).__name__}, not a string")
+
+
+def _int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise InputError(f"'{key}' is {type(value).__name__}, not an integer")
+
+
+def _facts(data: object) -> Facts:
+    if not isinstance(data, dict):
+        return Facts()
+    known = {name: data[name] for name in Facts.__slots__ if name in data}
+    for name, value in known.items():
+        if isinstance(value, list):
+            known[name] = tuple(value)
+    return Facts(**known)
+
+
+def _site(out: Mapping[str, Any]) -> ErrorSite:
+    meta = out.get("error_meta")
+    if not isinstance(meta, dict):
+        raise InputError("a turn with 'tool_error' has no 'error_meta' object")
+    return ErrorSite(
+        kind=ErrorKind(out["tool_error"]),
+        error_message=_str(meta, "error_message") or "",
+        tool_use_id=_str(meta, "tool_use_id") or "",
+        tool_name=_str(meta, "tool_name"),
+        tool_input=_str(meta, "tool_input"),
+        tool_target=_str(meta, "tool_target"),
+        source_content_excerpt=_str(meta, "source_content_excerpt") or "",
+        consecutive_failures=_int(meta, "consecutive_failures") or 1,
+        failed_calls=_int(meta, "failed_calls") or 1,
+        exit_code=_int(meta, "exit_code"),
+        repeats=_int(meta, "repeats") or 0,
+        earlier_errors=tuple(str(e) for e in meta.get("earlier_errors") or ()),
+        facts=_facts(meta.get("facts")),
+        command=_str(meta, "command"),
+        message_index=_int(out, "message_index"),
+        mistake_message_index=_int(out, "mistake_message_index"),
+    )
+
+
+def _hint(out: Mapping[str, Any]) -> Hint | None:
+    if "hint_status" not in out and "hint" not in out:
+        return None
+    source = _str(out, "hint_source")
+    return Hint(
+        text=_str(out, "hint"),
+        source=HintSource(source) if source is not None else None,
+        status=HintStatus(out.get("hint_status") or HintStatus.OK.value),
+        reason=_str(out, "hint_reason"),
+        model=_str(out, "hint_model"),
+        judge_reason=_str(out, "judge_reason"),
+    )
+
+
+def _turn_from(out: object) -> Turn:
+    if not isinstance(out, dict):
+        raise InputError(f"a turn is {type(out).__name__}, not an object")
+    role = Role(str(out.get("role")))
+    content = _str(out, "content") or ""
+    kind = TurnKind(out.get("kind") or TurnKind.MESSAGE.value)
+    if "tool_error" not in out:
+        return Turn(role, content, kind)
+    return Turn(role, content, kind, _site(out), _hint(out))
+
+
+def trace_from_dict(data: Mapping[str, Any]) -> Trace:
+    """A trace from one output line's data (what ``trace_to_dict`` wrote).
+
+    Raises ``InputError`` saying what is wrong with it.
+    """
+    trace_id = data.get("trace_id")
+    turns = data.get("turns")
+    if not isinstance(trace_id, str) or not isinstance(turns, list):
+        raise InputError("expected an object with a string 'trace_id' and a 'turns' list")
+    messages = data.get("messages", [])
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise InputError("'messages' is not a list of objects")
+    source = data.get("source")
+    source = source if isinstance(source, dict) else {}
+    reward = data.get("final_reward", 0.0)
+    return Trace(
+        trace_id=trace_id,
+        turns=tuple(_turn_from(turn) for turn in turns),
+        source=TraceSource(
+            path=_str(source, "path") or "",
+            format=_str(source, "format") or "",
+            session_id=_str(source, "session_id"),
+            agent_id=_str(source, "agent_id"),
+            agent_type=_str(source, "agent_type"),
+            description=_str(source, "description"),
+        ),
+        final_reward=float(reward) if isinstance(reward, (int, float)) else 0.0,
+        messages=tuple(messages),
+    )
+
+
+def _object(data: object) -> Mapping[str, Any]:
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_traces(path: str | os.PathLike[str]) -> Iterator[Trace]:
+    """Read the traces of an output JSONL file (``tracehint annotate -o``), one at a time.
+
+    Raises ``InputError`` naming the file and line of a line that is not a trace.
+    """
+    name = str(path)
+    try:
+        handle = Path(path).open("rb")  # noqa: SIM115 -- closed below, a generator
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                trace = trace_from_dict(_object(orjson.loads(line)))
+            except (InputError, ValueError, KeyError, TypeError) as exc:
+                reason = str(exc) or type(exc).__name__
+                raise InputError(
+                    f"{name}:{number}: not a tracehint output trace ({reason}); "
+                    "read the -o file of `tracehint annotate`"
+                ) from exc
+            yield trace
 
 
 def issue_to_dict(issue: InputIssue) -> dict[str, Any]:

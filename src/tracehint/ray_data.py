@@ -83,6 +83,8 @@ class RayOptions:
     """Traces hinted at once within one batch."""
     seed_cache: str | None = None
     """A cache file merged into each worker's local cache before its first batch."""
+    reasoning: bool = True
+    """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.per_actor_concurrency < 1 or self.hint_workers < 1:
@@ -163,6 +165,7 @@ class _AnnotateBatch:
                     limits=config.limits,
                     classifier=config.classifier,
                     hint_workers=self._options.hint_workers,
+                    reasoning=self._options.reasoning,
                 ),
             )
             stats.judge = annotator.stats()
