@@ -22,11 +22,12 @@ from tracehint._exceptions import ConfigError, InputError
 from tracehint._hints.judge import JudgeLayer
 from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
+from tracehint._ingest.formats import InputFormat
 from tracehint._ingest.openai import FORMAT as OPENAI
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import JudgeClient, JudgeConfig, JudgePreflight
 from tracehint._limits import Limits
-from tracehint._pipeline import hint_trace
+from tracehint._pipeline import PipelineConfig, hint_trace
 from tracehint._records import InputIssue, Trace, TraceSource
 from tracehint._redact import Redactor
 
@@ -66,10 +67,35 @@ class AnnotatorConfig:
     detector: ErrorDetector = field(default_factory=ErrorDetector)
     concurrency: int = 16
     """Traces annotated at once by ``annotate_many``."""
+    input_format: InputFormat = InputFormat.AUTO
+    """How session files are read (``auto``: each file's content decides)."""
+    reasoning: bool = True
+    """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
 
     def __post_init__(self) -> None:
         if self.judge_samples < 1:
             raise ConfigError(f"judge samples must be at least 1, got {self.judge_samples}")
+
+    def pipeline(
+        self, *, hint_workers: int | None = None, exclude: frozenset[str] = frozenset()
+    ) -> PipelineConfig:
+        """The file pipeline's settings from this configuration (the one place they are made).
+
+        ``hint_workers``: traces hinted at once (default: the judge's concurrency, else 1);
+        ``exclude``: absolute paths never read as input (the run's own output files).
+        """
+        workers = hint_workers
+        if workers is None:
+            workers = self.judge.concurrency if self.judge is not None else 1
+        return PipelineConfig(
+            limits=self.limits,
+            classifier=self.classifier,
+            hint_workers=workers,
+            input_format=self.input_format,
+            exclude=exclude,
+            reasoning=self.reasoning,
+            detector=self.detector,
+        )
 
     def layer_names(self) -> tuple[str, ...]:
         """The layers to use, defaults applied.

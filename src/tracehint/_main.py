@@ -27,7 +27,7 @@ from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
 from tracehint._kinds import HintSource
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
-from tracehint._pipeline import PipelineConfig, annotate_files
+from tracehint._pipeline import annotate_files
 from tracehint._progress import progress
 from tracehint._quality import load_labels, load_traces, score
 from tracehint._resume import ResumeState, journal_path, prepare_resume
@@ -467,6 +467,8 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
         judge_samples=args.judge_samples,
         judge_show_next_action=args.judge_show_next_action,
         limits=Limits(judge_prompt_chars=args.judge_prompt_chars),
+        input_format=InputFormat(args.format),
+        reasoning=not args.drop_reasoning,
     )
 
 
@@ -516,15 +518,7 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
     config = _annotator_config(args)
     paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
     stats = RunStats()
-    workers = config.judge.concurrency if config.judge is not None else 1
-    pipeline = PipelineConfig(
-        limits=config.limits,
-        classifier=config.classifier,
-        hint_workers=workers,
-        input_format=InputFormat(args.format),
-        exclude=_own_files(args),
-        reasoning=not args.drop_reasoning,
-    )
+    pipeline = config.pipeline(exclude=_own_files(args))
     resume: ResumeState | None = None
     to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
     if args.resume:
@@ -858,7 +852,6 @@ def _annotate_ray(args: argparse.Namespace) -> int:
     options = ray_data.RayOptions(
         per_actor_concurrency=config.judge.concurrency if config.judge is not None else 64,
         seed_cache=args.seed_cache,
-        reasoning=not args.drop_reasoning,
     )
     started = not ray.is_initialized()
     if started:

@@ -43,7 +43,7 @@ from tracehint._ingest._discover import skip_reason
 from tracehint._ingest.claude_code import read_agent_meta
 from tracehint._judge import API_KEY_ENV, api_key_from_env
 from tracehint._output import MemorySink
-from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files
+from tracehint._pipeline import SessionBlob, annotate_files
 from tracehint._stats import RunStats
 
 try:
@@ -83,8 +83,6 @@ class RayOptions:
     """Traces hinted at once within one batch."""
     seed_cache: str | None = None
     """A cache file merged into each worker's local cache before its first batch."""
-    reasoning: bool = True
-    """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.per_actor_concurrency < 1 or self.hint_workers < 1:
@@ -161,12 +159,7 @@ class _AnnotateBatch:
                 sink=sink,
                 stats=stats,
                 issue_sink=issues,
-                config=PipelineConfig(
-                    limits=config.limits,
-                    classifier=config.classifier,
-                    hint_workers=self._options.hint_workers,
-                    reasoning=self._options.reasoning,
-                ),
+                config=config.pipeline(hint_workers=self._options.hint_workers),
             )
             stats.judge = annotator.stats()
         columns: dict[str, list[str]] = {name: [] for name in OUTPUT_COLUMNS}
