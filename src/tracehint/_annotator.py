@@ -203,8 +203,18 @@ class Annotator:
 
     # -- one trace ------------------------------------------------------------------------
 
-    def parse(self, messages: Sequence[Mapping[str, Any]], *, trace_id: str | None = None) -> Trace:
-        """Tag the error sites of OpenAI-style messages (sync, no hints)."""
+    def parse(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        trace_id: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Trace:
+        """Tag the error sites of OpenAI-style messages (sync, no hints).
+
+        ``tools``: the tool definitions the agent was given, kept on the trace (``Trace.tools``)
+        for the trainer's chat template.
+        """
         self._count += 1
         return parse_openai_messages(
             messages,
@@ -212,6 +222,7 @@ class Annotator:
             classifier=self.config.classifier,
             limits=self.config.limits,
             detector=self.config.detector,
+            tools=tools,
         )
 
     async def annotate(
@@ -219,9 +230,10 @@ class Annotator:
         messages: Sequence[Mapping[str, Any]],
         *,
         trace_id: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Trace:
         """Tag and hint one conversation of OpenAI-style messages."""
-        return await self.annotate_trace(self.parse(messages, trace_id=trace_id))
+        return await self.annotate_trace(self.parse(messages, trace_id=trace_id, tools=tools))
 
     async def annotate_trace(self, trace: Trace) -> Trace:
         """Hint the sites of an already tagged trace."""
