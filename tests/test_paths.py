@@ -80,3 +80,109 @@ def test_fifos_broken_links_and_empty_files_are_named_not_read(
         ),
         str(sessions / "empty.jsonl"): "empty file (0 bytes): no session to read",
     }
+
+
+# -- outputs checked before any work -----------------------------------------------------------
+
+
+def listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+MISSING = "cannot create {option} {path}: {root}/missing does not exist"
+NOT_A_FOLDER = "cannot create {option} {path}: {root}/file is not a folder"
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "message"),
+    [
+        ("--stats-json", "missing/s.json", MISSING),
+        ("--errors", "missing/e.jsonl", MISSING),
+        ("-o", "missing/t.jsonl", MISSING),
+        ("--stats-json", "file/s.json", NOT_A_FOLDER),
+        ("--errors", "folder", "{option} {path} is a folder; name a file"),
+        ("--stats-json", "folder", "{option} {path} is a folder; name a file"),
+        ("--errors", "t.jsonl", "-o and --errors name the same file {path}"),
+        ("--stats-json", "t.jsonl.done", "the journal and --stats-json name the same file {path}"),
+    ],
+)  # fmt: skip
+def test_unwritable_output_is_refused_before_any_work(
+    tmp_path: Path, sessions: Path, option: str, name: str, message: str
+) -> None:
+    root = tmp_path / "outputs"
+    root.mkdir()
+    (root / "file").write_text("a file, not a folder")
+    (root / "folder").mkdir()
+    before = listing(tmp_path)
+    path = root / name
+    args = {"-o": str(root / "t.jsonl"), option: str(path)}
+    result = run_cli(
+        "annotate", str(sessions), *(x for pair in args.items() for x in pair),
+        "--errors" if option != "--errors" else "--stats-json",
+        str(root / ("e.jsonl" if option != "--errors" else "s.json")),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message.format(option=option, path=path, root=root) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert listing(tmp_path) == before  # nothing created: no output, journal or errors file
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root writes anywhere")
+def test_read_only_folder_for_stats_is_refused_before_any_work(
+    tmp_path: Path, sessions: Path
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    out = tmp_path / "t.jsonl"
+    try:
+        result = run_cli(
+            "annotate", str(sessions), "-o", str(out), "--stats-json", str(locked / "s.json")
+        )
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 2, result.stderr
+    assert f"the folder {locked} is not writable" in result.stderr
+    assert not out.exists()
+
+
+# -- an output that is one of the inputs -------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["same", "relative", "symlink", "hard link"])
+@pytest.mark.parametrize("option", ["-o", "--errors", "--stats-json"])
+def test_output_that_is_an_input_file_is_refused(
+    tmp_path: Path, sessions: Path, spelling: str, option: str
+) -> None:
+    first, second = sorted(sessions.glob("*.jsonl"))
+    kept = first.read_bytes()
+    named = {
+        "same": str(first),
+        "relative": os.path.relpath(first, tmp_path),
+        "symlink": str(tmp_path / "link.jsonl"),
+        "hard link": str(tmp_path / "hard.jsonl"),
+    }[spelling]
+    if spelling == "symlink":
+        Path(named).symlink_to(first)
+    elif spelling == "hard link":
+        Path(named).hardlink_to(first)
+    args = {"-o": str(tmp_path / "t.jsonl"), option: named}
+    result = run_cli(
+        "annotate", str(first), str(second), *(x for pair in args.items() for x in pair),
+        "--overwrite",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{option} {named} is one of the inputs ({first})" in result.stderr
+    assert first.read_bytes() == kept
+    assert not (tmp_path / "t.jsonl").exists() or option == "-o"
+
+
+def test_output_inside_an_input_folder_is_still_allowed(
+    sessions: Path, expected: list[str]
+) -> None:
+    out = sessions / "t.jsonl"
+    for extra in ([], ["--overwrite"]):
+        result = run_cli("annotate", str(sessions), "-o", str(out), *extra)
+        assert result.returncode == 0, result.stderr
+        assert trace_ids(out) == expected

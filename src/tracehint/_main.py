@@ -19,14 +19,14 @@ import orjson
 from tracehint import __version__
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
-from tracehint._exceptions import ConfigError, JudgeError, TracehintError
+from tracehint._exceptions import ConfigError, JudgeError, OutputError, TracehintError
 from tracehint._export import ExportOptions, export_sites
 from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
 from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
 from tracehint._kinds import HintSource
 from tracehint._limits import Limits
-from tracehint._output import STDOUT, JsonlSink
+from tracehint._output import STDOUT, JsonlSink, OutputPath, check_outputs
 from tracehint._pipeline import PipelineConfig, annotate_files
 from tracehint._progress import progress
 from tracehint._quality import load_labels, load_traces, score
@@ -480,6 +480,18 @@ def _own_files(args: argparse.Namespace) -> frozenset[str]:
     )
 
 
+def _outputs(args: argparse.Namespace, *, to_file: bool) -> list[OutputPath]:
+    """Every file an ``annotate`` run writes, for ``check_outputs``."""
+    outputs = [OutputPath(option="-o", path=args.output, replace=args.overwrite or args.resume)]
+    if to_file:
+        outputs.append(OutputPath(option="the journal", path=journal_path(args.output)))
+    if args.errors:
+        outputs.append(OutputPath(option="--errors", path=args.errors))
+    if args.stats_json:
+        outputs.append(OutputPath(option="--stats-json", path=args.stats_json))
+    return outputs
+
+
 async def _is_regular_or_new(path: str) -> bool:
     """Whether ``path`` is a regular file or does not exist yet (so a journal can go beside it)."""
     target = anyio.Path(path)
@@ -515,6 +527,9 @@ def _nothing_read(args: argparse.Namespace, stats: RunStats) -> bool:
 async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the run's whole life
     config = _annotator_config(args)
     paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
+    to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
+    # Before any work: a run must not read everything and then fail to write its results.
+    await anyio.to_thread.run_sync(check_outputs, _outputs(args, to_file=to_file), paths)
     stats = RunStats()
     workers = config.judge.concurrency if config.judge is not None else 1
     pipeline = PipelineConfig(
@@ -526,7 +541,6 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
         reasoning=not args.drop_reasoning,
     )
     resume: ResumeState | None = None
-    to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
     if args.resume:
         if not to_file:
             raise ConfigError("--resume needs an output file, not stdout")
@@ -634,13 +648,18 @@ def _exit_status(status: int, stats: RunStats) -> int:
 
 
 def _report(args: argparse.Namespace, stats: RunStats) -> None:
-    """The end of an ``annotate`` run: ``--stats-json`` and the summary on stderr."""
-    if args.stats_json:
-        Path(args.stats_json).write_bytes(
-            orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
-        )
+    """The end of an ``annotate`` run: the summary on stderr and ``--stats-json``."""
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
+    if args.stats_json:
+        try:
+            Path(args.stats_json).write_bytes(
+                orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
+            )
+        except OSError as exc:
+            # Checked before the run; this is a disk that filled or a folder removed since.
+            message = f"cannot write --stats-json {args.stats_json}: {exc.strerror or exc}"
+            raise OutputError(message) from exc
 
 
 async def _cache(args: argparse.Namespace) -> int:
@@ -846,8 +865,10 @@ def _ray_output(args: argparse.Namespace) -> Path:
 
 def _annotate_ray(args: argparse.Namespace) -> int:
     """``tracehint annotate --engine ray``: the same annotation through Ray Data."""
-    folder = _ray_output(args)
     config = _annotator_config(args)
+    outputs = _outputs(args, to_file=False)[1:]  # -o is the output folder, checked apart
+    check_outputs(outputs, args.paths)
+    folder = _ray_output(args)
     try:
         import ray  # noqa: PLC0415 -- optional extra
 
