@@ -29,8 +29,9 @@ from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink, OutputPath, check_outputs
 from tracehint._pipeline import PipelineConfig, annotate_files
 from tracehint._progress import progress
+from tracehint._prompt import PROMPT_VERSION
 from tracehint._quality import load_labels, load_traces, score
-from tracehint._resume import ResumeState, journal_path, prepare_resume
+from tracehint._resume import ResumeState, RunConfig, journal_path, prepare_resume, recorded_run
 from tracehint._stats import RunStats
 from tracehint._teacher import HintPlacement
 
@@ -492,6 +493,46 @@ def _outputs(args: argparse.Namespace, *, to_file: bool) -> list[OutputPath]:
     return outputs
 
 
+def _run_config(
+    args: argparse.Namespace, config: AnnotatorConfig, paths: Sequence[str]
+) -> RunConfig:
+    """What this run's output depends on, as the journal records it (blocking: resolves)."""
+    layers = config.layer_names()
+    judge = config.judge if "judge" in layers else None
+    return RunConfig(
+        layers=layers,
+        judge_model=judge.model if judge is not None else None,
+        prompt_version=PROMPT_VERSION if judge is not None else None,
+        judge_samples=config.judge_samples if judge is not None else None,
+        judge_show_next_action=config.judge_show_next_action if judge is not None else None,
+        input_format=args.format,
+        inputs=RunConfig.resolve_inputs(paths),
+        reasoning=not args.drop_reasoning,
+        cwd=os.getcwd(),  # noqa: PTH109 -- str paths
+    )
+
+
+def _check_resume(args: argparse.Namespace, run: RunConfig) -> ResumeState:
+    """Refuse a resume of another run's output; else read what it finished (blocking)."""
+    earlier = recorded_run(args.output)
+    if earlier is not None:
+        differences = run.differences(earlier)
+        if differences:
+            raise ConfigError(
+                f"cannot resume {args.output}: it was written with other settings ("
+                + "; ".join(differences)
+                + "). Resume with the earlier settings, or start over with --overwrite "
+                "(finished judge answers are cached)",
+            )
+    elif os.path.exists(args.output) and os.path.getsize(args.output) > 0:  # noqa: PTH110, PTH202
+        print(  # noqa: T201 -- CLI output
+            f"tracehint: note: {journal_path(args.output)} records no run settings (written by "
+            "an older tracehint, or missing): this resume's settings could not be checked",
+            file=sys.stderr,
+        )
+    return prepare_resume(args.output)
+
+
 async def _is_regular_or_new(path: str) -> bool:
     """Whether ``path`` is a regular file or does not exist yet (so a journal can go beside it)."""
     target = anyio.Path(path)
@@ -540,11 +581,12 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
         exclude=_own_files(args),
         reasoning=not args.drop_reasoning,
     )
+    run = await anyio.to_thread.run_sync(_run_config, args, config, paths)
     resume: ResumeState | None = None
     if args.resume:
         if not to_file:
             raise ConfigError("--resume needs an output file, not stdout")
-        resume = await anyio.to_thread.run_sync(prepare_resume, args.output)
+        resume = await anyio.to_thread.run_sync(_check_resume, args, run)
     status = EXIT_OK
     stop = anyio.Event()
     signalled: list[int] = []
@@ -561,6 +603,9 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
             journal = await stack.enter_async_context(
                 JsonlSink(journal_path(args.output), overwrite=True, append=args.resume),
             )
+            if resume is None or resume.run is None:
+                await journal.write(run.journal_line())
+                await journal.flush()
         issues = (
             await stack.enter_async_context(JsonlSink(args.errors, overwrite=True))
             if args.errors
