@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, run_cli
+from conftest import EXAMPLES, read_only, run_cli
 
 POSIX_ONLY = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and symlinks")
 
@@ -127,20 +127,16 @@ def test_unwritable_output_is_refused_before_any_work(
     assert listing(tmp_path) == before  # nothing created: no output, journal or errors file
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root writes anywhere")
 def test_read_only_folder_for_stats_is_refused_before_any_work(
     tmp_path: Path, sessions: Path
 ) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
     out = tmp_path / "t.jsonl"
-    try:
+    with read_only(locked):
         result = run_cli(
             "annotate", str(sessions), "-o", str(out), "--stats-json", str(locked / "s.json")
         )
-    finally:
-        locked.chmod(0o755)
     assert result.returncode == 2, result.stderr
     assert f"the folder {locked} is not writable" in result.stderr
     assert not out.exists()

@@ -18,7 +18,7 @@ import orjson
 
 from tracehint import __version__
 from tracehint._annotator import Annotator, AnnotatorConfig
-from tracehint._cache import HintCache, default_cache_path
+from tracehint._cache import CacheMode, HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, JudgeError, OutputError, TracehintError
 from tracehint._export import ExportOptions, export_sites
 from tracehint._ingest._discover import DEFAULT_DIRS
@@ -595,6 +595,13 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
         if annotator.judge_preflight is not None:
             for note in annotator.judge_preflight.notes:
                 print(f"tracehint: judge: {note}", file=sys.stderr)  # noqa: T201 -- CLI output
+        if annotator.cache is not None and annotator.cache.mode is CacheMode.READ_ONLY:
+            print(  # noqa: T201 -- CLI output
+                f"tracehint: warning: the cache {annotator.cache.path} is read-only "
+                f"({annotator.cache.read_only_reason}): cached hints are used, new hints will "
+                "not be kept",
+                file=sys.stderr,
+            )
         sink = await stack.enter_async_context(
             JsonlSink(args.output, overwrite=args.overwrite, append=args.resume),
         )
