@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "claude_code"
@@ -58,3 +64,37 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Make files and folders unwritable for this process while the block runs.
+
+    Modes do not stop root, so as root the immutable attribute is set instead (``chattr +i``,
+    which stops root too); the test is skipped where neither works.
+    """
+    if sys.platform == "win32":
+        pytest.skip("POSIX file modes")
+    if os.geteuid() != 0:
+        modes = {path: path.stat().st_mode for path in paths}
+        for path in paths:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("root writes anywhere, and there is no chattr to stop it")
+    done: list[Path] = []
+    try:
+        for path in paths:
+            if subprocess.run([chattr, "+i", str(path)], check=False).returncode != 0:
+                pytest.skip(f"cannot make {path} immutable here (chattr +i failed)")
+            done.append(path)
+        yield
+    finally:
+        for path in done:
+            subprocess.run([chattr, "-i", str(path)], check=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tracehint._cache import CachedHint, HintCache, default_cache_path
+from conftest import read_only
+from tracehint._cache import CachedHint, CacheMode, HintCache, default_cache_path
 from tracehint._exceptions import CacheError, ConfigError
 
 # Long enough that nothing is flushed by the timer while a test looks.
@@ -506,3 +507,57 @@ def test_default_cache_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert "tracehint" in default.parts
     monkeypatch.setenv("TRACEHINT_CACHE", str(tmp_path / "mine.sqlite3"))
     assert default_cache_path() == tmp_path / "mine.sqlite3"
+
+
+# -- a cache that cannot be written -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("locked", ["file", "folder", "both"])
+async def test_read_only_cache_still_answers(tmp_path: Path, locked: str) -> None:
+    folder = tmp_path / "shared"
+    db = folder / "hints.sqlite3"
+    async with HintCache(db) as cache:
+        await cache.put("k", hint())
+    data = db.read_bytes()
+    paths = {"file": [db], "folder": [folder], "both": [db, folder]}[locked]
+    with read_only(*paths):
+        async with HintCache(db, batch_size=1) as cache:
+            assert cache.mode is CacheMode.READ_ONLY
+            assert cache.read_only_reason
+            assert await cache.get("k") == hint()
+            assert await cache.get_many(["k", "other"]) == {"k": hint()}
+            await cache.put("new", hint("a new hint that cannot be kept"))  # no error
+            await cache.flush()
+            assert cache.unsaved == 1
+            assert cache.writes == 0
+            assert (await cache.stats()).entries == 1
+            with pytest.raises(CacheError, match="it is read-only"):
+                await cache.clear()
+    assert db.read_bytes() == data
+    async with HintCache(db) as cache:
+        assert cache.mode is CacheMode.READ_WRITE
+        assert await cache.get("new") is None
+
+
+async def test_read_only_empty_file_answers_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "hints.sqlite3"
+    db.write_bytes(b"")
+    with read_only(db, tmp_path):
+        async with HintCache(db) as cache:
+            assert cache.mode is CacheMode.READ_ONLY
+            assert await cache.get("k") is None
+
+
+async def test_missing_cache_in_a_read_only_folder_is_an_error(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    with read_only(folder), pytest.raises(CacheError, match="check that its folder is writable"):
+        async with HintCache(folder / "hints.sqlite3"):
+            pass
+
+
+async def test_damaged_read_only_cache_is_still_an_error(db: Path) -> None:
+    await anyio.Path(db).write_bytes(GARBAGE)
+    with read_only(db), pytest.raises(CacheError, match="not a tracehint cache"):
+        async with HintCache(db):
+            pass

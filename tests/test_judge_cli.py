@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from conftest import EXAMPLES, assert_not_written
+from conftest import EXAMPLES, assert_not_written, read_only
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 
 SECRET = "sk-test-" + "Z9y8X7w6V5u4T3s2R1q0" * 2
@@ -132,3 +132,28 @@ async def test_cache_commands(tmp_path: Path) -> None:
     assert f"merged {data['entries']}" in result.stdout.decode()
     cleared = await anyio.run_process([*run, "clear", "--cache", str(cache)])
     assert f"removed {data['entries']}" in cleared.stdout.decode()
+
+
+async def test_read_only_cache_is_read_and_not_written(tmp_path: Path) -> None:
+    folder = tmp_path / "shared-cache"
+    cache = folder / "hints.sqlite3"
+    out1, out2, stats2 = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "s.json"
+    async with MockJudge(MockJudgeConfig(latency=0.01)) as judge:
+        common = ["--judge-url", judge.url, "--judge-model", "mock-judge", "--cache", str(cache)]
+        code, err = await annotate(str(EXAMPLES), "-o", str(out1), "--layers", "judge", *common)
+        assert code == 0, err
+        cold_requests = judge.stats.requests
+        assert cold_requests > 0
+        data = cache.read_bytes()
+        with read_only(cache, folder):
+            code, err = await annotate(
+                str(EXAMPLES), "-o", str(out2), "--layers", "judge",
+                "--stats-json", str(stats2), *common,
+            )  # fmt: skip
+        assert code == 0, err
+        assert judge.stats.requests == cold_requests  # every hint came from the cache
+    assert f"warning: the cache {cache} is read-only" in err
+    assert "new hints will not be kept" in err
+    assert [s["hint"] for s in judged_sites(out2)] == [s["hint"] for s in judged_sites(out1)]
+    assert json.loads(stats2.read_text())["judge"]["cache_hits"] == len(judged_sites(out1))
+    assert cache.read_bytes() == data

@@ -240,8 +240,12 @@ async def test_empty_file(tmp_path: Path, content: bytes) -> None:
     empty = tmp_path / "b-empty.jsonl"
     empty.write_bytes(content)
     run = await annotate([tmp_path])
-    assert run.issues == []
-    assert run.stats.input_issues == 0
+    # Skipped, and said so: every input that gives no trace is named with the reason.
+    (found,) = run.issues
+    assert found["path"] == str(empty)
+    assert found["line"] is None
+    assert ("empty file (0 bytes)" if not content else "only blank lines") in found["reason"]
+    assert run.stats.input_issues == 1
     assert run.for_path(empty) == []
     assert run.stats.empty_files == 1
     assert run.stats.files == 2
@@ -496,9 +500,17 @@ async def test_symlink_loop_in_input_folder(tmp_path: Path) -> None:
     (inner / "loop").symlink_to(root, target_is_directory=True)
     (inner / "self").symlink_to(".", target_is_directory=True)
     (root / "z-again").symlink_to(inner, target_is_directory=True)
-    (root / "dangling.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    dangling = root / "dangling.jsonl"
+    dangling.symlink_to(tmp_path / "gone.jsonl")
     run = await annotate([root])
-    assert run.issues == []
+    # Folder links that come back around are followed once, silently; a link that leads
+    # nowhere is an input that was skipped, and is named.
+    (found,) = run.issues
+    assert found == {
+        "path": str(dangling),
+        "line": None,
+        "reason": f"dangling symlink: its target {tmp_path / 'gone.jsonl'} does not exist",
+    }
     assert run.stats.files == 2
     assert sorted(t["source"]["path"] for t in run.traces) == sorted([str(good), str(inner_good)])
     await assert_good(run, good)

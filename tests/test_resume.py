@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_cli
 from tracehint import OutputError
 from tracehint._resume import journal_path, prepare_resume
 
@@ -175,3 +175,74 @@ def test_disk_full_stops_the_run() -> None:
     )
     assert result.returncode == 2
     assert "cannot write /dev/full" in result.stderr
+
+
+# -- a resume must continue the same run -------------------------------------------------------
+
+
+def run_once(tmp_path: Path, *args: str) -> Path:
+    """Annotate a copy of the example sessions into ``tmp_path/o.jsonl``; return the copy."""
+    sessions = tmp_path / "sessions"
+    shutil.copytree(EXAMPLES, sessions)
+    result = run_cli("annotate", str(sessions), "-o", str(tmp_path / "o.jsonl"), *args)
+    assert result.returncode == 0, result.stderr
+    return sessions
+
+
+@pytest.mark.parametrize(
+    ("args", "difference"),
+    [
+        (["--layers", "raw"], "--layers: template,raw before, raw now"),
+        (["--format", "claude_code"], "--format: auto before, claude_code now"),
+        (["--drop-reasoning"], "reasoning kept (--drop-reasoning): True before, False now"),
+        (
+            ["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "m", "--no-judge-check"],
+            "--layers: template,raw before, template,judge,raw now; judge model: none before, "
+            "m now; judge prompt version: none before, 2 now",
+        ),
+        (["{extra}"], "inputs: new {extra}"),
+    ],
+)
+def test_resume_with_other_settings_is_refused(
+    tmp_path: Path, args: list[str], difference: str
+) -> None:
+    sessions = run_once(tmp_path)
+    out = tmp_path / "o.jsonl"
+    extra = tmp_path / "extra.jsonl"
+    shutil.copy(next(sessions.glob("*.jsonl")), extra)
+    before = out.read_bytes(), Path(journal_path(str(out))).read_bytes()
+    args = [a.format(extra=extra) for a in args]
+    result = run_cli("annotate", str(sessions), *args, "-o", str(out), "--resume")
+    assert result.returncode == 2, result.stderr
+    assert f"cannot resume {out}: it was written with other settings" in result.stderr
+    assert difference.format(extra=extra) in result.stderr
+    assert (out.read_bytes(), Path(journal_path(str(out))).read_bytes()) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+@pytest.mark.parametrize("spelling", ["absolute", "symlink"])
+def test_resume_with_inputs_spelled_otherwise_writes_each_trace_once(
+    tmp_path: Path, spelling: str
+) -> None:
+    # The first run names its input relatively and is "killed" after one trace line.
+    sessions = run_once(tmp_path / "run")
+    out = tmp_path / "run" / "o.jsonl"
+    relative = tmp_path / "rel.jsonl"
+    result = run_cli("annotate", "sessions", "-o", str(relative), cwd=tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    expected = sorted(trace_ids(out))
+    assert len(expected) > 1
+    out.write_bytes(relative.read_bytes().splitlines(keepends=True)[0])
+    journal = Path(journal_path(str(relative)))
+    kept = [x for x in journal.read_bytes().splitlines(keepends=True) if b'"run"' in x]
+    Path(journal_path(str(out))).write_bytes(b"".join(kept))
+    if spelling == "symlink":
+        named = tmp_path / "link"
+        named.symlink_to(sessions, target_is_directory=True)
+    else:
+        named = sessions
+    result = run_cli("annotate", str(named), "-o", str(out), "--resume")
+    assert result.returncode == 0, result.stderr
+    got = trace_ids(out)
+    assert len(got) == len(set(got)), "a trace was written twice"
+    assert sorted(trace_id for _, trace_id in got) == sorted(t for _, t in expected)

@@ -17,7 +17,7 @@ from tracehint._answer import (
     check_answer,
     pick_answer,
 )
-from tracehint._cache import CachedHint, CacheStats, HintCache, default_cache_path
+from tracehint._cache import CachedHint, CacheMode, CacheStats, HintCache, default_cache_path
 from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule, RuleScope
 from tracehint._context import requests_for
 from tracehint._exceptions import (
@@ -97,6 +97,7 @@ __all__ = [
     "Answer",
     "Block",
     "CacheError",
+    "CacheMode",
     "CacheStats",
     "CachedHint",
     "CallIn",

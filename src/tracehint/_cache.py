@@ -2,7 +2,8 @@
 
 This module owns the cache file and nothing else: its schema (a ``hints`` table keyed by the
 judge's cache key, and a ``meta`` table holding the schema version), how it is opened (WAL
-journal, so two processes can share one file safely), how writes are batched (one transaction
+journal, so two processes can share one file safely; read-only when the file or its folder is
+not writable, so a shared read-only cache still answers), how writes are batched (one transaction
 per batch), and how every SQLite or file-system failure becomes a ``CacheError`` that names the
 file and says what to do about it.
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_ENV",
     "SCHEMA_VERSION",
+    "CacheMode",
     "CacheStats",
     "CachedHint",
     "HintCache",
@@ -139,6 +141,22 @@ def default_cache_path() -> Path:
     return platformdirs.user_cache_path("tracehint") / "hints.sqlite3"
 
 
+class CacheMode(Enum):
+    """Whether a ``HintCache`` keeps what is put in it."""
+
+    READ_WRITE = "read_write"
+    READ_ONLY = "read_only"
+    """The file or its folder is not writable: lookups still hit, new hints are not kept."""
+
+
+# SQLite's words for "you may not write here" (a read-only file, folder or file system).
+_READ_ONLY_ERRORS: Final = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")
+# How a read-only file is opened, in order: read-only with the usual locking, then, when even
+# that needs a file it cannot create (the WAL's shared-memory file in a read-only folder), as
+# an immutable file (no locking: read as it is).
+_READ_ONLY_URIS: Final = ("mode=ro", "immutable=1")
+
+
 class _State(Enum):
     NEW = "new"
     OPEN = "open"
@@ -162,7 +180,12 @@ class HintCache:
     it. A write transaction, once begun, finishes even if the caller is cancelled meanwhile, so
     cancellation can be delayed by up to ``busy_timeout``.
 
-    Every failure to open or use the file raises ``CacheError``, naming the file.
+    An existing file that cannot be written (a read-only file, or a folder where the journal
+    files cannot be created) is opened read-only instead: ``mode`` is then
+    ``CacheMode.READ_ONLY`` (``read_only_reason`` says why), lookups still hit, and ``put``
+    keeps nothing (``unsaved`` counts what was not kept).
+
+    Every other failure to open or use the file raises ``CacheError``, naming the file.
     """
 
     def __init__(
@@ -194,6 +217,9 @@ class HintCache:
         self._writes = 0
         self._hits = 0
         self._misses = 0
+        self._mode = CacheMode.READ_WRITE
+        self._read_only_reason: str | None = None
+        self._unsaved = 0
 
     # -- properties -----------------------------------------------------------------------
 
@@ -201,6 +227,21 @@ class HintCache:
     def path(self) -> Path:
         """The cache file."""
         return self._path
+
+    @property
+    def mode(self) -> CacheMode:
+        """Whether new hints are kept (``READ_ONLY``: the file cannot be written)."""
+        return self._mode
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why the cache is read-only (SQLite's words), ``None`` when it is not."""
+        return self._read_only_reason
+
+    @property
+    def unsaved(self) -> int:
+        """Hints put into a read-only cache, and so not kept."""
+        return self._unsaved
 
     @property
     def writes(self) -> int:
@@ -262,7 +303,36 @@ class HintCache:
                 f"cannot create the folder of the cache {self._path} ({error.strerror});"
                 f" {_OWN_ADVICE}"
             ) from error
+        exists = await anyio.Path(self._path).is_file()
+        reason = "the file is not writable"
+        failure: CacheError | None = None
+        # ``access`` sees modes, immutable files and read-only file systems; SQLite would open
+        # such a file for reading without a word and fail only at the first write.
+        if not exists or await anyio.to_thread.run_sync(os.access, self._path, os.W_OK):
+            try:
+                return await self._connect(None)
+            except CacheError as error:
+                if not exists or not _read_only_error(error):
+                    raise
+                reason, failure = str(error.__cause__), error
+        for parameter in _READ_ONLY_URIS:
+            try:
+                db = await self._connect(parameter)
+            except CacheError as error:
+                if not _read_only_error(error):
+                    raise  # the file is readable and wrong (damaged, not ours): say that
+                failure = failure or error
+                continue
+            self._mode = CacheMode.READ_ONLY
+            self._read_only_reason = reason
+            return db
+        assert failure is not None  # noqa: S101 -- every attempt above failed
+        raise failure
+
+    async def _connect(self, read_only: str | None) -> aiosqlite.Connection:
+        """Open the file (read-only with the URI parameter ``read_only``) and prepare it."""
         failed: list[sqlite3.Error] = []
+        target = self._path if read_only is None else f"{self._path.resolve().as_uri()}?{read_only}"
 
         def connect() -> sqlite3.Connection:
             # Runs on aiosqlite's worker thread. A connector that raises makes aiosqlite stop
@@ -270,7 +340,12 @@ class HintCache:
             # event loop; so a failure is handed back beside a stand-in connection instead,
             # and the connection is closed the ordinary way.
             try:
-                return sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+                return sqlite3.connect(
+                    target,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,
+                    uri=read_only is not None,
+                )
             except sqlite3.Error as error:
                 failed.append(error)
                 return sqlite3.connect(":memory:")
@@ -278,12 +353,27 @@ class HintCache:
         db = await aiosqlite.Connection(connect, iter_chunk_size=64)
         try:
             with self._translating("open"):
-                await self._prepare(db, failed)
+                if read_only is None:
+                    await self._prepare(db, failed)
+                else:
+                    await self._prepare_read_only(db, failed)
         except BaseException:
             with anyio.CancelScope(shield=True), suppress(sqlite3.Error, ValueError):
                 await db.close()
             raise
         return db
+
+    async def _prepare_read_only(
+        self, db: aiosqlite.Connection, failed: Sequence[sqlite3.Error]
+    ) -> None:
+        """Check the schema of a file opened read-only (nothing is created in it)."""
+        if failed:
+            raise failed[0]
+        await db.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+        if await _check_schema(db, "main", self._path, _OWN_ADVICE):
+            # An empty database holds no hints: an empty table in the connection's own
+            # temporary schema answers every lookup with nothing.
+            await db.execute(_CREATE[1].replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
 
     async def _prepare(self, db: aiosqlite.Connection, failed: Sequence[sqlite3.Error]) -> None:
         """Check (or create) the schema and set the connection up."""
@@ -433,6 +523,10 @@ class HintCache:
         if not hint.text.strip():
             raise ValueError(f"refusing to cache an empty hint for key {key!r}")
         await checkpoint_if_cancelled()
+        if self._mode is CacheMode.READ_ONLY:
+            self._unsaved += 1
+            await cancel_shielded_checkpoint()
+            return
         if not self._pending:
             self._first_pending = anyio.current_time()
             self._wakeup.set()
@@ -451,6 +545,7 @@ class HintCache:
     async def clear(self) -> int:
         """Delete every hint (pending ones included); returns how many rows were deleted."""
         db = self._require_open()
+        self._refuse_if_read_only("clear")
         async with self._lock:
             await self._flush_locked()
             async with self._transaction(db, "clear"), db.execute("DELETE FROM hints") as cursor:
@@ -462,6 +557,7 @@ class HintCache:
         Hints already here win over the other file's; the other file is only read.
         """
         db = self._require_open()
+        self._refuse_if_read_only("merge into")
         source = Path(os.fspath(other))
         if not await anyio.Path(source).is_file():
             raise CacheError(f"cannot merge {source}: there is no such file; {_MERGE_ADVICE}")
@@ -488,6 +584,13 @@ class HintCache:
                 return 0  # an empty SQLite file: nothing to merge
         async with self._transaction(db, f"merge {source} into"), db.execute(_MERGE) as cursor:
             return cursor.rowcount
+
+    def _refuse_if_read_only(self, doing: str) -> None:
+        if self._mode is CacheMode.READ_ONLY:
+            raise CacheError(
+                f"cannot {doing} the cache {self._path}: it is read-only "
+                f"({self._read_only_reason}); make it writable, or {_OWN_ADVICE}"
+            )
 
     async def _flush_locked(self) -> None:
         """Write the pending hints; the caller holds ``_lock``."""
@@ -593,6 +696,12 @@ async def _check_schema(db: aiosqlite.Connection, schema: str, path: Path, advic
             f"{path} has a damaged hints table (columns {columns}); delete it, or {advice}"
         )
     return False
+
+
+def _read_only_error(error: CacheError) -> bool:
+    """Whether ``error`` comes from SQLite refusing to write (or create) the file."""
+    name = str(getattr(error.__cause__, "sqlite_errorname", ""))
+    return name.startswith(_READ_ONLY_ERRORS)
 
 
 def _decode(row: Iterable[object]) -> tuple[str, CachedHint | None]:

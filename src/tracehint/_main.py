@@ -18,19 +18,20 @@ import orjson
 
 from tracehint import __version__
 from tracehint._annotator import Annotator, AnnotatorConfig
-from tracehint._cache import HintCache, default_cache_path
-from tracehint._exceptions import ConfigError, JudgeError, TracehintError
+from tracehint._cache import CacheMode, HintCache, default_cache_path
+from tracehint._exceptions import ConfigError, JudgeError, OutputError, TracehintError
 from tracehint._export import ExportOptions, export_sites
 from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
 from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
 from tracehint._kinds import HintSource
 from tracehint._limits import Limits
-from tracehint._output import STDOUT, JsonlSink
+from tracehint._output import STDOUT, JsonlSink, OutputPath, check_outputs
 from tracehint._pipeline import annotate_files
 from tracehint._progress import progress
+from tracehint._prompt import PROMPT_VERSION
 from tracehint._quality import load_labels, load_traces, score
-from tracehint._resume import ResumeState, journal_path, prepare_resume
+from tracehint._resume import ResumeState, RunConfig, journal_path, prepare_resume, recorded_run
 from tracehint._stats import RunStats
 from tracehint._teacher import HintPlacement
 
@@ -482,6 +483,58 @@ def _own_files(args: argparse.Namespace) -> frozenset[str]:
     )
 
 
+def _outputs(args: argparse.Namespace, *, to_file: bool) -> list[OutputPath]:
+    """Every file an ``annotate`` run writes, for ``check_outputs``."""
+    outputs = [OutputPath(option="-o", path=args.output, replace=args.overwrite or args.resume)]
+    if to_file:
+        outputs.append(OutputPath(option="the journal", path=journal_path(args.output)))
+    if args.errors:
+        outputs.append(OutputPath(option="--errors", path=args.errors))
+    if args.stats_json:
+        outputs.append(OutputPath(option="--stats-json", path=args.stats_json))
+    return outputs
+
+
+def _run_config(
+    args: argparse.Namespace, config: AnnotatorConfig, paths: Sequence[str]
+) -> RunConfig:
+    """What this run's output depends on, as the journal records it (blocking: resolves)."""
+    layers = config.layer_names()
+    judge = config.judge if "judge" in layers else None
+    return RunConfig(
+        layers=layers,
+        judge_model=judge.model if judge is not None else None,
+        prompt_version=PROMPT_VERSION if judge is not None else None,
+        judge_samples=config.judge_samples if judge is not None else None,
+        judge_show_next_action=config.judge_show_next_action if judge is not None else None,
+        input_format=args.format,
+        inputs=RunConfig.resolve_inputs(paths),
+        reasoning=not args.drop_reasoning,
+        cwd=os.getcwd(),  # noqa: PTH109 -- str paths
+    )
+
+
+def _check_resume(args: argparse.Namespace, run: RunConfig) -> ResumeState:
+    """Refuse a resume of another run's output; else read what it finished (blocking)."""
+    earlier = recorded_run(args.output)
+    if earlier is not None:
+        differences = run.differences(earlier)
+        if differences:
+            raise ConfigError(
+                f"cannot resume {args.output}: it was written with other settings ("
+                + "; ".join(differences)
+                + "). Resume with the earlier settings, or start over with --overwrite "
+                "(finished judge answers are cached)",
+            )
+    elif os.path.exists(args.output) and os.path.getsize(args.output) > 0:  # noqa: PTH110, PTH202
+        print(  # noqa: T201 -- CLI output
+            f"tracehint: note: {journal_path(args.output)} records no run settings (written by "
+            "an older tracehint, or missing): this resume's settings could not be checked",
+            file=sys.stderr,
+        )
+    return prepare_resume(args.output)
+
+
 async def _is_regular_or_new(path: str) -> bool:
     """Whether ``path`` is a regular file or does not exist yet (so a journal can go beside it)."""
     target = anyio.Path(path)
@@ -517,14 +570,17 @@ def _nothing_read(args: argparse.Namespace, stats: RunStats) -> bool:
 async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the run's whole life
     config = _annotator_config(args)
     paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
+    to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
+    # Before any work: a run must not read everything and then fail to write its results.
+    await anyio.to_thread.run_sync(check_outputs, _outputs(args, to_file=to_file), paths)
     stats = RunStats()
     pipeline = config.pipeline(exclude=_own_files(args))
+    run = await anyio.to_thread.run_sync(_run_config, args, config, paths)
     resume: ResumeState | None = None
-    to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
     if args.resume:
         if not to_file:
             raise ConfigError("--resume needs an output file, not stdout")
-        resume = await anyio.to_thread.run_sync(prepare_resume, args.output)
+        resume = await anyio.to_thread.run_sync(_check_resume, args, run)
     status = EXIT_OK
     stop = anyio.Event()
     signalled: list[int] = []
@@ -533,6 +589,13 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
         if annotator.judge_preflight is not None:
             for note in annotator.judge_preflight.notes:
                 print(f"tracehint: judge: {note}", file=sys.stderr)  # noqa: T201 -- CLI output
+        if annotator.cache is not None and annotator.cache.mode is CacheMode.READ_ONLY:
+            print(  # noqa: T201 -- CLI output
+                f"tracehint: warning: the cache {annotator.cache.path} is read-only "
+                f"({annotator.cache.read_only_reason}): cached hints are used, new hints will "
+                "not be kept",
+                file=sys.stderr,
+            )
         sink = await stack.enter_async_context(
             JsonlSink(args.output, overwrite=args.overwrite, append=args.resume),
         )
@@ -541,6 +604,9 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
             journal = await stack.enter_async_context(
                 JsonlSink(journal_path(args.output), overwrite=True, append=args.resume),
             )
+            if resume is None or resume.run is None:
+                await journal.write(run.journal_line())
+                await journal.flush()
         issues = (
             await stack.enter_async_context(JsonlSink(args.errors, overwrite=True))
             if args.errors
@@ -628,13 +694,18 @@ def _exit_status(status: int, stats: RunStats) -> int:
 
 
 def _report(args: argparse.Namespace, stats: RunStats) -> None:
-    """The end of an ``annotate`` run: ``--stats-json`` and the summary on stderr."""
-    if args.stats_json:
-        Path(args.stats_json).write_bytes(
-            orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
-        )
+    """The end of an ``annotate`` run: the summary on stderr and ``--stats-json``."""
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
+    if args.stats_json:
+        try:
+            Path(args.stats_json).write_bytes(
+                orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
+            )
+        except OSError as exc:
+            # Checked before the run; this is a disk that filled or a folder removed since.
+            message = f"cannot write --stats-json {args.stats_json}: {exc.strerror or exc}"
+            raise OutputError(message) from exc
 
 
 async def _cache(args: argparse.Namespace) -> int:
@@ -840,8 +911,10 @@ def _ray_output(args: argparse.Namespace) -> Path:
 
 def _annotate_ray(args: argparse.Namespace) -> int:
     """``tracehint annotate --engine ray``: the same annotation through Ray Data."""
-    folder = _ray_output(args)
     config = _annotator_config(args)
+    outputs = _outputs(args, to_file=False)[1:]  # -o is the output folder, checked apart
+    check_outputs(outputs, args.paths)
+    folder = _ray_output(args)
     try:
         import ray  # noqa: PLC0415 -- optional extra
 

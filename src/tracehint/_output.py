@@ -1,8 +1,14 @@
-"""JSONL output files: every line written whole, in batches, never on the event loop."""
+"""Output files: written whole line by line, and checked before a run does any work.
+
+Every line is written whole, in batches, never on the event loop; ``check_outputs`` makes sure,
+before anything is read or created, that every file a run will write can be written.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 import anyio
@@ -10,11 +16,80 @@ import anyio
 from tracehint._exceptions import ConfigError, OutputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
-__all__ = ["JsonlSink", "MemorySink"]
+__all__ = ["JsonlSink", "MemorySink", "OutputPath", "check_outputs"]
 
 STDOUT = "-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutputPath:
+    """A file a run will write, as the user named it."""
+
+    option: str
+    """How it was given, for messages: ``-o``, ``--errors``, ...."""
+    path: str
+    replace: bool = True
+    """Whether an existing file may be replaced (or continued); ``False`` refuses it."""
+
+
+def _same_file(a: str | os.PathLike[str], b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)  # noqa: PTH121 -- str paths
+    except OSError:
+        return False
+
+
+def _check_writable(output: OutputPath) -> None:
+    path, named = output.path, f"{output.option} {output.path}"
+    if os.path.isdir(path):  # noqa: PTH112 -- str paths
+        raise OutputError(f"{named} is a folder; name a file")
+    if os.path.exists(path):  # noqa: PTH110 -- str paths
+        if not output.replace:
+            raise ConfigError(
+                f"output {path} already exists; pass --overwrite to replace it "
+                "or choose another path",
+            )
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"cannot write {named}: permission denied")
+        return
+    folder = os.path.dirname(os.path.realpath(path)) or "."  # noqa: PTH120 -- str paths
+    if not os.path.isdir(folder):  # noqa: PTH112 -- str paths
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"  # noqa: PTH110
+        raise OutputError(f"cannot create {named}: {folder} {what}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {named}: the folder {folder} is not writable")
+
+
+def check_outputs(outputs: Sequence[OutputPath], inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Check, before any work, that every file of ``outputs`` can be written; create nothing.
+
+    Raises ``OutputError`` for a path that cannot be written (a folder, a missing or read-only
+    folder, a read-only file), and ``ConfigError`` for an output that already exists and may
+    not be replaced, two outputs that are one file, or an output that is one of the input files
+    ``inputs`` (by any spelling, symlink or hard link): writing it would destroy that input.
+    Output files inside an input *folder* are allowed (the run does not read them). ``-`` is
+    stdout and is not checked. Blocking: call it from a worker thread.
+    """
+    files = [output for output in outputs if output.path != STDOUT]
+    for output in files:
+        _check_writable(output)
+    for index, output in enumerate(files):
+        for other in files[:index]:
+            same = os.path.realpath(output.path) == os.path.realpath(other.path)
+            if same or _same_file(output.path, other.path):
+                raise ConfigError(
+                    f"{other.option} and {output.option} name the same file {output.path}; "
+                    "give each its own path",
+                )
+        for given in inputs:
+            if _same_file(os.path.expanduser(given), output.path):  # noqa: PTH111 -- str paths
+                raise ConfigError(
+                    f"{output.option} {output.path} is one of the inputs ({given}); writing it "
+                    "would destroy that session: choose another path",
+                )
 
 
 class JsonlSink:

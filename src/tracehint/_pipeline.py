@@ -90,8 +90,8 @@ class PipelineConfig:
     """Traces being hinted at once (the judge's fan-out runs inside each)."""
     input_format: InputFormat = InputFormat.AUTO
     exclude: frozenset[str] = frozenset()
-    """Absolute paths never read as input: the run's own output files, when they sit inside
-    an input folder."""
+    """Paths never read as input: the run's own output files, when they sit inside an input
+    folder. Matched by name and by the file itself (any spelling, symlink or hard link)."""
     reasoning: bool = True
     """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
     detector: ErrorDetector | None = None
@@ -163,6 +163,37 @@ def _meta_for(path: str) -> AgentMeta | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Excluded:
+    """The run's own output files, by name and by identity (any spelling, symlink or link)."""
+
+    paths: frozenset[str]
+    ids: frozenset[tuple[int, int]]
+
+    @classmethod
+    def of(cls, paths: frozenset[str]) -> _Excluded:
+        """The files named in ``paths`` as they are now (blocking: stats each)."""
+        ids = set()
+        for path in paths:
+            try:
+                found = os.stat(path)  # noqa: PTH116 -- str paths
+            except OSError:
+                continue
+            ids.add((found.st_dev, found.st_ino))
+        return cls(frozenset(os.path.abspath(p) for p in paths), frozenset(ids))  # noqa: PTH100
+
+    def __contains__(self, path: str) -> bool:
+        if not self.paths:
+            return False
+        if os.path.abspath(path) in self.paths:  # noqa: PTH100 -- str paths
+            return True
+        try:
+            found = os.stat(path)  # noqa: PTH116 -- str paths
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) in self.ids
+
+
 @dataclass(slots=True)
 class _Opened:
     """A session file opened for reading, with what the run needs to know about it."""
@@ -177,10 +208,10 @@ class _Opened:
 
 
 def _open_file(
-    path: str, resume: ResumeState | None, chunk_bytes: int, exclude: frozenset[str]
+    path: str, resume: ResumeState | None, chunk_bytes: int, exclude: _Excluded
 ) -> _Opened:
     """Everything a file needs before parsing, in one worker-thread trip (blocking)."""
-    if exclude and os.path.abspath(path) in exclude:  # noqa: PTH100 -- str paths
+    if path in exclude:
         return _Opened(own=True)
     if resume is not None and resume.file_done(path):
         return _Opened(skip=True)
@@ -241,22 +272,24 @@ async def _produce_files(
             await _produce_blob(item, send, config.limits, resume, stats)
         else:
             paths.append(item)
+    # By identity too: an output reached through a symlinked input folder is still the output.
+    exclude = await anyio.to_thread.run_sync(_Excluded.of, config.exclude)
     async for found in discover(paths):
         if isinstance(found, Skipped):
             stats.record_skipped_file(found.reason)
         elif isinstance(found, Found) and found.kind is FoundKind.EVENT_FOLDER:
-            await _produce_event_folder(found.path, send, config, stats, resume)
+            await _produce_event_folder(found.path, send, config, stats, resume, exclude)
         elif isinstance(found, Found):
-            await _produce_file(found.path, send, config, stats, resume)
+            await _produce_file(found.path, send, config, stats, resume, exclude)
         else:
             await send.send(found)
 
 
 def _open_event_folder(
-    path: str, resume: ResumeState | None, exclude: frozenset[str]
+    path: str, resume: ResumeState | None, exclude: _Excluded
 ) -> tuple[_Opened, bytes, list[InputIssue]]:
     """An OpenHands ``events/`` folder read as one JSONL session (blocking)."""
-    if exclude and os.path.abspath(path) in exclude:  # noqa: PTH100 -- str paths
+    if path in exclude:
         return _Opened(own=True), b"", []
     if resume is not None and resume.file_done(path):
         return _Opened(skip=True), b"", []
@@ -271,10 +304,9 @@ async def _produce_event_folder(
     config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
+    exclude: _Excluded,
 ) -> None:
-    opened, data, issues = await anyio.to_thread.run_sync(
-        _open_event_folder, path, resume, config.exclude
-    )
+    opened, data, issues = await anyio.to_thread.run_sync(_open_event_folder, path, resume, exclude)
     if opened.own:
         return
     if opened.skip:
@@ -294,11 +326,10 @@ async def _produce_file(
     config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
+    exclude: _Excluded,
 ) -> None:
     limits = config.limits
-    opened = await anyio.to_thread.run_sync(
-        _open_file, path, resume, limits.chunk_bytes, config.exclude
-    )
+    opened = await anyio.to_thread.run_sync(_open_file, path, resume, limits.chunk_bytes, exclude)
     if opened.own:
         return
     if opened.skip:
@@ -332,6 +363,9 @@ class _FileState:
     key: FileKey | None
     parser: FormatParser | None = None
     issues: int = 0
+    """Line issues of this file (they are capped)."""
+    reported: int = 0
+    """Every issue of this file, line or whole-file."""
     lines: int = 0
     sent: int = 0
     rejected: bool = False
@@ -365,6 +399,8 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
 
     async def issue(found: InputIssue) -> None:
         stats.record_issue(found)
+        if state is not None:
+            state.reported += 1
         # Only per-line issues are capped: a whole-file issue (why the file was skipped or
         # could not be read) is always listed, even after the cap swallowed line issues.
         if state is not None and found.line is not None:
@@ -446,6 +482,8 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                     await issue(InputIssue(state.path, None, item.error))
                 elif state.lines == 0:
                     stats.empty_files += 1
+                    if not state.reported:
+                        await issue(InputIssue(state.path, None, _empty_reason(state.key)))
                 if state.parser is not None:
                     stats.skipped_entries += state.parser.skipped_entries
                     stats.duplicate_entries += state.parser.duplicate_entries
@@ -458,6 +496,14 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                 if item.error is None:
                     ledger.expect(state.path, state.key, state.sent)
                 state = None
+
+
+def _empty_reason(key: FileKey | None) -> str:
+    if key is None:
+        return "no session to read: the file is empty or holds only blank lines"
+    if key.size == 0:
+        return "empty file (0 bytes): no session to read"
+    return "no session to read: the file holds only blank lines"
 
 
 async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:

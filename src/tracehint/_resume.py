@@ -4,23 +4,43 @@ Two files make a run resumable:
 
 - the output JSONL itself: each line is one complete trace. After a ``kill -9`` its last line
   may be torn; ``prepare_resume`` cuts it off, so the file again ends with a complete line.
-- a journal beside it (``OUT.done``): one JSON line per input file whose traces are *all* in
-  the output (path, size, mtime), appended only after those lines were flushed. A resumed run
-  skips journaled files without reading them, and skips traces already in the output when it
-  has to read a file again, so nothing is duplicated and nothing is sent to the judge twice.
+- a journal beside it (``OUT.done``): first the run's configuration (``RunConfig``: layers,
+  judge model and prompt version, input format, resolved inputs, ...), then one JSON line per
+  input file whose traces are *all* in the output (path, size, mtime), appended only after
+  those lines were flushed. A resumed run skips journaled files without reading them, and
+  skips traces already in the output when it has to read a file again, so nothing is
+  duplicated and nothing is sent to the judge twice. A resume whose configuration differs from
+  the recorded one is refused (``RunConfig.differences``): it would mix two runs in one file.
+
+Files and traces are keyed by resolved absolute paths (symlinks followed), so the same input
+spelled relative, absolute or through a symlink is the same input. Relative source paths of
+the output are resolved from the folder the earlier run ran in (``RunConfig.cwd``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tracehint._exceptions import OutputError
 
-__all__ = ["FileKey", "ResumeState", "file_key", "journal_path", "prepare_resume", "trace_digest"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "FileKey",
+    "ResumeState",
+    "RunConfig",
+    "file_key",
+    "journal_path",
+    "prepare_resume",
+    "recorded_run",
+    "trace_digest",
+]
 
 _READ = 1024 * 1024
 
@@ -33,9 +53,98 @@ def journal_path(output: str) -> str:
 def trace_digest(path: str, trace_id: str) -> bytes:
     """A compact fixed-size key for a trace of an input file (small for millions of traces).
 
-    The input path is part of the key: two copies of one session are two traces to write.
+    The input path (resolved: see ``ResumeState.trace_done``) is part of the key: two copies
+    of one session are two traces to write.
     """
     return hashlib.blake2b(f"{path}\0{trace_id}".encode(), digest_size=12).digest()
+
+
+def _resolved(path: str, cwd: str | None = None) -> str:
+    """``path`` absolute, symlinks followed; a relative path is taken from ``cwd``."""
+    return os.path.realpath(os.path.join(cwd, path) if cwd else path)  # noqa: PTH118 -- str paths
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """What decides a run's output; recorded in the journal, and a resume must match it."""
+
+    layers: tuple[str, ...]
+    judge_model: str | None = None
+    """``None`` when no judge layer is used (nor the judge fields below)."""
+    prompt_version: int | None = None
+    judge_samples: int | None = None
+    judge_show_next_action: bool | None = None
+    input_format: str = "auto"
+    inputs: tuple[str, ...] = ()
+    """The input paths, resolved (absolute, symlinks followed) and sorted."""
+    reasoning: bool = True
+    cwd: str = ""
+    """The folder the run ran in (relative paths of its output are relative to it); not
+    compared: a resume from another folder is the same run."""
+
+    @classmethod
+    def resolve_inputs(cls, paths: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
+        """``paths`` as ``inputs`` records them (blocking: resolving reads the file system)."""
+        return tuple(
+            sorted({_resolved(os.path.expanduser(os.fspath(p))) for p in paths})  # noqa: PTH111
+        )
+
+    def differences(self, earlier: RunConfig) -> list[str]:
+        """What differs from ``earlier``, one phrase per setting (empty: the same run)."""
+        found: list[str] = []
+        for name, label in _COMPARED.items():
+            before, now = getattr(earlier, name), getattr(self, name)
+            if before == now:
+                continue
+            if name == "inputs":
+                added = sorted(set(now) - set(before))
+                gone = sorted(set(before) - set(now))
+                parts = [f"new {', '.join(added)}"] * bool(added)
+                parts += [f"no longer given {', '.join(gone)}"] * bool(gone)
+                found.append(f"inputs: {'; '.join(parts)}")
+            else:
+                found.append(f"{label}: {_shown(before)} before, {_shown(now)} now")
+        return found
+
+    def journal_line(self) -> bytes:
+        """The journal's first line."""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        return orjson.dumps({"run": record}) + b"\n"
+
+    @classmethod
+    def from_record(cls, record: object) -> RunConfig | None:
+        """The configuration in a journal record, or ``None`` if it is not one."""
+        if not isinstance(record, dict) or not isinstance(record.get("run"), dict):
+            return None
+        data: dict[str, Any] = record["run"]
+        names = {f.name for f in fields(cls)}
+        try:
+            values: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+            }
+            return cls(**{k: v for k, v in values.items() if k in names})
+        except TypeError:
+            return None
+
+
+_COMPARED = {
+    "layers": "--layers",
+    "judge_model": "judge model",
+    "prompt_version": "judge prompt version",
+    "judge_samples": "--judge-samples",
+    "judge_show_next_action": "--judge-show-next-action",
+    "input_format": "--format",
+    "inputs": "inputs",
+    "reasoning": "reasoning kept (--drop-reasoning)",
+}
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(str(x) for x in value)
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +157,12 @@ class FileKey:
 
 
 def file_key(path: str) -> FileKey | None:
-    """The key of ``path`` now, or ``None`` when it cannot be stat'ed."""
+    """The key of ``path`` now (resolved), or ``None`` when it cannot be stat'ed."""
     try:
         stat = os.stat(path)  # noqa: PTH116 -- str paths
     except OSError:
         return None
-    return FileKey(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)  # noqa: PTH100 -- str paths
+    return FileKey(_resolved(path), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(slots=True)
@@ -64,6 +173,10 @@ class ResumeState:
     done_files: set[FileKey] = field(default_factory=set)
     truncated_bytes: int = 0
     """Bytes of a torn last line cut off the output."""
+    run: RunConfig | None = None
+    """The earlier run's configuration, when its journal records one."""
+    _last: tuple[str, str] = field(default=("", ""), init=False, repr=False)
+    """The last path resolved and its resolution: a file's traces come one after another."""
 
     def file_done(self, path: str) -> bool:
         """Whether ``path`` (unchanged since) was fully annotated before."""
@@ -71,15 +184,22 @@ class ResumeState:
         return key is not None and key in self.done_files
 
     def trace_done(self, path: str, trace_id: str) -> bool:
-        """Whether the trace ``trace_id`` of input ``path`` is already in the output."""
-        return trace_digest(path, trace_id) in self.done_traces
+        """Whether the trace ``trace_id`` of input ``path`` is already in the output.
+
+        ``path`` is resolved (blocking, a few ``lstat`` calls), so any spelling of the input
+        finds the trace.
+        """
+        if self._last[0] != path:
+            self._last = (path, _resolved(path))
+        return trace_digest(self._last[1], trace_id) in self.done_traces
 
 
-def _scan_output(path: str, state: ResumeState) -> None:
+def _scan_output(path: str, state: ResumeState, cwd: str | None) -> None:
     """Collect trace ids and cut a torn tail (sync: run in a worker thread)."""
     good_end = 0
     offset = 0
     pending = b""
+    resolved = ("", "")  # the last source path and its resolution
     with open(path, "r+b") as handle:  # noqa: PTH123 -- str paths
         while True:
             chunk = handle.read(_READ)
@@ -103,7 +223,10 @@ def _scan_output(path: str, state: ResumeState) -> None:
                     and isinstance(source, dict)
                     and isinstance(source.get("path"), str)
                 ):
-                    state.done_traces.add(trace_digest(source["path"], record["trace_id"]))
+                    source_path = source["path"]
+                    if source_path != resolved[0]:
+                        resolved = (source_path, _resolved(source_path, cwd))
+                    state.done_traces.add(trace_digest(resolved[1], record["trace_id"]))
                     good_end = offset + newline + 1
                 elif line.strip():
                     # A torn line in the middle can only come from a foreign writer.
@@ -129,20 +252,39 @@ def _scan_journal(path: str, state: ResumeState) -> None:
         for line in handle:
             try:
                 record = orjson.loads(line)
-                state.done_files.add(FileKey(record["path"], record["size"], record["mtime_ns"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+            except orjson.JSONDecodeError:
                 continue  # a torn last journal line: that file is simply read again
+            run = RunConfig.from_record(record)
+            if run is not None:
+                state.run = state.run or run
+                continue
+            try:
+                state.done_files.add(FileKey(record["path"], record["size"], record["mtime_ns"]))
+            except (KeyError, TypeError):
+                continue
+
+
+def recorded_run(output: str) -> RunConfig | None:
+    """The configuration the journal of ``output`` records (blocking; reads nothing else).
+
+    ``None`` when there is no journal, or it records none (written by an older tracehint).
+    """
+    state = ResumeState()
+    _scan_journal(journal_path(output), state)
+    return state.run
 
 
 def prepare_resume(output: str) -> ResumeState:
     """Read what ``output`` and its journal hold; cut a torn last output line.
 
-    Sync (file I/O): call it from a worker thread.
+    Relative source paths in the output are resolved from the folder the earlier run ran in,
+    as its journal records it (else the current folder). Sync (file I/O): call it from a
+    worker thread.
     """
     state = ResumeState()
-    if os.path.exists(output):  # noqa: PTH110 -- str paths
-        _scan_output(output, state)
     _scan_journal(journal_path(output), state)
+    if os.path.exists(output):  # noqa: PTH110 -- str paths
+        _scan_output(output, state, state.run.cwd if state.run is not None else None)
     return state
 
 

@@ -1,7 +1,9 @@
 """Find session files under the paths a user gives, streaming, in a stable order.
 
 Folders are searched for ``*.jsonl``, ``*.json`` and ``*.traj`` files; the content decides
-their format later (``formats``). Files that are clearly not transcripts by their name (a
+their format later (``formats``). A symlink that leads nowhere (dangling, or a loop) is an
+``InputIssue`` naming it; a FIFO or device with a session name is found, and refused when
+opened (``_files``). Files that are clearly not transcripts by their name (a
 Claude Code sub-agent's ``.meta.json``, an OpenHands session's ``metadata.json``, ...) are
 reported as ``Skipped`` with the reason, never read as broken transcripts. An OpenHands
 session folder's ``events/`` (one ``<n>.json`` per event) is found as one session.
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from tracehint._ingest._files import broken_link_reason
 from tracehint._records import InputIssue
 
 if TYPE_CHECKING:
@@ -89,25 +92,54 @@ def skip_reason(name: str) -> str | None:
     return _NOT_TRANSCRIPTS.get(name)
 
 
-def _scan(directory: str) -> tuple[list[str], list[str], str | None]:
-    """List ``directory``: (sub-directories, candidate files), sorted, or an error text."""
+def _scan(directory: str) -> tuple[list[str], list[str], list[InputIssue], str | None]:
+    """List ``directory``: (sub-directories, candidate files, broken links), or an error text.
+
+    A candidate is a file whose name ends in a session suffix, whatever it is: a FIFO or a
+    device among them is refused when opened, with its kind named, never skipped silently.
+    """
     dirs: list[str] = []
     files: list[str] = []
+    broken: list[InputIssue] = []
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=True):
-                        dirs.append(entry.path)
-                    elif entry.name.endswith(_SUFFIXES) and entry.is_file(follow_symlinks=True):
-                        files.append(entry.path)
-                except OSError:
-                    continue  # a dangling symlink or a racing delete: not a session file
+                kind = _entry_kind(entry)
+                if kind is _Entry.DIR:
+                    dirs.append(entry.path)
+                elif kind is _Entry.FILE:
+                    files.append(entry.path)
+                elif kind is _Entry.BROKEN_LINK:
+                    reason = broken_link_reason(entry.path)
+                    if reason is not None:
+                        broken.append(InputIssue(entry.path, None, reason))
     except OSError as exc:
-        return [], [], f"cannot list folder: {exc.strerror or exc}"
+        return [], [], [], f"cannot list folder: {exc.strerror or exc}"
     dirs.sort()
     files.sort()
-    return dirs, files, None
+    broken.sort(key=lambda issue: issue.path)
+    return dirs, files, broken, None
+
+
+class _Entry(Enum):
+    DIR = "dir"
+    FILE = "file"
+    BROKEN_LINK = "broken_link"
+    OTHER = "other"
+
+
+def _entry_kind(entry: os.DirEntry[str]) -> _Entry:
+    """What a folder entry is to the search (no system call for plain files and folders)."""
+    try:
+        if entry.is_dir(follow_symlinks=True):
+            return _Entry.DIR
+        if entry.name.endswith(_SUFFIXES) and entry.is_file(follow_symlinks=True):
+            return _Entry.FILE
+    except OSError:
+        pass  # a symlink loop: told apart below
+    if entry.is_symlink() and not os.path.exists(entry.path):  # noqa: PTH110 -- str paths
+        return _Entry.BROKEN_LINK
+    return _Entry.FILE if entry.name.endswith(_SUFFIXES) else _Entry.OTHER
 
 
 def _is_event_folder(directory: str, dirs: list[str], files: list[str]) -> bool:
@@ -147,7 +179,8 @@ async def discover(  # noqa: C901 -- the walk over files and folders, kept whole
         if not is_dir:
             exists = await anyio.to_thread.run_sync(os.path.exists, path)
             if not exists:
-                yield InputIssue(path, None, "no such file or folder")
+                reason = await anyio.to_thread.run_sync(broken_link_reason, path)
+                yield InputIssue(path, None, reason or "no such file or folder")
                 continue
             identity = await anyio.to_thread.run_sync(_identity, path)
             if identity is not None and identity in seen:
@@ -163,10 +196,12 @@ async def discover(  # noqa: C901 -- the walk over files and folders, kept whole
             if identity is None or identity in seen:
                 continue
             seen.add(identity)
-            dirs, files, error = await anyio.to_thread.run_sync(_scan, directory)
+            dirs, files, broken, error = await anyio.to_thread.run_sync(_scan, directory)
             if error is not None:
                 yield InputIssue(directory, None, error)
                 continue
+            for issue in broken:
+                yield issue
             if _is_event_folder(directory, dirs, files):
                 yield Found(directory, FoundKind.EVENT_FOLDER)
                 continue

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 
+from tracehint._ingest._files import open_regular
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterator
 
@@ -136,9 +138,10 @@ def split_lines(
 def open_and_read(path: str, size: int) -> tuple[BinaryIO, bytes]:
     """Open ``path`` and read its first ``size`` bytes (blocking: call it in a worker thread).
 
+    Only a regular file is opened (``open_regular``): a FIFO or a device raises ``OSError``.
     The caller closes the handle (``lines_from`` does).
     """
-    handle = open(path, "rb")  # noqa: SIM115, PTH123 -- closed by the caller
+    handle = open_regular(path)
     try:
         return handle, handle.read(size)
     except BaseException:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
+from tracehint._ingest._files import open_regular
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def read_agent_meta(session_path: str) -> AgentMeta | None:
     """Read the ``.meta.json`` beside an ``agent-*.jsonl`` file, if there is a usable one."""
     meta_path = session_path.removesuffix(".jsonl") + ".meta.json"
     try:
-        with open(meta_path, "rb") as handle:  # noqa: PTH123 -- tiny file, read in a worker thread
+        with open_regular(meta_path) as handle:  # a tiny file, read in a worker thread
             data = orjson.loads(handle.read())
     except (OSError, orjson.JSONDecodeError):
         return None

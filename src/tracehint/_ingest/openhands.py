@@ -31,6 +31,7 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in, tool_call
 from tracehint._ingest._document import Outcome, as_int, as_str, text_of
+from tracehint._ingest._files import open_regular
 from tracehint._records import InputIssue
 
 if TYPE_CHECKING:
@@ -372,7 +373,7 @@ def read_event_folder(path: str) -> tuple[bytes, list[InputIssue]]:
     for _, name in numbered:
         file = os.path.join(path, name)  # noqa: PTH118 -- str paths
         try:
-            with open(file, "rb") as handle:  # noqa: PTH123 -- small files, in a worker thread
+            with open_regular(file) as handle:  # small files, in a worker thread
                 data = handle.read()
         except OSError as exc:
             issues.append(InputIssue(file, None, f"cannot read file: {exc.strerror or exc}"))
