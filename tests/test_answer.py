@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import random
+
 import pytest
 
 from tracehint import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
-from tracehint._answer import GENERIC_PHRASES, count_sentences
+from tracehint._answer import GENERIC_PHRASES, count_sentences, shares_run
 
 GOOD = "Read `src/app.py` with the Read tool before you edit it, then retry the same edit."
 ERROR = (
@@ -154,3 +157,21 @@ def test_pick_answer_keeps_the_one_closest_to_the_others() -> None:
     assert pick_answer(["same hint", "same hint"]) == "same hint"
     with pytest.raises(ValueError, match="at least one"):
         pick_answer([])
+
+
+def test_the_copied_run_test_agrees_with_the_longest_common_substring() -> None:
+    rng = random.Random(17)  # noqa: S311 -- test data, not cryptography
+    for _ in range(20_000):
+        alphabet = rng.choice(["ab", "abc", "abcdefgh"])
+        a = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        b = "".join(rng.choice(alphabet) for _ in range(rng.randrange(60)))
+        if a and rng.random() < 0.5:  # plant a piece of a in b
+            start = rng.randrange(len(a))
+            end = rng.randrange(start, len(a) + 1)
+            at = rng.randrange(len(b) + 1)
+            b = b[:at] + a[start:end] + b[at:]
+        size = rng.randrange(1, 20)
+        longest = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(
+            0, len(a), 0, len(b)
+        )
+        assert shares_run(a, b, size) == (longest.size >= size), (a, b, size)

@@ -28,7 +28,6 @@ consensus).
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -284,6 +283,37 @@ def _is_generic(hint: str) -> bool:
     return len(rest) < 3
 
 
+def shares_run(a: str, b: str, size: int) -> bool:
+    """Whether ``a`` and ``b`` have a common substring of at least ``size`` characters.
+
+    Exact, and far cheaper than the longest common substring (``difflib``): every run of
+    ``size`` characters of ``a`` holds a whole block ``a[k * step : (k + 1) * step]`` with
+    ``step = (size + 1) // 2``, so only the places where such a block occurs in ``b`` (found by
+    the C substring search) are extended both ways.
+    """
+    if size <= 0:
+        return True
+    if len(a) < size or len(b) < size:
+        return False
+    step = (size + 1) // 2
+    for start in range(0, len(a) - step + 1, step):
+        block = a[start : start + step]
+        found = b.find(block)
+        while found >= 0:
+            left = 0
+            while left < start and left < found and a[start - left - 1] == b[found - left - 1]:
+                left += 1
+            right = step
+            while start + right < len(a) and found + right < len(b):
+                if a[start + right] != b[found + right]:
+                    break
+                right += 1
+            if left + right >= size:
+                return True
+            found = b.find(block, found + 1)
+    return False
+
+
 def _echoes(hint: str, source: str) -> bool:
     """Whether ``hint`` is mostly a copy of ``source`` (the error text)."""
     if not source.strip():
@@ -291,10 +321,7 @@ def _echoes(hint: str, source: str) -> bool:
     a, b = hint.lower(), source.lower()
     if len(a) >= 20 and a.rstrip(".") in b:
         return True
-    match = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(
-        0, len(a), 0, len(b)
-    )
-    if match.size >= max(30, int(0.8 * len(a))):  # nearly all of it copied
+    if shares_run(a, b, max(30, int(0.8 * len(a)))):  # nearly all of it copied
         return True
     hint_words = {w for w in _words(a) if len(w) > 2}
     if len(hint_words) < 5:

@@ -23,7 +23,7 @@ configs; it cannot promise to find every secret.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tracehint._classify import required_substrings
 from tracehint._exceptions import ConfigError
@@ -87,12 +87,12 @@ class SecretPattern:
         ``lowercase`` is set).
         """
         if not self.lowercase:
-            if self.needles is not None and not any(n in text for n in self.needles):
+            if self.needles is not None and not _contains_any(text, self.needles):
                 return text
             return self.pattern.sub(self._replace, text)
         if lowered is None:
             lowered = _lower(text)
-        if self.needles is not None and not any(n in lowered for n in self.needles):
+        if self.needles is not None and not _contains_any(lowered, self.needles):
             return text
         spans = [match.span(self.group) for match in self.pattern.finditer(lowered)]
         if not spans:
@@ -118,6 +118,14 @@ class SecretPattern:
         return whole[: start - offset] + self.placeholder + whole[end - offset :]
 
 
+def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
+    """Whether one of ``needles`` is in ``text``."""
+    for needle in needles:  # noqa: SIM110 -- cheaper than any() over a generator
+        if needle in text:
+            return True
+    return False
+
+
 def _lower(text: str) -> str:
     """``text.lower()`` with the same length, so spans found in it index ``text``.
 
@@ -132,9 +140,11 @@ def _pattern(
     group: int = 0,
     *,
     lowercase: bool = False,
+    needles: tuple[str, ...] | None = None,
 ) -> SecretPattern:
+    """A default pattern; ``needles`` for one whose literals the parser cannot read."""
     compiled = re.compile(regex, re.VERBOSE)
-    return SecretPattern(kind, compiled, group, lowercase, required_substrings(compiled))
+    return SecretPattern(kind, compiled, group, lowercase, needles or required_substrings(compiled))
 
 
 # Characters of the URL-safe base64 alphabet most API tokens are drawn from.
@@ -220,7 +230,11 @@ DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         rf"""sk-(?<![A-Za-z0-9_-]sk-) (?:proj-|svcacct-|admin-)?
              (?=[A-Za-z_-]{{0,100}}+[0-9]) {_B64URL}{{20,}}+""",
     ),
-    _pattern("github_token", r"gh[pousr]_(?<![A-Za-z0-9_]gh[pousr]_) [A-Za-z0-9]{30,}+"),
+    _pattern(
+        "github_token",
+        r"gh[pousr]_(?<![A-Za-z0-9_]gh[pousr]_) [A-Za-z0-9]{30,}+",
+        needles=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ),
     _pattern("github_token", r"github_pat_(?<![A-Za-z0-9_]github_pat_) [A-Za-z0-9_]{30,}+"),
     _pattern("gitlab_token", rf"glpat-(?<![A-Za-z0-9_-]glpat-) {_B64URL}{{20,}}+"),
     _pattern("slack_token", r"xox[abeoprs]-(?<![A-Za-z0-9_-]xox[abeoprs]-) [A-Za-z0-9-]{10,}+"),
@@ -233,6 +247,7 @@ DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
     _pattern(
         "aws_access_key",
         r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA) [A-Z0-9]{16} (?![A-Za-z0-9])",
+        needles=("AKIA", "ASIA"),
     ),
     _pattern(
         "aws_secret_key",
@@ -267,6 +282,7 @@ DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
         "password",
         r"""-u(?<![A-Za-z0-9_-]-u) [ \t]++ [^\s:"'-][^\s:"']{0,255}+ : ([^\s"']{1,256}+)""",
         1,
+        needles=("-u",),
     ),
     _pattern(
         "password",
@@ -306,10 +322,34 @@ class Redactor:
 
     patterns: tuple[SecretPattern, ...] = DEFAULT_SECRET_PATTERNS
     """Applied in order, one pass each."""
+    _trigger: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    """Every needle of every pattern, in lower case: a text (lowered) it does not find holds
+    no secret, and is returned after one scan instead of one test per pattern. ``None`` when a
+    pattern has no needles (it must always be searched)."""
+
+    def __post_init__(self) -> None:
+        needles: set[str] = set()
+        for secret in self.patterns:
+            if secret.needles is None:
+                needles.clear()
+                break
+            needles.update(needle.lower() for needle in secret.needles)
+        trigger = None
+        if needles:
+            # Longest first: an alternation takes the first alternative that matches.
+            ordered = sorted(needles, key=lambda needle: (-len(needle), needle))
+            trigger = re.compile("|".join(re.escape(needle) for needle in ordered))
+        object.__setattr__(self, "_trigger", trigger)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret the patterns find replaced by its placeholder."""
         lowered: str | None = None  # shared by the lowercase patterns until the text changes
+        if self._trigger is not None:
+            # A match contains one of its pattern's needles; in the lowered text, a needle of a
+            # case-sensitive pattern is found in lower case. No needle at all: nothing to do.
+            lowered = _lower(text)
+            if self._trigger.search(lowered) is None:
+                return text
         for secret in self.patterns:
             if secret.lowercase and lowered is None:
                 lowered = _lower(text)
