@@ -22,7 +22,7 @@ from tracehint._cache import CachedHint, HintCache
 from tracehint._hints.judge import JudgeLayer
 from tracehint._judge import JudgeClient, JudgeConfig, JudgeFailure, JudgeReply, RetryPolicy
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
-from tracehint._prompt import build_prompt, cache_key, normalise
+from tracehint._prompt import JudgePrompt, build_prompt, cache_key, normalise
 from tracehint._ratelimit import TokenBucket
 
 if TYPE_CHECKING:
@@ -289,11 +289,9 @@ def test_prompt_carries_the_site_context() -> None:
 
 
 def test_cache_key_ignores_volatile_parts() -> None:
-    a = build_prompt(
-        request("object at 0x7f3a2b at 2025-06-15T00:46:15+01:00 in /tmp/pytest-12/x.py")
-    )
-    b = build_prompt(request("object at 0x1234ff at 2026-01-01T10:00:00Z in /tmp/pytest-99/x.py"))
-    c = build_prompt(request("a different error"))
+    a = request("object at 0x7f3a2b at 2025-06-15T00:46:15+01:00 in /tmp/pytest-12/x.py")
+    b = request("object at 0x1234ff at 2026-01-01T10:00:00Z in /tmp/pytest-99/x.py")
+    c = request("a different error")
     assert cache_key("m", a) == cache_key("m", b)
     assert cache_key("m", a) != cache_key("m", c)
     assert cache_key("m", a) != cache_key("other-model", a)
@@ -366,3 +364,36 @@ async def test_requests_per_second_limit_holds_back_the_client() -> None:
         assert judge.stats.requests == 30
     # 20 at once (the burst), then 10 more at 20/s.
     assert elapsed >= 0.45
+
+
+class CountingLayer(JudgeLayer):
+    built = 0
+
+    def prompt(self, request: HintRequest) -> JudgePrompt:
+        self.built += 1
+        return super().prompt(request)
+
+
+async def test_a_trace_reads_the_cache_once_and_builds_prompts_only_for_misses(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "hints.sqlite3"
+    requests = [request(f"boom {i}") for i in range(12)]
+    async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
+        async with JudgeClient(config(judge.url)) as client, HintCache(db) as cache:
+            cold = await JudgeLayer(client, cache=cache).propose_all(requests[:8])
+        async with JudgeClient(config(judge.url)) as client, CountingCache(db) as cache:
+            layer = CountingLayer(client, cache=cache)
+            warm = await layer.propose_all([*requests, requests[9]])
+        assert judge.stats.requests == 8 + 4  # the repeated site is asked once
+    assert cache.reads == 1
+    assert layer.built == 4
+    assert layer.stats.cache_hits == 8
+    assert layer.stats.shared == 1
+    for before, after in zip(cold, warm[:8], strict=True):
+        assert before is not None
+        assert after is not None
+        assert after.cached
+        assert after.text == before.text
+    assert warm[9] == warm[12]
+    assert all(h is not None and not h.cached for h in warm[8:])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import orjson
 
 from tracehint import (
@@ -11,7 +14,10 @@ from tracehint import (
     ErrorSite,
     HintRequest,
     Limits,
+    PromptOptions,
+    Redactor,
     Role,
+    SecretPattern,
     Trace,
     TraceSource,
     Turn,
@@ -161,10 +167,47 @@ def test_instructions_and_intent_are_redacted_and_bounded() -> None:
 
 
 def test_cache_key_covers_the_prompt_version_and_the_answer_options() -> None:
-    prompt = build_prompt(only_request(trace()))
+    request = only_request(trace())
     assert PROMPT_VERSION == 2
-    assert cache_key("m", prompt) != cache_key("m", prompt, answer="samples=3")
-    assert cache_key("m", prompt) == cache_key("m", build_prompt(only_request(trace())))
+    assert cache_key("m", request) != cache_key("m", request, answer="samples=3")
+    assert cache_key("m", request) == cache_key("m", only_request(trace()))
+
+
+def test_cache_key_covers_the_prompt_options_and_every_field_the_prompt_shows() -> None:
+    request = only_request(trace())
+    key = cache_key("m", request)
+    assert key == cache_key("m", request, options=PromptOptions())
+    # Options that change the prompt change the key.
+    assert key != cache_key("m", request, options=PromptOptions(error_chars=500))
+    assert key != cache_key("m", request, options=PromptOptions(show_next_action=True))
+    extra = SecretPattern("internal", re.compile(r"itk_[a-z0-9]{8}"))
+    redactor = Redactor().with_patterns(extra)
+    assert key != cache_key("m", request, options=PromptOptions(redactor=redactor))
+    # Every field the prompt is built from is part of the key ...
+    changed = [
+        replace(request, first_instruction="Do something else."),
+        replace(request, latest_instruction="And then this."),
+        replace(request, intent="I will look around first."),
+        replace(request, tools_used=("Read",)),
+        replace(request, site=replace(request.site, error_message="another error")),
+        replace(request, site=replace(request.site, tool_input='{"command": "ls"}')),
+        replace(request, site=replace(request.site, tool_name="Shell")),
+        replace(request, site=replace(request.site, exit_code=3)),
+        replace(request, site=replace(request.site, repeats=2, earlier_errors=("boom",))),
+        replace(request, site=replace(request.site, kind=ErrorKind.TIMEOUT)),
+    ]
+    assert len({key, *(cache_key("m", other) for other in changed)}) == len(changed) + 1
+    # ... and the next action only when the prompt shows it.
+    other_next = replace(request, next_action="Something else entirely.")
+    assert cache_key("m", other_next) == key
+    shown = PromptOptions(show_next_action=True)
+    assert cache_key("m", other_next, options=shown) != cache_key("m", request, options=shown)
+
+
+def test_prompt_options_build_the_same_prompt_as_build_prompt() -> None:
+    request = only_request(trace())
+    options = PromptOptions(show_next_action=True, error_chars=300)
+    assert options.build(request) == build_prompt(request, show_next_action=True, error_chars=300)
 
 
 def test_a_site_with_no_instruction_or_call_text_still_builds() -> None:

@@ -58,6 +58,7 @@ from tracehint._prompt import (
     RESPONSE_FORMAT,
     SYSTEM_PROMPT,
     JudgePrompt,
+    PromptOptions,
     build_prompt,
     cache_key,
 )
@@ -145,6 +146,7 @@ __all__ = [
     "OutputError",
     "ParsedSession",
     "PipelineConfig",
+    "PromptOptions",
     "RawErrorLayer",
     "Redactor",
     "Rejected",

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from tracehint._limits import clamp, clamp_middle
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +32,7 @@ __all__ = [
     "RESPONSE_FORMAT",
     "SYSTEM_PROMPT",
     "JudgePrompt",
+    "PromptOptions",
     "build_prompt",
     "cache_key",
     "normalise",
@@ -41,8 +42,9 @@ __all__ = [
 PROMPT_VERSION = 2
 """Bump when the prompt text changes, so cached hints written for the old prompt are not reused."""
 
-_KEY_VERSION = 2
-"""Bump when the key derivation itself changes."""
+_KEY_VERSION = 3
+"""Bump when the key derivation itself changes. 3: the key is made from the site's fields and
+the prompt's options, not from the built prompt (hints cached under version 2 are not reused)."""
 
 SYSTEM_PROMPT: Final = (
     "You are the teacher for an autonomous coding agent. You are shown one step of its work "
@@ -104,7 +106,7 @@ _EARLIER_CHARS = 160
 
 @dataclass(frozen=True, slots=True)
 class JudgePrompt:
-    """The chat messages sent to the judge, and the key its answer is cached under."""
+    """The chat messages sent to the judge."""
 
     system: str
     user: str
@@ -115,6 +117,59 @@ class JudgePrompt:
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.user},
         ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptOptions:
+    """How ``build_prompt`` turns a site into a prompt, and their part of the cache key."""
+
+    redactor: Redactor = DEFAULT_REDACTOR
+    show_next_action: bool = False
+    error_chars: int = 2000
+    input_chars: int = 1000
+    instruction_chars: int = 1200
+    intent_chars: int = 800
+    action_chars: int = 1000
+    fingerprint: str = field(init=False, repr=False, compare=False)
+    """A digest of every option (the redaction patterns too): a prompt built with other
+    options is another cache key."""
+
+    def __post_init__(self) -> None:
+        patterns = [
+            [
+                secret.kind,
+                secret.pattern.pattern,
+                secret.pattern.flags,
+                secret.group,
+                secret.lowercase,
+            ]
+            for secret in self.redactor.patterns
+        ]
+        blob = orjson.dumps(
+            [
+                self.show_next_action,
+                self.error_chars,
+                self.input_chars,
+                self.instruction_chars,
+                self.intent_chars,
+                self.action_chars,
+                patterns,
+            ],
+        )
+        object.__setattr__(self, "fingerprint", hashlib.sha256(blob).hexdigest())
+
+    def build(self, request: HintRequest) -> JudgePrompt:
+        """``build_prompt`` with these options."""
+        return build_prompt(
+            request,
+            self.redactor,
+            show_next_action=self.show_next_action,
+            error_chars=self.error_chars,
+            input_chars=self.input_chars,
+            instruction_chars=self.instruction_chars,
+            intent_chars=self.intent_chars,
+            action_chars=self.action_chars,
+        )
 
 
 def _shorten_value(value: str, limit: int) -> str:
@@ -199,7 +254,7 @@ def build_prompt(
     The system message is always ``SYSTEM_PROMPT``; the user message is the site. With
     ``show_next_action`` the agent's next message is added, marked as not to be copied.
     """
-    redact: Callable[[str], str] = (redactor or Redactor()).redact
+    redact: Callable[[str], str] = (redactor or DEFAULT_REDACTOR).redact
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()
@@ -261,11 +316,19 @@ def reask_messages(prompt: JudgePrompt, answer: str, problem: str) -> list[dict[
     return messages
 
 
-# Each volatile part: its pattern, what replaces it, and substrings one of which any match
-# contains (a plain ``in`` test skips the regex for most prompts). A leading ``\b`` keeps the
-# regex engine from skipping ahead to the first character that can start a match, so word
+# A cheap test that any match of a volatile pattern passes: a substring, or a pattern that
+# starts with a literal (the regex engine then skips to that literal instead of trying a match
+# at every position; a lookbehind after the literal checks what comes before it).
+_Trigger = tuple[str, ...] | re.Pattern[str]
+_CLOCK = re.compile(r":(?<=\d\d:)\d\d:\d\d")
+"""``hh:mm:ss``, which both time patterns contain."""
+_DURATION = re.compile(r" \d(?<=in \d|ok \d|er \d)")
+"""``in 5``, ``took 5``, ``after 5``."""
+
+# Each volatile part: its pattern, what replaces it, and its trigger. A leading ``\b`` keeps
+# the regex engine from skipping ahead to the first character that can start a match, so word
 # boundaries before a digit are written as a lookbehind after it: ``\d(?<!\w\d)``.
-_VOLATILE: tuple[tuple[re.Pattern[str], str, tuple[str, ...] | None], ...] = (
+_VOLATILE: tuple[tuple[re.Pattern[str], str, _Trigger], ...] = (
     (re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b"), "0xADDR", ("0x",)),
     (
         re.compile(
@@ -273,50 +336,82 @@ _VOLATILE: tuple[tuple[re.Pattern[str], str, tuple[str, ...] | None], ...] = (
             r"(?:Z|[+-]\d{2}:?\d{2})?\b",
         ),
         "<TIME>",
-        (":",),
+        _CLOCK,
     ),
-    (re.compile(r"\d(?<!\w\d)\d:\d{2}:\d{2}(?:\.\d+)?\b"), "<TIME>", (":",)),
+    (re.compile(r"\d(?<!\w\d)\d:\d{2}:\d{2}(?:\.\d+)?\b"), "<TIME>", _CLOCK),
     (
         re.compile(
             r"(?:/private)?/var/folders/[^\s'\"]+|/tmp/[^\s'\"]+|"
             r"[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\s'\"]+",
         ),
         "<TMP>",
-        ("/var/folders/", "/tmp/", "\\AppData\\Local\\Temp\\"),  # noqa: S108 -- a pattern, not a file
+        ("/tmp/", "/var/folders/", "\\AppData\\Local\\Temp\\"),  # noqa: S108 -- a pattern, not a file
     ),
     (
         re.compile(r"\b(?:in|after|took) \d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b"),
         "<DURATION>",
-        ("in ", "after ", "took "),
+        _DURATION,
     ),
 )
 
 
+def _triggered(trigger: _Trigger, text: str) -> bool:
+    if isinstance(trigger, tuple):
+        for needle in trigger:  # noqa: SIM110 -- cheaper than any() over a generator
+            if needle in text:
+                return True
+        return False
+    return trigger.search(text) is not None
+
+
 def normalise(text: str) -> str:
-    """Strip the volatile parts of a prompt (addresses, timestamps, temp paths, durations).
+    """Strip the volatile parts of a text (addresses, timestamps, temp paths, durations).
 
     Two sites that differ only in these get the same cache key and the same hint.
     """
-    for pattern, replacement, needles in _VOLATILE:
-        if needles is None or any(needle in text for needle in needles):
+    for pattern, replacement, trigger in _VOLATILE:
+        if _triggered(trigger, text):
             text = pattern.sub(replacement, text)
     return text
 
 
-def cache_key(model: str, prompt: JudgePrompt, *, answer: str = "") -> str:
-    """A versioned hash of the model, the prompt version, the normalised prompt and ``answer``.
+def cache_key(
+    model: str, request: HintRequest, *, options: PromptOptions | None = None, answer: str = ""
+) -> str:
+    """A versioned hash of what the judge's answer for ``request`` depends on.
 
-    ``answer`` fingerprints whatever else changes the answer (sampling options, the number of
-    samples), so a hint written under other options is not reused.
+    The model, the prompt version, the prompt's ``options`` (budgets, whether the next action
+    is shown, the redaction patterns), ``answer`` (whatever else changes the answer: sampling
+    options, the number of samples) and the site itself: every field the prompt is built from,
+    normalised (``normalise``), so the same mistake in another session is the same key. The
+    prompt is not built: a cached site costs no prompt building and no redaction. The key is a
+    SHA-256 digest; no text of the site can be read back from it.
     """
+    options = options or _DEFAULT_OPTIONS
+    site = request.site
+    earlier = [normalise(error) for error in site.earlier_errors[-_EARLIER_LINES:]]
     blob = orjson.dumps(
         [
             _KEY_VERSION,
             PROMPT_VERSION,
             model,
             answer,
-            normalise(prompt.system),
-            normalise(prompt.user),
+            options.fingerprint,
+            site.kind.value,
+            site.exit_code,
+            site.repeats,
+            request.tools_used,
+            site.tool_name,
+            normalise(site.tool_input) if site.tool_input is not None else None,
+            normalise(site.error_message),
+            earlier,
+            normalise(request.first_instruction),
+            normalise(request.latest_instruction),
+            normalise(request.intent),
+            normalise(request.next_action) if options.show_next_action else None,
         ],
     )
     return hashlib.sha256(blob).hexdigest()
+
+
+_DEFAULT_OPTIONS: Final = PromptOptions()

@@ -15,11 +15,19 @@ from tracehint._exceptions import ConfigError
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
 from tracehint._kinds import HintSource, HintStatus
 from tracehint._limits import Limits
-from tracehint._prompt import RESPONSE_FORMAT, build_prompt, cache_key, reask_messages
+from tracehint._prompt import (
+    RESPONSE_FORMAT,
+    PromptOptions,
+    build_prompt,
+    cache_key,
+    reask_messages,
+)
 from tracehint._records import Hint
 from tracehint._redact import Redactor
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tracehint._judge import JudgeClient
     from tracehint._prompt import JudgePrompt
     from tracehint._records import HintRequest
@@ -140,6 +148,11 @@ class JudgeLayer:
         self._reader = _CoalescedReader(cache) if cache is not None else None
         fingerprint = client.config.answer_fingerprint()
         self._answer_key = f"{fingerprint};samples={samples}" if samples > 1 else fingerprint
+        self._options = PromptOptions(
+            redactor=self.redactor,
+            show_next_action=show_next_action,
+            **self.limits.judge_prompt_budgets(1),
+        )
 
     @property
     def name(self) -> str:
@@ -148,27 +161,76 @@ class JudgeLayer:
 
     def prompt(self, request: HintRequest) -> JudgePrompt:
         """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
-        return self._build(request, 1)
+        return self._options.build(request)
 
-    def _build(self, request: HintRequest, divisor: int) -> JudgePrompt:
+    def key(self, request: HintRequest) -> str:
+        """The cache key of ``request``'s answer (sync; no prompt is built)."""
+        return cache_key(
+            self.client.config.model, request, options=self._options, answer=self._answer_key
+        )
+
+    def _shorter(self, request: HintRequest) -> JudgePrompt:
+        """The prompt with a quarter of the site text, after a context-length error."""
         return build_prompt(
             request,
             self.redactor,
             show_next_action=self.show_next_action,
-            **self.limits.judge_prompt_budgets(divisor),
+            **self.limits.judge_prompt_budgets(_SHORTER),
         )
 
     async def propose(self, request: HintRequest) -> Hint | None:
-        """Return the judge's hint for one site, or a ``failed`` hint saying why there is none."""
+        """Return the judge's hint for one site, or a ``failed`` hint saying why there is none.
+
+        Sites asked at the same moment (``propose`` called concurrently) share one cache
+        query; ``propose_all`` asks for the sites of a trace at once.
+        """
         self.stats.sites += 1
-        prompt = self.prompt(request)
-        model = self.client.config.model
-        key = cache_key(model, prompt, answer=self._answer_key)
+        key = self.key(request)
         if self._reader is not None:
             cached = await self._reader.get(key)
             if cached is not None:
                 self.stats.cache_hits += 1
                 return _from_cache(cached)
+        return await self._judge(request, key)
+
+    async def propose_all(self, requests: Sequence[HintRequest]) -> list[Hint | None]:
+        """``propose`` for the sites of one trace, in order.
+
+        One cache query for all of them, then the judge is asked, concurrently, for the sites
+        the cache does not hold.
+        """
+        self.stats.sites += len(requests)
+        keys = [self.key(request) for request in requests]
+        hints: list[Hint | None] = [None] * len(requests)
+        missing = list(range(len(requests)))
+        if self.cache is not None:
+            found = await self.cache.get_many(list(dict.fromkeys(keys)))
+            missing = []
+            for index, key in enumerate(keys):
+                cached = found.get(key)
+                if cached is None:
+                    missing.append(index)
+                else:
+                    self.stats.cache_hits += 1
+                    hints[index] = _from_cache(cached)
+        if len(missing) == 1:
+            index = missing[0]
+            hints[index] = await self._judge(requests[index], keys[index])
+        elif missing:
+
+            async def one(index: int) -> None:
+                hints[index] = await self._judge(requests[index], keys[index])
+
+            async with anyio.create_task_group() as group:
+                for index in missing:
+                    group.start_soon(one, index)
+        return hints
+
+    async def _judge(self, request: HintRequest, key: str) -> Hint:
+        """The judge's answer for a site the cache does not hold, asked once per key in flight.
+
+        The prompt is built only here, by the site that sends the request.
+        """
         while True:
             flight = self._flights.get(key)
             if flight is None:
@@ -181,7 +243,7 @@ class JudgeLayer:
         flight = _Flight()
         self._flights[key] = flight
         try:
-            flight.result = await self._ask(prompt, request, key)
+            flight.result = await self._ask(self.prompt(request), request, key)
             return flight.result
         finally:
             del self._flights[key]
@@ -198,7 +260,7 @@ class JudgeLayer:
             ):
                 # The prompt was over the model's context: once more with a quarter of it.
                 self.stats.shortened += 1
-                messages = self._build(request, _SHORTER).messages()
+                messages = self._shorter(request).messages()
                 replies = await self._sample(messages)
             answers: list[tuple[Answer, JudgeReply]] = []
             rejected: tuple[str, Rejected] | None = None
