@@ -58,7 +58,7 @@ async def judged_run(
                 chain=annotator.chain,
                 sink=sink,
                 stats=stats,
-                config=PipelineConfig(hint_workers=8),
+                config=PipelineConfig(max_traces_in_flight=8, concurrency=8),
             )
             counters = annotator.stats()
     return [orjson.loads(line) for line in sink.lines], counters

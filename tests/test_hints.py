@@ -1,3 +1,4 @@
+import anyio
 import pytest
 
 from tracehint import (
@@ -278,3 +279,55 @@ def test_clamps() -> None:
     assert cut.startswith("A")
     assert cut.endswith("B")
     assert "elided" in cut
+
+
+class Scripted:
+    """A layer that answers from a script keyed by the site's error message."""
+
+    def __init__(self, name: str, script: dict[str, Hint | None]) -> None:
+        self.name = name
+        self.script = script
+        self.asked: list[str] = []
+        self.most_at_once = 0
+        self._now = 0
+
+    async def propose(self, request: HintRequest) -> Hint | None:
+        self.asked.append(request.site.error_message)
+        self._now += 1
+        self.most_at_once = max(self.most_at_once, self._now)
+        await anyio.lowlevel.checkpoint()
+        self._now -= 1
+        return self.script.get(request.site.error_message)
+
+
+async def test_resolving_a_trace_at_once_gives_every_site_its_own_hint() -> None:
+    failed = Hint(None, None, HintStatus.FAILED, reason="judge timeout")
+    judge_hint = Hint("  Ask the judge.  ", HintSource.JUDGE, HintStatus.OK, model="m")
+    deliberate = Hint(None, HintSource.JUDGE, HintStatus.NOT_A_MISTAKE, reason="on purpose")
+    script: dict[str, Hint | None] = {"a": judge_hint, "b": failed, "c": deliberate, "   ": failed}
+    messages = ["a", "b", "c", "d", "   ", "e"]
+    requests = [request(ErrorKind.TOOL_ERROR, m) for m in messages]
+    requests.append(request(ErrorKind.TIMEOUT, "t", command="sleep 999"))
+
+    def chain() -> tuple[HintChain, Scripted]:
+        judge = Scripted("judge", script)
+        return HintChain((judge, TemplateLayer(), RawErrorLayer()), hint_chars=10), judge
+
+    one_by_one, _ = chain()
+    expected = [await one_by_one.resolve(r) for r in requests]
+    together, judge = chain()
+    assert await together.resolve_all(requests) == expected
+    assert judge.most_at_once > 1  # a layer without propose_all is asked concurrently
+    assert expected[0].text == "Ask the j…"
+    assert expected[1].source is HintSource.RAW
+    assert expected[1].judge_reason == "judge timeout"
+    assert expected[2].status is HintStatus.NOT_A_MISTAKE
+    assert expected[4] == failed  # no raw text: the judge's failure stays
+    assert expected[5].status is HintStatus.OK
+    assert await together.resolve_all([]) == []
+
+
+async def test_offline_layers_answer_many_sites_at_once() -> None:
+    requests = [request(ErrorKind.FILE_NOT_FOUND), request(ErrorKind.TOOL_ERROR, "odd")]
+    for layer in (TemplateLayer(), RawErrorLayer()):
+        assert await layer.propose_all(requests) == [await layer.propose(r) for r in requests]

@@ -142,7 +142,7 @@ async def test_default_layers_judge_every_site_no_template_answers(
         async with Annotator(config) as annotator:
             await annotate_files(
                 [shared_corpus], chain=annotator.chain, sink=sink, stats=stats,
-                config=PipelineConfig(hint_workers=4),
+                config=PipelineConfig(max_traces_in_flight=4),
             )  # fmt: skip
         prompts = list(judge.stats.prompts)
         systems = judge.stats.system_prompts

@@ -67,6 +67,14 @@ class AnnotatorConfig:
     detector: ErrorDetector = field(default_factory=ErrorDetector)
     concurrency: int = 16
     """Traces annotated at once by ``annotate_many``."""
+    max_traces_in_flight: int = 8
+    """Traces of session files hinted at once (``annotate_files``, ``tracehint annotate``),
+    whatever the judge's concurrency: their sites share its requests in flight, so memory
+    does not grow with it (``--max-traces-in-flight``)."""
+    max_trace_bytes_in_flight: int = 16 * 1024 * 1024
+    """More traces than ``max_traces_in_flight`` are hinted at once while they are small: up
+    to this many characters of text in all, and only while they have fewer open sites than
+    twice the judge's concurrency (``--max-trace-bytes-in-flight``)."""
     input_format: InputFormat = InputFormat.AUTO
     """How session files are read (``auto``: each file's content decides)."""
     reasoning: bool = True
@@ -75,22 +83,27 @@ class AnnotatorConfig:
     def __post_init__(self) -> None:
         if self.judge_samples < 1:
             raise ConfigError(f"judge samples must be at least 1, got {self.judge_samples}")
+        if self.max_traces_in_flight < 1:
+            raise ConfigError(
+                f"max_traces_in_flight must be at least 1, got {self.max_traces_in_flight}"
+            )
+        if self.max_trace_bytes_in_flight < 0:
+            raise ConfigError(
+                "max_trace_bytes_in_flight must not be negative, got "
+                f"{self.max_trace_bytes_in_flight}"
+            )
 
-    def pipeline(
-        self, *, hint_workers: int | None = None, exclude: frozenset[str] = frozenset()
-    ) -> PipelineConfig:
+    def pipeline(self, *, exclude: frozenset[str] = frozenset()) -> PipelineConfig:
         """The file pipeline's settings from this configuration (the one place they are made).
 
-        ``hint_workers``: traces hinted at once (default: the judge's concurrency, else 1);
         ``exclude``: absolute paths never read as input (the run's own output files).
         """
-        workers = hint_workers
-        if workers is None:
-            workers = self.judge.concurrency if self.judge is not None else 1
         return PipelineConfig(
             limits=self.limits,
             classifier=self.classifier,
-            hint_workers=workers,
+            max_traces_in_flight=self.max_traces_in_flight,
+            max_trace_bytes_in_flight=self.max_trace_bytes_in_flight,
+            concurrency=self.judge.concurrency if self.judge is not None else 1,
             input_format=self.input_format,
             exclude=exclude,
             reasoning=self.reasoning,

@@ -238,13 +238,12 @@ async def bench_pipeline(
         for label in ("cold", "warm"):
             stats = RunStats()
             async with Annotator(run_config) as annotator:
-                workers = config.judge.concurrency if config.judge is not None else 1
                 await annotate_files(
                     paths,
                     chain=annotator.chain,
                     sink=MemorySink(),
                     stats=stats,
-                    config=run_config.pipeline(hint_workers=workers),
+                    config=run_config.pipeline(),
                 )
                 judge = annotator.stats()
             seconds = stats.elapsed

@@ -151,6 +151,24 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=64,
         help="judge requests in flight at most (default 64)",
     )
+    judge.add_argument(
+        "--max-traces-in-flight",
+        type=int,
+        default=8,
+        metavar="N",
+        help="traces hinted at once, whatever --concurrency is: their sites share the "
+        "requests in flight (default 8; more while they are small, see "
+        "--max-trace-bytes-in-flight)",
+    )
+    judge.add_argument(
+        "--max-trace-bytes-in-flight",
+        type=int,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="more traces than --max-traces-in-flight are hinted at once while they hold at "
+        "most this much text in all and have fewer open sites than twice --concurrency "
+        "(default 16 MiB)",
+    )
     judge.add_argument("--rps", type=float, help="client-side limit, requests per second")
     judge.add_argument("--tpm", type=float, help="client-side limit, tokens per minute")
     judge.add_argument(
@@ -470,6 +488,8 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
         limits=Limits(judge_prompt_chars=args.judge_prompt_chars),
         input_format=InputFormat(args.format),
         reasoning=not args.drop_reasoning,
+        max_traces_in_flight=args.max_traces_in_flight,
+        max_trace_bytes_in_flight=args.max_trace_bytes_in_flight,
     )
 
 

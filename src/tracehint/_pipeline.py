@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from tracehint._hints.layers import HintChain
     from tracehint._ingest.openai import ErrorDetector
-    from tracehint._records import Hint
     from tracehint._stats import RunStats
 
 __all__ = [
@@ -86,8 +85,17 @@ class PipelineConfig:
     classifier: Classifier = field(default_factory=Classifier)
     buffer: int = 4
     """Items buffered between two stages (small: backpressure, bounded memory)."""
-    hint_workers: int = 1
-    """Traces being hinted at once (the judge's fan-out runs inside each)."""
+    max_traces_in_flight: int = 8
+    """Traces being hinted at once; their sites share the judge's limiter (``concurrency``
+    requests in flight), so memory does not grow with the judge's concurrency."""
+    max_trace_bytes_in_flight: int = 16 * 1024 * 1024
+    """More traces than ``max_traces_in_flight`` are hinted at once while they are small:
+    while the traces in flight hold at most this many characters of text in all and have
+    fewer open sites than twice ``concurrency`` (so many small traces still keep every
+    request slot busy)."""
+    concurrency: int = 1
+    """Judge requests in flight (the judge client's bound); the hint stage takes in traces
+    until their open sites can fill it."""
     input_format: InputFormat = InputFormat.AUTO
     exclude: frozenset[str] = frozenset()
     """Paths never read as input: the run's own output files, when they sit inside an input
@@ -508,32 +516,100 @@ def _empty_reason(key: FileKey | None) -> str:
 
 async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
     """Resolve every site of ``trace`` concurrently and return the hinted trace."""
-    requests = requests_for(trace, limits)
+    return await _hint_requests(trace, requests_for(trace, limits), chain)
+
+
+async def _hint_requests(
+    trace: Trace, requests: list[tuple[int, HintRequest]], chain: HintChain
+) -> Trace:
     if not requests:
         return trace
-    hints: dict[int, Hint] = {}
-
-    async def one(index: int, request: HintRequest) -> None:
-        hints[index] = await chain.resolve(request)
-
-    if len(requests) == 1:
-        await one(*requests[0])
-    else:
-        async with anyio.create_task_group() as group:
-            for index, request in requests:
-                group.start_soon(one, index, request)
-    return trace.with_hints(hints)
+    hints = await chain.resolve_all([request for _, request in requests])
+    return trace.with_hints({index: hint for (index, _), hint in zip(requests, hints, strict=True)})
 
 
-async def _hint_worker(
+def _trace_size(trace: Trace) -> int:
+    """What a trace weighs in memory, roughly: the characters of its turns (and per turn)."""
+    return sum(len(turn.content) for turn in trace.turns) + 256 * len(trace.turns)
+
+
+class _InFlight:
+    """How many traces the hint stage holds, and whether it may take one more.
+
+    A trace may start when fewer than ``traces`` are in flight, or, while the traces in flight
+    are small (under ``size_budget`` in all) and have fewer than ``sites`` open sites, so that
+    traces of a site or two still keep the judge's request slots busy. Only the hint stage's
+    dispatcher waits here, so one event is enough.
+    """
+
+    def __init__(self, *, traces: int, size_budget: int, sites: int) -> None:
+        self.traces = max(traces, 1)
+        self.size_budget = size_budget
+        self.sites = sites
+        self.count = 0
+        self.size = 0
+        self.open_sites = 0
+        self._changed = anyio.Event()
+
+    def _room(self, size: int) -> bool:
+        if self.count < self.traces:
+            return True
+        return self.size + size <= self.size_budget and self.open_sites < self.sites
+
+    async def enter(self, size: int, sites: int) -> None:
+        """Wait for room, then take it: one trace of ``size`` with ``sites`` open sites."""
+        while not self._room(size):
+            self._changed = anyio.Event()
+            await self._changed.wait()
+        self.count += 1
+        self.size += size
+        self.open_sites += sites
+
+    def resolved(self, sites: int) -> None:
+        """``sites`` of a trace in flight have their hints."""
+        self.open_sites -= sites
+        self._changed.set()
+
+    def leave(self, size: int) -> None:
+        """A trace of ``size`` has left the stage (handed on, or dropped)."""
+        self.count -= 1
+        self.size -= size
+        self._changed.set()
+
+
+async def _hint_stage(
     receive: MemoryObjectReceiveStream[Trace],
     send: MemoryObjectSendStream[Trace],
     chain: HintChain,
-    limits: Limits,
+    config: PipelineConfig,
 ) -> None:
-    async with receive, send:
+    """Hint traces, several at once (bounded by ``_InFlight``), in one task group."""
+    limits = config.limits
+    in_flight = _InFlight(
+        traces=config.max_traces_in_flight,
+        size_budget=config.max_trace_bytes_in_flight,
+        sites=2 * max(config.concurrency, 1),
+    )
+
+    async def hint_one(trace: Trace, requests: list[tuple[int, HintRequest]], size: int) -> None:
+        try:
+            try:
+                hinted = await _hint_requests(trace, requests, chain)
+            finally:
+                in_flight.resolved(len(requests))
+            await send.send(hinted)  # still held until the writer takes it
+        finally:
+            in_flight.leave(size)
+
+    async with receive, send, anyio.create_task_group() as group:
         async for trace in receive:
-            await send.send(await hint_trace(trace, chain, limits))
+            requests = requests_for(trace, limits)
+            if not requests:
+                await send.send(trace)
+                continue
+            size = _trace_size(trace)
+            await in_flight.enter(size, len(requests))
+            group.start_soon(hint_one, trace, requests, size)
 
 
 async def _write_traces(
@@ -616,15 +692,7 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
             ledger,
             resume,
         )
-        async with traces_receive, hinted_send:
-            for _ in range(max(config.hint_workers, 1)):
-                group.start_soon(
-                    _hint_worker,
-                    traces_receive.clone(),
-                    hinted_send.clone(),
-                    chain,
-                    config.limits,
-                )
+        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config)
         group.start_soon(
             _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
         )

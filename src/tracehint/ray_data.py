@@ -187,7 +187,7 @@ class _AnnotateBatch:
                 sink=sink,
                 stats=stats,
                 issue_sink=issues,
-                config=config.pipeline(hint_workers=self._options.hint_workers),
+                config=replace(config.pipeline(), max_traces_in_flight=self._options.hint_workers),
             )
             stats.judge = annotator.stats()
         columns: dict[str, list[str]] = {name: [] for name in OUTPUT_COLUMNS}
