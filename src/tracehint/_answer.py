@@ -212,12 +212,19 @@ _PROMPT_ECHOES = (
 )
 # A sentence ends at . ! or ? followed by space and a capital, a quote, a backtick or a bracket;
 # dots inside paths, versions and "e.g." do not end one.
-_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)[.!?]+\s+(?=[A-Z`\"'(\[*])")
+# The lookbehinds come after the first mark (the one they end with), so the regex engine looks
+# for a mark instead of trying them at every position.
+_SENTENCE_END = re.compile(
+    r"[.!?](?<!\be\.g[.!?])(?<!\bi\.e[.!?])(?<!\betc[.!?])(?<!\bvs[.!?])[.!?]*\s+"
+    r"(?=[A-Z`\"'(\[*])"
+)
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-./]*", re.IGNORECASE)
 
 
 def _strip_thinking(text: str) -> str | None:
     """``text`` without reasoning blocks, or ``None`` when one is never closed."""
+    if "<" not in text:  # every tag starts with it
+        return text
     text = _THINK_BLOCK.sub("", text)
     closes = list(_THINK_CLOSE.finditer(text))
     if closes:  # servers that strip the opening tag leave "reasoning…</think>answer"
@@ -238,7 +245,7 @@ class _Json:
 def _json_object(text: str) -> _Json:
     """The JSON object ``text`` holds (whole, fenced, or after a line of prose)."""
     candidates: list[str] = []
-    fenced = _FENCE.search(text)
+    fenced = _FENCE.search(text) if "```" in text else None
     if fenced and fenced.group(1).strip().startswith("{"):
         candidates.append(fenced.group(1).strip())
     stripped = text.strip()
@@ -281,6 +288,10 @@ def _is_generic(hint: str) -> bool:
         return False
     rest = [w for w in _words(lowered) if w and w not in _FUNCTION_WORDS]
     return len(rest) < 3
+
+
+_ECHO_SHARE = 0.8
+"""A hint whose words are this share of the error's words or more is an echo."""
 
 
 def shares_run(a: str, b: str, size: int) -> bool:
@@ -326,8 +337,10 @@ def _echoes(hint: str, source: str) -> bool:
     hint_words = {w for w in _words(a) if len(w) > 2}
     if len(hint_words) < 5:
         return False
+    if b.isascii() and sum(w in b for w in hint_words) / len(hint_words) < _ECHO_SHARE:
+        return False  # a word of the source is a substring of it: too few could be shared
     source_words = set(_words(b))
-    return len(hint_words & source_words) / len(hint_words) >= 0.8
+    return len(hint_words & source_words) / len(hint_words) >= _ECHO_SHARE
 
 
 def check_answer(  # noqa: C901, PLR0911, PLR0912 -- one ordered list of checks, kept together
@@ -367,9 +380,13 @@ def check_answer(  # noqa: C901, PLR0911, PLR0912 -- one ordered list of checks,
     elif re.fullmatch(r"[\W_]*not[ _]a[ _]mistake[\W_]*", body, re.IGNORECASE):
         return Answer(Verdict.NOT_A_MISTAKE, None)
     lowered = body.lower()
-    if any(echo in lowered for echo in _PROMPT_ECHOES):
-        return Rejected(Rejection.ECHO, "repeats the prompt")
-    body = _VERDICT_LABEL.sub("", _LABEL.sub("", body)).strip().strip('"').strip()
+    for echo in _PROMPT_ECHOES:
+        if echo in lowered:
+            return Rejected(Rejection.ECHO, "repeats the prompt")
+    body = _LABEL.sub("", body)
+    if "verdict" in lowered or not lowered.isascii():  # the label's word, in any case
+        body = _VERDICT_LABEL.sub("", body)
+    body = body.strip().strip('"').strip()
     if body.startswith(("{", "[")):
         return Rejected(Rejection.MALFORMED_JSON, "the hint is JSON itself")
     if len(body) < min_chars:

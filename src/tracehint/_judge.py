@@ -1109,8 +1109,11 @@ class JudgeClient:
         try:
             async with session.request(method, url, data=body, **options) as response:
                 content: bytes | None = None
-                if response.content_length is None or response.content_length <= cap:
+                length = response.content_length
+                if length is None:
                     content = await _read_capped(response.content.iter_chunked(_READ_CHUNK), cap)
+                elif length <= cap:
+                    content = await response.read()  # the length is known and allowed
                 return _Answer(response.status, response.headers.get("Retry-After"), content)
         except aiohttp.ConnectionTimeoutError as exc:  # no connection: nothing answers
             return _Failed(FailureReason.CONNECTION, _connection_detail(exc), _Kind.RETRY)

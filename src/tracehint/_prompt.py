@@ -33,6 +33,7 @@ __all__ = [
     "SYSTEM_PROMPT",
     "JudgePrompt",
     "PromptOptions",
+    "RedactionMemo",
     "build_prompt",
     "cache_key",
     "normalise",
@@ -158,11 +159,19 @@ class PromptOptions:
         )
         object.__setattr__(self, "fingerprint", hashlib.sha256(blob).hexdigest())
 
-    def build(self, request: HintRequest) -> JudgePrompt:
-        """``build_prompt`` with these options."""
-        return build_prompt(
+    def build(
+        self, request: HintRequest, *, redact_instruction: Callable[[str], str] | None = None
+    ) -> JudgePrompt:
+        """``build_prompt`` with these options.
+
+        ``redact_instruction`` redacts the user's instructions instead of the redactor (it
+        must give the same text: ``RedactionMemo``, since every site of a trace repeats them).
+        """
+        redact = self.redactor.redact
+        return _build(
             request,
-            self.redactor,
+            redact,
+            redact_instruction or redact,
             show_next_action=self.show_next_action,
             error_chars=self.error_chars,
             input_chars=self.input_chars,
@@ -170,6 +179,26 @@ class PromptOptions:
             intent_chars=self.intent_chars,
             action_chars=self.action_chars,
         )
+
+
+class RedactionMemo:
+    """``redactor.redact`` that remembers its last ``size`` answers (for texts that repeat)."""
+
+    __slots__ = ("_redact", "_seen", "_size")
+
+    def __init__(self, redactor: Redactor, size: int = 64) -> None:
+        self._redact = redactor.redact
+        self._seen: dict[str, str] = {}
+        self._size = size
+
+    def __call__(self, text: str) -> str:
+        """``text`` redacted."""
+        found = self._seen.get(text)
+        if found is None:
+            if len(self._seen) >= self._size:
+                self._seen.clear()
+            found = self._seen[text] = self._redact(text)
+        return found
 
 
 def _shorten_value(value: str, limit: int) -> str:
@@ -254,14 +283,43 @@ def build_prompt(
     The system message is always ``SYSTEM_PROMPT``; the user message is the site. With
     ``show_next_action`` the agent's next message is added, marked as not to be copied.
     """
-    redact: Callable[[str], str] = (redactor or DEFAULT_REDACTOR).redact
+    redact = (redactor or DEFAULT_REDACTOR).redact
+    return _build(
+        request,
+        redact,
+        redact,
+        show_next_action=show_next_action,
+        error_chars=error_chars,
+        input_chars=input_chars,
+        instruction_chars=instruction_chars,
+        intent_chars=intent_chars,
+        action_chars=action_chars,
+    )
+
+
+def _build(  # noqa: PLR0913 -- build_prompt's options, passed on
+    request: HintRequest,
+    redact: Callable[[str], str],
+    redact_instruction: Callable[[str], str],
+    *,
+    show_next_action: bool,
+    error_chars: int,
+    input_chars: int,
+    instruction_chars: int,
+    intent_chars: int,
+    action_chars: int,
+) -> JudgePrompt:
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()
-    sections.append(("User's task", redact(clamp(task, instruction_chars)) if task else "(none)"))
+    sections.append(
+        ("User's task", redact_instruction(clamp(task, instruction_chars)) if task else "(none)")
+    )
     latest = request.latest_instruction.strip()
     if latest and latest != task:
-        sections.append(("Latest user instruction", redact(clamp(latest, instruction_chars))))
+        sections.append(
+            ("Latest user instruction", redact_instruction(clamp(latest, instruction_chars)))
+        )
     intent = request.intent.strip()
     sections.append(
         (
@@ -316,52 +374,28 @@ def reask_messages(prompt: JudgePrompt, answer: str, problem: str) -> list[dict[
     return messages
 
 
-# A cheap test that any match of a volatile pattern passes: a substring, or a pattern that
-# starts with a literal (the regex engine then skips to that literal instead of trying a match
-# at every position; a lookbehind after the literal checks what comes before it).
-_Trigger = tuple[str, ...] | re.Pattern[str]
-_CLOCK = re.compile(r":(?<=\d\d:)\d\d:\d\d")
-"""``hh:mm:ss``, which both time patterns contain."""
-_DURATION = re.compile(r" \d(?<=in \d|ok \d|er \d)")
-"""``in 5``, ``took 5``, ``after 5``."""
-
-# Each volatile part: its pattern, what replaces it, and its trigger. A leading ``\b`` keeps
-# the regex engine from skipping ahead to the first character that can start a match, so word
-# boundaries before a digit are written as a lookbehind after it: ``\d(?<!\w\d)``.
-_VOLATILE: tuple[tuple[re.Pattern[str], str, _Trigger], ...] = (
-    (re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b"), "0xADDR", ("0x",)),
-    (
-        re.compile(
-            r"\d(?<!\w\d)\d{3}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
-            r"(?:Z|[+-]\d{2}:?\d{2})?\b",
-        ),
-        "<TIME>",
-        _CLOCK,
-    ),
-    (re.compile(r"\d(?<!\w\d)\d:\d{2}:\d{2}(?:\.\d+)?\b"), "<TIME>", _CLOCK),
-    (
-        re.compile(
-            r"(?:/private)?/var/folders/[^\s'\"]+|/tmp/[^\s'\"]+|"
-            r"[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\s'\"]+",
-        ),
-        "<TMP>",
-        ("/tmp/", "/var/folders/", "\\AppData\\Local\\Temp\\"),  # noqa: S108 -- a pattern, not a file
-    ),
-    (
-        re.compile(r"\b(?:in|after|took) \d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b"),
-        "<DURATION>",
-        _DURATION,
-    ),
+# The volatile parts of a text, each with what replaces it. A leading ``\b`` keeps the regex
+# engine from skipping ahead to the first character that can start a match, so word boundaries
+# before a digit are written as a lookbehind after it: ``\d(?<!\w\d)``.
+_HEX = re.compile(r"0(?<!\w0)x[0-9a-fA-F]+\b")
+_DATETIME = re.compile(
+    r"\d(?<!\w\d)\d{3}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\b"
 )
+_CLOCK_TIME = re.compile(r"\d(?<!\w\d)\d:\d{2}:\d{2}(?:\.\d+)?\b")
+_TEMP_PATH = re.compile(
+    r"(?:/private)?/var/folders/[^\s'\"]+|/tmp/[^\s'\"]+|"
+    r"[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\s'\"]+",
+)
+_TEMP_FOLDERS = ("/tmp/", "/var/folders/", "\\AppData\\Local\\Temp\\")  # noqa: S108 -- patterns
+_ELAPSED = re.compile(r"\b(?:in|after|took) \d+(?:\.\d+)?\s?(?:ms|s|sec|seconds)\b")
 
-
-def _triggered(trigger: _Trigger, text: str) -> bool:
-    if isinstance(trigger, tuple):
-        for needle in trigger:  # noqa: SIM110 -- cheaper than any() over a generator
-            if needle in text:
-                return True
-        return False
-    return trigger.search(text) is not None
+# Cheap tests that every match passes, each starting with a literal (the regex engine then
+# skips to that literal instead of trying a match at every position; a lookbehind after the
+# literal checks what comes before it).
+_HHMMSS = re.compile(r":(?<=\d\d:)\d\d:\d\d")
+"""``hh:mm:ss``, which both time patterns contain."""
+_IN_NUMBER = re.compile(r" \d(?<=in \d|ok \d|er \d)")
+"""``in 5``, ``took 5``, ``after 5``, which a duration contains."""
 
 
 def normalise(text: str) -> str:
@@ -369,9 +403,18 @@ def normalise(text: str) -> str:
 
     Two sites that differ only in these get the same cache key and the same hint.
     """
-    for pattern, replacement, trigger in _VOLATILE:
-        if _triggered(trigger, text):
-            text = pattern.sub(replacement, text)
+    if not text:
+        return text
+    if "0x" in text:
+        text = _HEX.sub("0xADDR", text)
+    if _HHMMSS.search(text) is not None:
+        text = _DATETIME.sub("<TIME>", text)
+        if _HHMMSS.search(text) is not None:
+            text = _CLOCK_TIME.sub("<TIME>", text)
+    if any(folder in text for folder in _TEMP_FOLDERS):
+        text = _TEMP_PATH.sub("<TMP>", text)
+    if _IN_NUMBER.search(text) is not None:
+        text = _ELAPSED.sub("<DURATION>", text)
     return text
 
 

@@ -351,8 +351,15 @@ class Redactor:
             if self._trigger.search(lowered) is None:
                 return text
         for secret in self.patterns:
-            if secret.lowercase and lowered is None:
-                lowered = _lower(text)
+            # ``SecretPattern.sub`` tests the needles too; testing them here first saves a call
+            # per pattern that cannot match (most of them, for most texts).
+            if secret.lowercase:
+                if lowered is None:
+                    lowered = _lower(text)
+                if secret.needles is not None and not _contains_any(lowered, secret.needles):
+                    continue
+            elif secret.needles is not None and not _contains_any(text, secret.needles):
+                continue
             redacted = secret.sub(text, lowered)
             if redacted is not text:
                 text, lowered = redacted, None

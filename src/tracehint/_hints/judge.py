@@ -18,6 +18,7 @@ from tracehint._limits import Limits
 from tracehint._prompt import (
     RESPONSE_FORMAT,
     PromptOptions,
+    RedactionMemo,
     build_prompt,
     cache_key,
     reask_messages,
@@ -153,6 +154,8 @@ class JudgeLayer:
             show_next_action=show_next_action,
             **self.limits.judge_prompt_budgets(1),
         )
+        # The sites of a trace share its user instructions: each is redacted once.
+        self._instructions = RedactionMemo(self.redactor)
 
     @property
     def name(self) -> str:
@@ -161,7 +164,7 @@ class JudgeLayer:
 
     def prompt(self, request: HintRequest) -> JudgePrompt:
         """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
-        return self._options.build(request)
+        return self._options.build(request, redact_instruction=self._instructions)
 
     def key(self, request: HintRequest) -> str:
         """The cache key of ``request``'s answer (sync; no prompt is built)."""
