@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -12,6 +13,7 @@ import pytest
 from conftest import EXAMPLES, REPO, assert_not_written, run_cli
 from tracehint import (
     AnnotatorConfig,
+    HintCache,
     HintChain,
     JudgeAuthError,
     RawErrorLayer,
@@ -22,6 +24,7 @@ from tracehint import (
 from tracehint._judge import JudgeConfig
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 from tracehint._output import MemorySink
+from tracehint._resume import RunConfig
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -167,9 +170,24 @@ def test_cli_engine_ray(cluster: str, corpus: Path, tmp_path: Path) -> None:
     again = cli(str(corpus), "-o", str(out), "--engine", "ray", "--ray-address", cluster)
     assert again.returncode == 2
     assert "--overwrite" in again.stderr
-    resumed = cli(str(corpus), "-o", str(out), "--engine", "ray", "--resume")
-    assert resumed.returncode == 2
-    assert "not supported" in resumed.stderr
+    # A resume of a finished run reads nothing again and writes nothing twice.
+    before = sorted(folder_lines(out, "traces"))
+    resumed = cli(
+        str(corpus), "-o", str(out), "--engine", "ray", "--ray-address", cluster, "--resume",
+        "--stats-json", str(stats),
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    again_summary = json.loads(stats.read_text())
+    assert again_summary["files_resumed"] == summary["files"]
+    assert again_summary["traces"] == 0
+    assert sorted(folder_lines(out, "traces")) == before
+    # Other settings are refused.
+    other = cli(
+        str(corpus), "-o", str(out), "--engine", "ray", "--ray-address", cluster, "--resume",
+        "--layers", "raw",
+    )  # fmt: skip
+    assert other.returncode == 2
+    assert "other settings" in other.stderr
 
 
 def test_stats_merge() -> None:
@@ -201,3 +219,94 @@ async def test_auth_failure_on_the_workers_is_a_clear_error(cluster: str, tmp_pa
         with pytest.raises(JudgeAuthError, match="HTTP 401") as caught:
             await anyio.to_thread.run_sync(ray_run, EXAMPLES, tmp_path / "out", config)
     assert "TRACEHINT_JUDGE_API_KEY" in str(caught.value)
+
+
+def test_trace_lines_give_their_path_and_id_without_a_full_parse(shared_corpus: Path) -> None:
+    lines = [line.encode() for line in anyio.run(local_run, [shared_corpus])[0]]
+    assert lines
+    for line in lines:
+        record = json.loads(line)
+        expected = (record["source"]["path"], record["trace_id"])
+        assert ray_data.path_and_trace_id(line + b"\n") == expected
+    # Any other shape is parsed whole.
+    odd = json.dumps({"source": {"path": "p"}, "trace_id": "t", "turns": []}).encode()
+    assert ray_data.path_and_trace_id(odd) == ("p", "t")
+
+
+def folder_run(
+    corpus: Path, out: Path, config: AnnotatorConfig, options: Any = None, *, resume: bool = False
+) -> RunStats:
+    run = RunConfig(layers=config.layer_names())
+    state = ray_data.prepare_folder(out, run, resume=resume)
+    stats: RunStats = ray_data.annotate_folder([corpus], out, config, options, resume=state)
+    return stats
+
+
+async def test_folder_runs_give_the_local_traces_and_resume_without_duplicates(
+    cluster: str, corpus: Path, tmp_path: Path
+) -> None:
+    assert cluster
+    expected, expected_issues = await local_run([corpus])
+    out = tmp_path / "out"
+    options = ray_data.RayOptions(batch_size=4)
+    stats = await anyio.to_thread.run_sync(folder_run, corpus, out, AnnotatorConfig(), options)
+    got = folder_lines(out, "traces")
+    assert sorted(got) == sorted(expected)
+    assert sorted(folder_lines(out, "errors")) == sorted(expected_issues)
+    assert stats.traces == len(expected)
+    assert not list(out.glob("*.part"))
+    # An interrupted run: one call's journal never made it (its traces did), another call
+    # left only a half-written part (it is renamed, then its journal, when it finishes).
+    journals = sorted(out.glob("done-*.jsonl"))
+    assert len(journals) > 2
+    journals[0].unlink()
+    lost = journals[-1].name.removeprefix("done-")
+    (out / f"traces-{lost}").rename(out / f"traces-{lost}.part")
+    journals[-1].unlink()
+    resumed = await anyio.to_thread.run_sync(
+        partial(folder_run, resume=True), corpus, out, AnnotatorConfig(), options
+    )
+    assert sorted(folder_lines(out, "traces")) == sorted(expected)
+    assert resumed.files_resumed > 0
+    assert 0 < resumed.traces < len(expected)
+    assert resumed.traces + resumed.traces_resumed >= 1
+
+
+async def test_one_judge_client_per_actor_and_hints_merged_back(
+    cluster: str, corpus: Path, tmp_path: Path
+) -> None:
+    assert cluster
+    cache, merged = tmp_path / "worker.sqlite3", tmp_path / "driver.sqlite3"
+    async with MockJudge(MockJudgeConfig(latency=0.01)) as judge:
+        config = AnnotatorConfig(
+            layers=("judge",),
+            judge=JudgeConfig(url=judge.url, model="m", concurrency=8),
+            cache_path=cache,
+        )
+        options = ray_data.RayOptions(batch_size=3, actors=1, export_hints=True)
+        stats = await anyio.to_thread.run_sync(
+            folder_run, corpus, tmp_path / "out", config, options
+        )
+        assert judge.stats.model_lists == 1  # one preflight: one client for the actor
+        assert stats.judge["requests"] == judge.stats.requests > 0
+    assert stats.hint_status == {"ok": stats.sites}
+    count = await anyio.to_thread.run_sync(ray_data.merge_hints, tmp_path / "out", merged)
+    assert count >= judge.stats.requests
+    assert not list((tmp_path / "out").glob("hints-*.jsonl"))
+    async with HintCache(merged) as driver:
+        assert (await driver.stats()).entries == judge.stats.requests
+
+
+async def test_hard_linked_sessions_in_one_call_are_each_read(
+    cluster: str, corpus: Path, tmp_path: Path
+) -> None:
+    assert cluster
+    first = min([p async for p in anyio.Path(corpus).rglob("*.jsonl")])
+    await anyio.Path(first).with_name("linked-copy.jsonl").hardlink_to(first)
+    expected, _ = await local_run([corpus])
+    options = ray_data.RayOptions(batch_size=10_000)
+    stats = await anyio.to_thread.run_sync(
+        folder_run, corpus, tmp_path / "out", AnnotatorConfig(), options
+    )
+    assert sorted(folder_lines(tmp_path / "out", "traces")) == sorted(expected)
+    assert stats.traces == len(expected)

@@ -478,6 +478,23 @@ class HintCache:
         self._misses += len(wanted) - len(found)
         return found
 
+    async def written_since(self, created: float) -> list[tuple[str, CachedHint]]:
+        """The hints stored with a creation time of ``created`` (unix time) or later.
+
+        Pending puts are written first. For collecting what a worker learnt during a run.
+        """
+        db = self._require_open()
+        async with self._lock:
+            await self._flush_locked()
+        with self._translating("read"):
+            rows = await db.execute_fetchall(f"{_SELECT} WHERE created >= ?", (created,))
+        found: list[tuple[str, CachedHint]] = []
+        for row in rows:
+            key, hint = _decode(row)
+            if hint is not None:
+                found.append((key, hint))
+        return found
+
     async def stats(self) -> CacheStats:
         """What the file holds, after writing what is pending."""
         db = self._require_open()

@@ -118,6 +118,12 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         metavar="FILE",
         help="with --engine ray: merge this cache file into each worker's cache first",
     )
+    engine.add_argument(
+        "--merge-caches",
+        action="store_true",
+        help="with --engine ray: collect the hints the workers learnt into this machine's "
+        "cache (--cache) at the end, whatever node's cache they went to",
+    )
     annotate.add_argument(
         "--errors",
         metavar="FILE",
@@ -908,24 +914,35 @@ def _tracehint_error(exc: BaseException) -> TracehintError | None:
     return None
 
 
+_RAY_OUTPUTS = (
+    "traces-*.jsonl",
+    "errors-*.jsonl",
+    "done-*.jsonl",
+    "hints-*.jsonl",
+    "*.jsonl.part",
+    "run.json",
+)
+"""What an ``--engine ray`` run writes into its output folder."""
+
+
 def _ray_output(args: argparse.Namespace) -> Path:
-    if args.resume:
-        raise ConfigError(
-            "--resume is not supported with --engine ray: run again into a new folder "
-            "(the cache makes finished judge work free)",
-        )
     if args.output == STDOUT:
         raise ConfigError("with --engine ray, -o must be an output folder, not stdout")
     folder = Path(args.output)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"with --engine ray, -o must be a folder: {folder} is a file")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not args.overwrite:
-            raise ConfigError(f"{folder} is not empty; pass --overwrite to replace its traces")
-        for old in [*folder.glob("traces-*.jsonl"), *folder.glob("errors-*.jsonl")]:
+    if args.resume or not folder.is_dir() or not any(folder.iterdir()):
+        return folder
+    if not args.overwrite:
+        raise ConfigError(
+            f"{folder} is not empty; pass --overwrite to replace its traces, or --resume to "
+            "finish an interrupted run into it"
+        )
+    for pattern in _RAY_OUTPUTS:
+        for old in folder.glob(pattern):
             old.unlink()
-        if any(folder.iterdir()):
-            raise ConfigError(f"{folder} holds other files; choose a new output folder")
+    if any(folder.iterdir()):
+        raise ConfigError(f"{folder} holds other files; choose a new output folder")
     return folder
 
 
@@ -942,9 +959,14 @@ def _annotate_ray(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError("--engine ray needs Ray Data: pip install 'tracehint[ray]'") from exc
     paths = args.paths or _default_paths(args)
+    resume = ray_data.prepare_folder(
+        folder, _run_config(args, config, paths), resume=bool(args.resume)
+    )
+    merge = args.merge_caches and config.use_cache and config.judge is not None
     options = ray_data.RayOptions(
         per_actor_concurrency=config.judge.concurrency if config.judge is not None else 64,
         seed_cache=args.seed_cache,
+        export_hints=merge,
     )
     started = not ray.is_initialized()
     if started:
@@ -958,11 +980,15 @@ def _annotate_ray(args: argparse.Namespace) -> int:
         ray.data.DataContext.get_current().enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     try:
-        annotated = ray_data.annotate_dataset(ray_data.read_sessions(paths), config, options)
-        stats = ray_data.write_jsonl(annotated, folder)
+        stats = ray_data.annotate_folder(paths, folder, config, options, resume=resume)
     finally:
         if started:
             ray.shutdown()
+    if merge:
+        cache = config.cache_path or default_cache_path()
+        merged = ray_data.merge_hints(folder, cache)
+        if not args.quiet:
+            print(f"tracehint: merged {merged} new hint(s) into {cache}", file=sys.stderr)  # noqa: T201 -- CLI output
     stats.finished = time.monotonic()
     if args.errors:
         with Path(args.errors).open("wb") as errors:

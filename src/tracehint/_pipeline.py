@@ -232,7 +232,7 @@ def _open_file(
 
 
 async def _produce(
-    paths: Sequence[str | os.PathLike[str] | SessionBlob],
+    paths: Sequence[str | os.PathLike[str] | SessionBlob | Found],
     send: MemoryObjectSendStream[_FileItem],
     config: PipelineConfig,
     stats: RunStats,
@@ -268,20 +268,28 @@ async def _produce_blob(
 
 
 async def _produce_files(
-    inputs: Sequence[str | os.PathLike[str] | SessionBlob],
+    inputs: Sequence[str | os.PathLike[str] | SessionBlob | Found],
     send: MemoryObjectSendStream[_FileItem],
     config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
 ) -> None:
     paths: list[str | os.PathLike[str]] = []
+    listed: list[Found] = []
     for item in inputs:
         if isinstance(item, SessionBlob):
             await _produce_blob(item, send, config.limits, resume, stats)
+        elif isinstance(item, Found):
+            listed.append(item)
         else:
             paths.append(item)
     # By identity too: an output reached through a symlinked input folder is still the output.
     exclude = await anyio.to_thread.run_sync(_Excluded.of, config.exclude)
+    for item in listed:  # sessions an earlier discovery found: read as they are, no search
+        if item.kind is FoundKind.EVENT_FOLDER:
+            await _produce_event_folder(item.path, send, config, stats, resume, exclude)
+        else:
+            await _produce_file(item.path, send, config, stats, resume, exclude)
     async for found in discover(paths):
         if isinstance(found, Skipped):
             stats.record_skipped_file(found.reason)
@@ -650,7 +658,7 @@ async def _write_issues(
 
 
 async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one entry point
-    paths: Sequence[str | os.PathLike[str] | SessionBlob],
+    paths: Sequence[str | os.PathLike[str] | SessionBlob | Found],
     *,
     chain: HintChain,
     sink: LineSink,
@@ -663,7 +671,8 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
 ) -> None:
     """Annotate every session under ``paths`` and write one JSON line per trace to ``sink``.
 
-    ``paths`` are files and folders on disk, or ``SessionBlob`` files already in memory.
+    ``paths`` are files and folders on disk (searched), ``Found`` sessions an earlier
+    ``discover`` listed (read as they are), or ``SessionBlob`` files already in memory.
 
     Input issues are counted in ``stats`` and written to ``issue_sink`` when given; they
     never stop the run. Output errors (``OutputError``) do.

@@ -3,33 +3,56 @@
 ```python
 import ray
 from tracehint import AnnotatorConfig
-from tracehint.ray_data import annotate_dataset, read_sessions, write_jsonl
+from tracehint.ray_data import annotate_folder
 
+stats = annotate_folder(["/data/sessions"], "/data/out", AnnotatorConfig())  # a RunStats
+```
+
+``annotate_folder`` (what ``tracehint annotate --engine ray`` runs) lists the session files on
+the driver and hands their *paths* to a pool of actors, many files per call: each call runs
+tracehint's own streaming pipeline on its files (the local engine, reading the files itself)
+and writes its traces, input issues and a journal of finished files straight into the output
+folder, under temporary names renamed when the call is done, so a file in the folder is always
+complete and a retried call never duplicates a trace. Only a small stats row per call travels
+back through Ray. ``resume=True`` skips the files whose traces are all in the folder already
+(and, in files read again, the traces already written), as ``--resume`` does locally.
+
+For your own Ray Data jobs, ``read_sessions`` + ``annotate_dataset`` give a dataset of trace
+rows (``kind``, ``path``, ``trace_id``, ``line``) and ``write_jsonl`` writes it:
+
+```python
 ds = read_sessions(["/data/sessions"])          # binary rows: bytes, path
 out = annotate_dataset(ds, AnnotatorConfig())   # rows: kind, path, trace_id, line
 stats = write_jsonl(out, "/data/out")           # traces-*.jsonl, errors-*.jsonl, a RunStats
 ```
 
-Session files are read as binary (Ray's JSON reader rejects real Claude Code lines) and
-parsed by tracehint's own ingester, batch by batch, in a pool of actors whose ``__call__`` is
-``async``: each batch opens its own ``Annotator`` (HTTP client and SQLite cache) on the
-actor's event loop and closes it when the batch is done, so nothing outlives the loop it was
-made on; one ``CapacityLimiter`` per actor bounds that actor's judge requests in flight
-across all its concurrent batches.
+Each actor's ``__call__`` is ``async``. An actor opens one ``Annotator`` (one judge client and
+one SQLite cache connection) on its event loop at its first call and keeps it for its whole
+life, closing it when Ray Data lets the actor go; every call ends by writing the hints it
+learnt to the cache. One judge client per actor bounds that actor's requests in flight across
+all its concurrent calls.
 
 Each worker uses a local SQLite cache (``AnnotatorConfig.cache_path``, or the user cache
 directory of the node). ``RayOptions.seed_cache`` merges a cache file into it before the
-first batch; afterwards, ``tracehint cache merge`` collects the nodes' files into one.
+first call; with ``RayOptions.export_hints`` each call also writes the hints it learnt to
+``hints-*.jsonl`` in the output folder, and ``merge_hints`` (``--merge-caches``) merges them
+into one cache file at the end.
 
 The core package never imports this module; it needs ``ray[data]``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 import re
+import threading
+import time
 import uuid
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -37,14 +60,28 @@ import orjson
 
 from tracehint import _exceptions
 from tracehint._annotator import Annotator, AnnotatorConfig
-from tracehint._cache import HintCache, default_cache_path
+from tracehint._cache import CachedHint, HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, OutputError, TracehintError
-from tracehint._ingest._discover import _is_event_folder, skip_reason
+from tracehint._ingest._discover import (
+    Found,
+    FoundKind,
+    Skipped,
+    _is_event_folder,
+    discover,
+    skip_reason,
+)
 from tracehint._ingest.claude_code import read_agent_meta
 from tracehint._ingest.openhands import read_event_folder
 from tracehint._judge import API_KEY_ENV, api_key_from_env
-from tracehint._output import MemorySink
+from tracehint._output import JsonlSink, MemorySink
 from tracehint._pipeline import SessionBlob, annotate_files
+from tracehint._resume import (
+    ResumeState,
+    RunConfig,
+    _resolved,
+    _scan_journal,
+    trace_digest,
+)
 from tracehint._stats import RunStats
 from tracehint._wire import dump_issue
 
@@ -59,35 +96,54 @@ except ImportError as exc:  # pragma: no cover -- exercised only without the ext
     ) from exc
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["OUTPUT_COLUMNS", "RayOptions", "annotate_dataset", "read_sessions", "write_jsonl"]
+    from tracehint._records import InputIssue
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "RayOptions",
+    "annotate_dataset",
+    "annotate_folder",
+    "merge_hints",
+    "prepare_folder",
+    "read_sessions",
+    "write_jsonl",
+]
 
 OUTPUT_COLUMNS = ("kind", "path", "trace_id", "line")
 """Columns of ``annotate_dataset``'s rows. ``kind`` is ``trace`` (``line`` is the trace's
 JSON, as ``tracehint annotate`` writes it), ``issue`` (an input issue's JSON) or ``stats``
-(one batch's ``RunStats.to_dict()`` JSON)."""
+(one batch's ``RunStats`` JSON, see ``_stats_line``)."""
+
+RUN_FILE = "run.json"
+"""The run's configuration in an ``annotate_folder`` output folder (a resume must match it)."""
+
+_PARTS = ("traces", "errors", "done", "hints")
+"""What an ``annotate_folder`` call writes: ``<part>-<call>.jsonl``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RayOptions:
     """How the annotation is spread over the cluster."""
 
-    batch_size: int = 8
-    """Session files per batch (one ``Annotator`` per batch)."""
+    batch_size: int = 32
+    """Session files per actor call."""
     actors: int | None = None
     """Annotating actors at most; default: the cluster's CPUs minus one (at least one)."""
     actor_cpus: float = 1.0
     """CPUs reserved per actor (parsing is CPU work; judging is waiting)."""
     per_actor_concurrency: int = 64
-    """Judge requests in flight per actor, over all its concurrent batches."""
-    hint_workers: int = 4
-    """Traces hinted at once within one batch."""
+    """Judge requests in flight per actor, over all its concurrent calls (its one judge
+    client's bound)."""
     seed_cache: str | None = None
-    """A cache file merged into each worker's local cache before its first batch."""
+    """A cache file merged into each worker's local cache before its first call."""
+    export_hints: bool = False
+    """``annotate_folder``: also write the hints each call learnt to ``hints-*.jsonl`` in the
+    output folder, for ``merge_hints`` (``--merge-caches``)."""
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.per_actor_concurrency < 1 or self.hint_workers < 1:
+        if self.batch_size < 1 or self.per_actor_concurrency < 1:
             raise ConfigError("RayOptions sizes must be at least 1")
         if self.actors is not None and self.actors < 1:
             raise ConfigError("RayOptions.actors must be at least 1")
@@ -125,40 +181,143 @@ def event_folders(paths: Sequence[str]) -> list[str]:
     return sorted(found)
 
 
-class _AnnotateBatch:
-    """The Ray Data actor: ``async __call__`` annotates one batch of session files."""
+# -- the actor's annotator, open for the actor's life ------------------------------------------
+
+
+class _Host:
+    """The actor's ``Annotator``, open from its first call until Ray Data lets it go.
+
+    An ``Annotator`` (its task group, the cache's flusher) must be entered and left by one
+    task, and Ray Data gives an async actor no hook for its end but ``__del__``: so one task,
+    owned by the actor, holds it open on the actor's event loop, and ``close`` (from
+    ``__del__``, on another thread) tells that task to leave it and waits until it has.
+    """
+
+    def __init__(self, config: AnnotatorConfig, seed_cache: str | None) -> None:
+        self._config = config
+        self._seed_cache = seed_cache
+        self._annotator: Annotator | None = None
+        self._failed: BaseException | None = None
+        self._ready: anyio.Event | None = None
+        self._stop: anyio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = threading.Event()
+
+    async def get(self) -> Annotator:
+        """The open annotator (opened by the first call, on this event loop)."""
+        if self._ready is None:
+            self._ready, self._stop = anyio.Event(), anyio.Event()
+            self._loop, self._thread = asyncio.get_running_loop(), threading.get_ident()
+            # The task is the actor's: it lives until ``close``.
+            self._task = self._loop.create_task(self._hold())
+        await self._ready.wait()
+        if self._failed is not None:
+            raise self._failed
+        assert self._annotator is not None  # noqa: S101 -- set before ready
+        return self._annotator
+
+    async def _hold(self) -> None:
+        assert self._ready is not None  # noqa: S101 -- set by get
+        assert self._stop is not None  # noqa: S101 -- set by get
+        try:
+            await self._seed()
+            async with Annotator(self._config) as annotator:
+                self._annotator = annotator
+                self._ready.set()
+                await self._stop.wait()
+        except Exception as exc:  # noqa: BLE001 -- handed to every call, raised there
+            self._failed = exc
+        finally:
+            self._annotator = None
+            self._ready.set()
+            self._closed.set()
+
+    async def _seed(self) -> None:
+        """Merge the seed cache into the worker's cache before anything reads it."""
+        config = self._config
+        if self._seed_cache is None or not config.use_cache or config.judge is None:
+            return
+        async with HintCache(config.cache_path or default_cache_path()) as cache:
+            await cache.merge_from(self._seed_cache)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Leave the annotator (pending hints written, client closed); waits up to ``timeout``.
+
+        From another thread than the event loop's (Ray calls ``__del__`` from the actor's
+        main thread); on the loop's own thread it only asks, and a stopped loop cannot close
+        anything any more.
+        """
+        stop, loop = self._stop, self._loop
+        if stop is None or loop is None or self._closed.is_set():
+            return
+        if threading.get_ident() == self._thread:
+            stop.set()
+            return
+        if loop.is_closed() or not loop.is_running():
+            return
+        try:
+            loop.call_soon_threadsafe(stop.set)
+        except RuntimeError:
+            return  # closed meanwhile
+        self._closed.wait(timeout)
+
+
+class _Worker:
+    """What both actors share: the config (API key from the worker's environment), the host."""
 
     def __init__(self, config: AnnotatorConfig, options: RayOptions) -> None:
         judge = config.judge
-        if judge is not None and judge.api_key is None:
-            # The key travels as an environment variable of the worker, never in the config.
-            config = replace(config, judge=replace(judge, api_key=api_key_from_env()))
+        if judge is not None:
+            # One judge client per actor: its bound is the actor's requests in flight.
+            judge = replace(judge, concurrency=options.per_actor_concurrency)
+            if judge.api_key is None:
+                # The key travels as an environment variable of the worker, never in the config.
+                judge = replace(judge, api_key=api_key_from_env())
+            config = replace(config, judge=judge)
         self._config = config
         self._options = options
-        self._limiter = anyio.CapacityLimiter(options.per_actor_concurrency)
-        self._seeded: anyio.Event | None = None
+        self._host = _Host(config, options.seed_cache)
+        self._actor = uuid.uuid4().hex[:12]
+        self._calls = 0
 
-    async def _seed_once(self) -> None:
-        """Seed the worker's cache before any batch of this actor asks it anything."""
-        if self._seeded is not None:
-            await self._seeded.wait()
-            return
-        self._seeded = anyio.Event()
-        try:
-            await self._seed()
-        finally:
-            self._seeded.set()
+    def __del__(self) -> None:
+        self._host.close()
 
-    async def _seed(self) -> None:
-        config = self._config
-        if self._options.seed_cache is None or not config.use_cache or config.judge is None:
-            return
-        async with HintCache(config.cache_path or default_cache_path()) as cache:
-            await cache.merge_from(self._options.seed_cache)
+    async def _stats_line(
+        self, annotator: Annotator, stats: RunStats, hints: list[tuple[str, CachedHint]]
+    ) -> bytes:
+        """One call's stats; the judge's counters are the actor's so far (see ``_Totals``)."""
+        if annotator.cache is not None:
+            await annotator.cache.flush()  # the hints learnt are kept, whatever comes next
+        self._calls += 1
+        stats.finished = time.monotonic()
+        record = {
+            "run": stats.to_dict(),
+            "actor": self._actor,
+            "call": self._calls,
+            "judge": annotator.stats(),
+            "hints": len(hints),
+        }
+        return orjson.dumps(record)
+
+
+async def _new_hints(annotator: Annotator, since: float) -> list[tuple[str, CachedHint]]:
+    if annotator.cache is None:
+        return []
+    return await annotator.cache.written_since(since)
+
+
+# -- rows: annotate_dataset ---------------------------------------------------------------------
+
+
+class _AnnotateBatch(_Worker):
+    """The Ray Data actor of ``annotate_dataset``: one batch of session files in, rows out."""
 
     async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        await self._seed_once()
-        blobs = []
+        annotator = await self._host.get()
+        inputs: list[str | SessionBlob] = []
         skipped: list[str] = []
         sink, issues, stats = MemorySink(), MemorySink(), RunStats()
         for data, path in zip(batch["bytes"], batch["path"], strict=True):
@@ -167,7 +326,7 @@ class _AnnotateBatch:
                 events, problems = await anyio.to_thread.run_sync(read_event_folder, name)
                 for problem in problems:
                     await issues.write(dump_issue(problem))
-                blobs.append(SessionBlob(name, events, None))
+                inputs.append(SessionBlob(name, events, None))
                 continue
             reason = _ray_skip_reason(name)
             if reason == "":
@@ -176,28 +335,56 @@ class _AnnotateBatch:
                 skipped.append(reason)
                 continue
             meta = await anyio.to_thread.run_sync(read_agent_meta, name)
-            blobs.append(SessionBlob(name, bytes(data), meta))
-        config = self._config
+            inputs.append(SessionBlob(name, bytes(data), meta))
         for reason in skipped:
             stats.record_skipped_file(reason)
-        async with Annotator(config, judge_limiter=self._limiter) as annotator:
-            await annotate_files(
-                blobs,
-                chain=annotator.chain,
-                sink=sink,
-                stats=stats,
-                issue_sink=issues,
-                config=replace(config.pipeline(), max_traces_in_flight=self._options.hint_workers),
-            )
-            stats.judge = annotator.stats()
+        await annotate_files(
+            inputs,
+            chain=annotator.chain,
+            sink=sink,
+            stats=stats,
+            issue_sink=issues,
+            config=self._config.pipeline(),
+        )
         columns: dict[str, list[str]] = {name: [] for name in OUTPUT_COLUMNS}
         for line in sink.lines:
-            record = orjson.loads(line)
-            _row(columns, "trace", record["source"]["path"], record["trace_id"], line)
+            path, trace_id = path_and_trace_id(line)
+            _row(columns, "trace", path, trace_id, line)
         for line in issues.lines:
             _row(columns, "issue", orjson.loads(line)["path"], "", line)
-        _row(columns, "stats", "", "", orjson.dumps(stats.to_dict()))
+        _row(columns, "stats", "", "", await self._stats_line(annotator, stats, []))
         return {name: np.array(values, dtype=object) for name, values in columns.items()}
+
+
+_TRACE_ID_AT = b'{"trace_id":'
+_TRACE_ID_END = b',"turns":'
+_SOURCE_AT = b',"source":'
+
+
+def path_and_trace_id(line: bytes) -> tuple[str, str]:
+    """The source path and trace id of an output line, without parsing the whole trace.
+
+    ``dump_trace`` writes the trace id first and the source last, so both are read from the
+    line's two ends (a quote inside a JSON string is escaped, so the markers cannot occur in
+    a value); any other shape is parsed whole.
+    """
+    body = line.rstrip(b"\n")
+    if body.startswith(_TRACE_ID_AT) and body.endswith(b"}"):
+        end = body.find(_TRACE_ID_END)
+        at = body.rfind(_SOURCE_AT)
+        if 0 < end < at:
+            try:
+                trace_id = orjson.loads(body[len(_TRACE_ID_AT) : end])
+                source = orjson.loads(body[at + len(_SOURCE_AT) : -1])
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if isinstance(trace_id, str) and isinstance(source, dict):
+                    path = source.get("path")
+                    if isinstance(path, str):
+                        return path, trace_id
+    record = orjson.loads(body)
+    return str(record["source"]["path"]), str(record["trace_id"])
 
 
 _EVENT_FILE = re.compile(r"(?:^|/)events/\d+\.json\Z")
@@ -225,6 +412,15 @@ def _default_actors() -> int:
     return max(1, cpus - 1)
 
 
+def _remote_args(config: AnnotatorConfig) -> tuple[AnnotatorConfig, dict[str, Any]]:
+    """The config without its API key, and the worker environment that carries the key."""
+    judge = config.judge
+    if judge is None or judge.api_key is None:
+        return config, {}
+    remote = {"runtime_env": {"env_vars": {API_KEY_ENV[0]: judge.api_key}}}
+    return replace(config, judge=replace(judge, api_key=None)), remote
+
+
 def annotate_dataset(
     sessions: ray.data.Dataset,
     config: AnnotatorConfig | None = None,
@@ -235,13 +431,8 @@ def annotate_dataset(
     Returns a lazy dataset of ``OUTPUT_COLUMNS`` rows; plug it into your own Ray Data job or
     write it with ``write_jsonl``.
     """
-    config = config or AnnotatorConfig()
     options = options or RayOptions()
-    remote_args: dict[str, Any] = {}
-    judge = config.judge
-    if judge is not None and judge.api_key is not None:
-        remote_args["runtime_env"] = {"env_vars": {API_KEY_ENV[0]: judge.api_key}}
-        config = replace(config, judge=replace(judge, api_key=None))
+    config, remote_args = _remote_args(config or AnnotatorConfig())
     actors = options.actors or _default_actors()
     return sessions.map_batches(
         _AnnotateBatch,
@@ -255,6 +446,43 @@ def annotate_dataset(
     )
 
 
+class _Totals:
+    """Run stats summed over calls; the judge's counters summed over actors.
+
+    Each call reports its own run counters and its actor's judge counters so far (one judge
+    client per actor, for the actor's life), so the latest call of each actor counts.
+    """
+
+    def __init__(self) -> None:
+        self.stats = RunStats()
+        self._judge: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def add(self, line: str | bytes) -> None:
+        record = orjson.loads(line)
+        self.stats.merge(record["run"])
+        actor, call, judge = record["actor"], record["call"], record["judge"]
+        if actor not in self._judge or self._judge[actor][0] < call:
+            self._judge[actor] = (call, judge)
+
+    def add_totals(self, other: dict[str, Any]) -> None:
+        """Merge another ``_Totals.to_dict()`` (from a write task)."""
+        self.stats.merge(other["run"])
+        for actor, (call, judge) in other["judge"].items():
+            if actor not in self._judge or self._judge[actor][0] < call:
+                self._judge[actor] = (call, judge)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.stats.to_dict(), "judge": self._judge}
+
+    def result(self) -> RunStats:
+        """The summed stats (the judge's over every actor)."""
+        judge = RunStats()
+        for _, counters in self._judge.values():
+            judge.merge({"judge": counters})
+        self.stats.judge = judge.judge
+        return self.stats
+
+
 @dataclass
 class _JsonlDatasink(Datasink[dict[str, Any]]):
     """Writes trace rows to ``traces-*.jsonl`` and issue rows to ``errors-*.jsonl``.
@@ -264,13 +492,13 @@ class _JsonlDatasink(Datasink[dict[str, Any]]):
     """
 
     folder: str
-    stats: RunStats = field(default_factory=RunStats)
+    totals: _Totals = field(default_factory=_Totals)
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:  # noqa: ANN401 -- Ray's TaskContext
         from ray.data.block import BlockAccessor  # noqa: PLC0415 -- Ray internals, lazily
 
         token = f"{getattr(ctx, 'task_idx', 0):05d}-{uuid.uuid4().hex[:8]}"
-        totals = RunStats()
+        totals = _Totals()
         handles: dict[str, Any] = {}
         try:
             for block in blocks:
@@ -279,7 +507,7 @@ class _JsonlDatasink(Datasink[dict[str, Any]]):
                 lines = table.column("line").to_pylist()
                 for kind, line in zip(kinds, lines, strict=True):
                     if kind == "stats":
-                        totals.merge(orjson.loads(line))
+                        totals.add(line)
                         continue
                     name = "traces" if kind == "trace" else "errors"
                     handle = handles.get(name)
@@ -296,7 +524,7 @@ class _JsonlDatasink(Datasink[dict[str, Any]]):
 
     def on_write_complete(self, write_result: Any) -> None:  # noqa: ANN401 -- Ray's WriteResult
         for returned in write_result.write_returns:
-            self.stats.merge(returned)
+            self.totals.add_totals(returned)
 
 
 def write_jsonl(annotated: ray.data.Dataset, folder: str | os.PathLike[str]) -> RunStats:
@@ -310,14 +538,256 @@ def write_jsonl(annotated: ray.data.Dataset, folder: str | os.PathLike[str]) -> 
     if os.listdir(target):  # noqa: PTH208 -- str paths
         raise OutputError(f"{target} is not empty: choose a new output folder")
     sink = _JsonlDatasink(target)
-    try:
+    with _tracehint_errors():
         annotated.write_datasink(sink)
+    return sink.totals.result()
+
+
+@contextmanager
+def _tracehint_errors() -> Iterator[None]:
+    """A failed Ray job that a ``TracehintError`` caused raises that error instead."""
+    try:
+        yield
     except Exception as exc:
         error = remote_tracehint_error(exc)
         if error is not None:
             raise error from exc
         raise
-    return sink.stats
+
+
+# -- files: annotate_folder ---------------------------------------------------------------------
+
+
+class _AnnotateToFolder(_Worker):
+    """The Ray Data actor of ``annotate_folder``: paths in, files written, a stats row out."""
+
+    def __init__(
+        self,
+        config: AnnotatorConfig,
+        options: RayOptions,
+        folder: str,
+        resume: ResumeState | None,
+    ) -> None:
+        super().__init__(config, options)
+        self._folder = folder
+        self._resume = resume
+
+    async def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        annotator = await self._host.get()
+        # Found by the driver's discovery already: read as they are (hard links included).
+        sessions = [
+            Found(str(path), FoundKind(kind))
+            for path, kind in zip(batch["path"], batch["kind"], strict=True)
+        ]
+        name = f"{self._actor}-{self._calls + 1:05d}-{uuid.uuid4().hex[:6]}"
+        parts = {part: os.path.join(self._folder, f"{part}-{name}.jsonl") for part in _PARTS}  # noqa: PTH118 -- str paths
+        stats = RunStats()
+        since = time.time()
+        async with (
+            JsonlSink(parts["traces"] + ".part", overwrite=True) as sink,
+            JsonlSink(parts["errors"] + ".part", overwrite=True) as issues,
+            JsonlSink(parts["done"] + ".part", overwrite=True) as journal,
+        ):
+            await annotate_files(
+                sessions,
+                chain=annotator.chain,
+                sink=sink,
+                stats=stats,
+                issue_sink=issues,
+                config=self._config.pipeline(),
+                resume=self._resume,
+                journal=journal,
+            )
+        hints = await _new_hints(annotator, since) if self._options.export_hints else []
+        if hints:
+            async with JsonlSink(parts["hints"] + ".part", overwrite=True) as exported:
+                for key, hint in hints:
+                    await exported.write(_hint_line(key, hint))
+        # The journal last: a file is listed as done only once its traces are in place.
+        for part in _PARTS:
+            await anyio.to_thread.run_sync(_commit, parts[part])
+        return {"stats": np.array([await self._stats_line(annotator, stats, hints)], dtype=object)}
+
+
+def _commit(path: str) -> None:
+    """Give ``path.part`` its name, or remove it when it is empty."""
+    part = path + ".part"
+    try:
+        empty = os.path.getsize(part) == 0  # noqa: PTH202 -- str paths
+    except FileNotFoundError:
+        return
+    if empty:
+        os.remove(part)  # noqa: PTH107 -- str paths
+    else:
+        os.replace(part, path)  # noqa: PTH105 -- str paths
+
+
+def _hint_line(key: str, hint: CachedHint) -> bytes:
+    return orjson.dumps({"key": key, **asdict(hint)}) + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _Listed:
+    """The sessions ``annotate_folder`` hands out, and what listing them found."""
+
+    sessions: list[Found]
+    issues: list[InputIssue]
+    skipped: list[str]
+    """The reason of each file left unread because it is clearly not a transcript."""
+
+
+async def _list_sessions(paths: Sequence[str | os.PathLike[str]]) -> _Listed:
+    """The sessions under ``paths`` as the local engine finds them."""
+    listed = _Listed([], [], [])
+    async for found in discover(paths):
+        if isinstance(found, Found):
+            listed.sessions.append(found)
+        elif isinstance(found, Skipped):
+            listed.skipped.append(found.reason)
+        else:
+            listed.issues.append(found)
+    return listed
+
+
+def prepare_folder(
+    folder: str | os.PathLike[str], run: RunConfig, *, resume: bool
+) -> ResumeState | None:
+    """Make ``folder`` ready for ``annotate_folder``; with ``resume``, what it already holds.
+
+    A new run needs an empty (or new) folder and records ``run`` there. A resume refuses a
+    folder written with other settings, drops what an interrupted call left half written
+    (``*.part``), and reads the journals (``done-*.jsonl``: finished files) and the traces
+    (only their ids and source paths) of the calls that finished.
+    """
+    target = os.fspath(folder)
+    os.makedirs(target, exist_ok=True)  # noqa: PTH103 -- str paths
+    record = os.path.join(target, RUN_FILE)  # noqa: PTH118 -- str paths
+    if not resume:
+        if os.listdir(target):  # noqa: PTH208 -- str paths
+            raise OutputError(f"{target} is not empty: choose a new output folder")
+        Path(record).write_bytes(run.journal_line())
+        return None
+    state = ResumeState()
+    _scan_journal(record, state)
+    if state.run is not None:
+        differences = run.differences(state.run)
+        if differences:
+            raise ConfigError(
+                f"cannot resume {target}: it was written with other settings ("
+                + "; ".join(differences)
+                + "). Resume with the earlier settings, or start over in a new folder "
+                "(finished judge answers are cached)",
+            )
+    else:
+        Path(record).write_bytes(run.journal_line())
+    for part in Path(target).glob("*.jsonl.part"):
+        part.unlink()
+    for journal in sorted(Path(target).glob("done-*.jsonl")):
+        _scan_journal(str(journal), state)
+    _scan_traces(target, state)
+    return state
+
+
+def _scan_traces(folder: str, state: ResumeState) -> None:
+    """The traces already written of the files not finished (they are read again)."""
+    cwd = state.run.cwd if state.run is not None else None
+    done = {key.path for key in state.done_files}
+    resolved = ("", "")
+    for traces in sorted(Path(folder).glob("traces-*.jsonl")):
+        with traces.open("rb") as handle:
+            for line in handle:
+                path, trace_id = path_and_trace_id(line)
+                if path != resolved[0]:
+                    resolved = (path, _resolved(path, cwd))
+                if resolved[1] not in done:
+                    state.done_traces.add(trace_digest(resolved[1], trace_id))
+
+
+def annotate_folder(
+    paths: Sequence[str | os.PathLike[str]],
+    folder: str | os.PathLike[str],
+    config: AnnotatorConfig | None = None,
+    options: RayOptions | None = None,
+    *,
+    resume: ResumeState | None = None,
+) -> RunStats:
+    """Annotate every session under ``paths`` on the Ray cluster into ``folder``.
+
+    The folder gets ``traces-*.jsonl`` (one trace per line, as ``tracehint annotate`` writes),
+    ``errors-*.jsonl`` (input issues), ``done-*.jsonl`` (the files each call finished) and,
+    with ``options.export_hints``, ``hints-*.jsonl``. Call ``prepare_folder`` first; pass its
+    ``ResumeState`` as ``resume`` to skip what an earlier run into the folder finished.
+    Returns the summed run stats. Paths must be readable where the actors run (a shared file
+    system on a cluster of several nodes).
+    """
+    options = options or RayOptions()
+    config, remote_args = _remote_args(config or AnnotatorConfig())
+    target = os.fspath(folder)
+    listed = anyio.run(_list_sessions, paths)
+    inside = os.path.join(os.path.realpath(target), "")  # noqa: PTH118 -- str paths
+    # The run's own files are never input, even in a folder that is.
+    sessions = [s for s in listed.sessions if not os.path.realpath(s.path).startswith(inside)]
+    totals = _Totals()
+    stats = totals.stats
+    for reason in listed.skipped:
+        stats.record_skipped_file(reason)
+    if listed.issues:
+        with Path(target, "errors-listing.jsonl").open("wb") as handle:  # this run's listing
+            for issue in listed.issues:
+                stats.record_issue(issue)
+                handle.write(dump_issue(issue))
+    todo = sessions
+    if resume is not None:
+        todo = [found for found in sessions if not resume.file_done(found.path)]
+        stats.files_resumed += len(sessions) - len(todo)
+        resume = ResumeState(done_traces=resume.done_traces) if resume.done_traces else None
+    if todo:
+        batches = math.ceil(len(todo) / options.batch_size)
+        rows = [{"path": found.path, "kind": found.kind.value} for found in todo]
+        dataset = ray.data.from_items(rows, override_num_blocks=batches)
+        annotated = dataset.map_batches(
+            _AnnotateToFolder,
+            fn_constructor_args=(config, options, target, resume),
+            batch_size=options.batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(
+                min_size=1, max_size=options.actors or _default_actors()
+            ),
+            num_cpus=options.actor_cpus,
+            udf_modifying_row_count=True,
+            **remote_args,
+        )
+        with _tracehint_errors():
+            for batch in annotated.iter_batches(batch_format="numpy", batch_size=None):
+                for line in batch["stats"]:
+                    totals.add(line)
+    started = stats.started
+    result = totals.result()
+    result.started = started
+    return result
+
+
+async def _merge_hint_files(folder: str, cache_path: str | os.PathLike[str]) -> int:
+    count = 0
+    found = sorted([path async for path in anyio.Path(folder).glob("hints-*.jsonl")])
+    async with HintCache(cache_path) as cache:
+        for exported in found:
+            data = await exported.read_bytes()
+            for line in data.splitlines():
+                record = orjson.loads(line)
+                key = record.pop("key")
+                await cache.put(key, CachedHint(**record))
+                count += 1
+            await exported.unlink()
+    return count
+
+
+def merge_hints(folder: str | os.PathLike[str], cache_path: str | os.PathLike[str]) -> int:
+    """Merge the hints an ``annotate_folder`` run exported (``hints-*.jsonl``) into a cache.
+
+    The exported files are removed once merged. Returns how many hints were merged.
+    """
+    return anyio.run(_merge_hint_files, os.fspath(folder), cache_path)
 
 
 _REMOTE_ERROR = re.compile(r"tracehint\._exceptions\.(\w+): ([^\n]+)")
