@@ -157,6 +157,7 @@ def main() -> None:
             target(
                 "warm cache: judge requests sent by the warm runs", warm_requests, 0, at_least=False
             ),
+            target("warm cache: warm sites/s / offline sites/s", speed, 0.9),
         ],
     }
     path = write_result("bench_warm_cache", data, quick=args.quick)

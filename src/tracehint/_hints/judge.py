@@ -68,44 +68,54 @@ class _Flight:
 
 @dataclass(slots=True)
 class _Read:
-    """Cache keys asked for in the same event-loop turn, read with one query."""
+    """Cache keys read together with one query."""
 
     keys: set[str] = field(default_factory=set)
     done: anyio.Event = field(default_factory=anyio.Event)
     found: dict[str, CachedHint] | None = None
 
 
-class _CoalescedReader:
-    """Reads the cache for many sites at once.
+class _BatchedReader:
+    """Reads the cache for many sites, and many traces, at once.
 
-    The sites of a trace (and of traces hinted side by side) ask at almost the same moment;
-    the first asker waits one scheduling turn for the others, then reads all their keys in
-    one query instead of one worker-thread trip per site, which made a warm rerun much slower
-    than the offline layers.
+    The sites of a trace ask together; traces hinted side by side ask at almost the same
+    moment. The first asker waits one scheduling turn for the others, then reads all their
+    keys with one query; keys asked for while a query runs wait for it and go into the next
+    one. Every query is a trip to the cache's worker thread, which costs the event loop far
+    more than the read itself: one per site made a warm rerun much slower than the offline
+    layers, one per trace still did.
     """
 
     def __init__(self, cache: HintCache) -> None:
         self.cache = cache
-        self._open: _Read | None = None
+        self._next: _Read | None = None
+        self._reading = False
 
-    async def get(self, key: str) -> CachedHint | None:
-        read = self._open
-        if read is not None:
-            read.keys.add(key)
-            await read.done.wait()
-            if read.found is not None:
-                return read.found.get(key)
-            return await self.cache.get(key)  # the leader was cancelled: read alone
-        read = self._open = _Read({key})
-        try:
-            await anyio.lowlevel.checkpoint()
-            self._open = None
-            read.found = await self.cache.get_many(list(read.keys))
-        finally:
-            if self._open is read:
-                self._open = None
-            read.done.set()
-        return read.found.get(key)
+    async def get_many(self, keys: Sequence[str]) -> dict[str, CachedHint]:
+        """The hints of ``keys`` the cache holds, by key."""
+        read = self._next
+        if read is None:
+            read = self._next = _Read()
+        read.keys.update(keys)
+        if not self._reading:
+            self._reading = True
+            try:
+                await anyio.lowlevel.checkpoint()  # the others asking this turn join in
+                while self._next is not None:
+                    batch, self._next = self._next, None
+                    try:
+                        batch.found = await self.cache.get_many(list(batch.keys))
+                    finally:
+                        batch.done.set()
+            finally:
+                self._reading = False
+                if self._next is not None:  # cancelled with keys still waiting: they read alone
+                    stranded, self._next = self._next, None
+                    stranded.done.set()
+        await read.done.wait()
+        if read.found is None:  # the read failed or was cancelled: read alone
+            return await self.cache.get_many(keys)
+        return {key: read.found[key] for key in keys if key in read.found}
 
 
 class JudgeLayer:
@@ -146,7 +156,7 @@ class JudgeLayer:
         self.show_next_action = show_next_action
         self.stats = JudgeLayerStats()
         self._flights: dict[str, _Flight] = {}
-        self._reader = _CoalescedReader(cache) if cache is not None else None
+        self._reader = _BatchedReader(cache) if cache is not None else None
         fingerprint = client.config.answer_fingerprint()
         self._answer_key = f"{fingerprint};samples={samples}" if samples > 1 else fingerprint
         self._options = PromptOptions(
@@ -190,7 +200,7 @@ class JudgeLayer:
         self.stats.sites += 1
         key = self.key(request)
         if self._reader is not None:
-            cached = await self._reader.get(key)
+            cached = (await self._reader.get_many([key])).get(key)
             if cached is not None:
                 self.stats.cache_hits += 1
                 return _from_cache(cached)
@@ -206,8 +216,8 @@ class JudgeLayer:
         keys = [self.key(request) for request in requests]
         hints: list[Hint | None] = [None] * len(requests)
         missing = list(range(len(requests)))
-        if self.cache is not None:
-            found = await self.cache.get_many(list(dict.fromkeys(keys)))
+        if self._reader is not None:
+            found = await self._reader.get_many(keys)
             missing = []
             for index, key in enumerate(keys):
                 cached = found.get(key)
