@@ -1,4 +1,6 @@
+import random
 import re
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -7,6 +9,7 @@ import pytest
 
 from tracehint import DEFAULT_RULES, Classifier, ErrorKind, Rule
 from tracehint._classify import required_substrings
+from tracehint._command import _tokens
 
 C = Classifier()
 
@@ -180,3 +183,50 @@ def test_prefilters_never_change_a_classification(shared_corpus: Path) -> None:
     for text in texts:
         for tool in (None, "Bash", "Edit", "WebFetch", "Write", "Task"):
             assert fast.classify(text, tool) == plain.classify(text, tool), (text[:200], tool)
+
+
+# -- the shell tokenizer: the same tokens as shlex, faster --------------------------------------
+
+
+def _shlex_tokens(command: str) -> list[str] | None:
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        return list(lexer)
+    except ValueError:
+        return None
+
+
+def _our_tokens(command: str) -> list[str] | None:
+    try:
+        return _tokens(command)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "cd x && uv run pytest -q",
+        'echo \'a b\' "c \\" d" e\\ f 2>&1 | grep -v x;ls',
+        "a''b \"\" '' x\\\ny",
+        '"\\a\\\\b\\"c"',
+        "ls >out 2>&1 <in &",
+        "echo 'unclosed",
+        'echo "unclosed \\',
+        "trailing \\",
+        "tab\tand\rreturn\x0bvertical",
+        "python -c 'print(1)' ; (cd a; make)",
+    ],
+)
+def test_tokens_are_shlex_tokens(command: str) -> None:
+    assert _our_tokens(command) == _shlex_tokens(command)
+
+
+def test_tokens_are_shlex_tokens_on_random_lines() -> None:
+    rng = random.Random(17)  # noqa: S311 -- reproducible test inputs, not secrets
+    alphabet = list("ab ;&|()<>'\"\\\n\t\r$`#=-.x2\x0b")
+    for _ in range(20_000):
+        command = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert _our_tokens(command) == _shlex_tokens(command), command

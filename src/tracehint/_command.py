@@ -15,7 +15,6 @@ runner's output is only taken for a test run when a test runner ran, and so on.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from tracehint._kinds import ErrorKind
@@ -62,24 +61,68 @@ _LAUNCHERS = frozenset(
     },
 )
 _ENV_ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
+_PYTHON = re.compile(r"python(?:\d(?:\.\d+)?)?")
+
+
+# A shell line's tokens as ``shlex.shlex(posix=True, punctuation_chars=";&|()<>")`` with
+# ``whitespace_split`` and no comments splits it (the same tokens), in one regex pass instead
+# of a Python loop per character: whitespace, a run of punctuation, or a word of plain
+# characters, quoted strings and escaped characters. A quote or escape that ends nowhere is
+# what shlex rejects (``ValueError``).
+_TOKEN = re.compile(
+    r"""[ \t\r\n]+"""
+    r"""|(?P<punct>[;&|()<>]+)"""
+    r"""|(?P<word>(?:[^ \t\r\n;&|()<>'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+)"""
+    r"""|(?P<bad>.)""",
+    re.DOTALL,
+)
+_WORD_PART = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.DOTALL)
+_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
+_SEPARATOR_CHARS = frozenset(";&|()\n")
+_REDIRECT_CHARS = frozenset("<>")
+
+
+def _word(source: str) -> str:
+    """A word's value: quotes removed, escapes resolved (as shlex does in POSIX mode)."""
+    if "'" not in source and '"' not in source and "\\" not in source:
+        return source
+    parts: list[str] = []
+    for single, double, escaped, plain in _WORD_PART.findall(source):
+        if double:
+            parts.append(_QUOTED_ESCAPE.sub(r"\1", double))
+        else:  # at most one group of a part is not empty
+            parts.append(single or escaped or plain)
+    return "".join(parts)
+
+
+def _tokens(command: str) -> list[str]:
+    """The tokens shlex makes of ``command``; raises ``ValueError`` where shlex does."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(command):
+        kind = match.lastgroup
+        if kind == "word":
+            tokens.append(_word(match.group()))
+        elif kind == "punct":
+            tokens.append(match.group())
+        elif kind == "bad":
+            raise ValueError("No closing quotation")
+    return tokens
 
 
 def _segments(command: str) -> list[list[str]]:
     """The simple commands of a shell line, as words (quotes respected)."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
     segments: list[list[str]] = [[]]
     try:
-        for token in lexer:
-            if token and set(token) <= set(";&|()\n"):
-                segments.append([])
-            elif token and set(token) <= set("<>"):
-                continue
-            else:
-                segments[-1].append(token)
+        tokens = _tokens(command)
     except ValueError:  # unbalanced quotes: split on the separators themselves
         return [segment.split() for segment in _SEPARATORS.split(command)]
+    for token in tokens:
+        if token and _SEPARATOR_CHARS.issuperset(token):
+            segments.append([])
+        elif token and _REDIRECT_CHARS.issuperset(token):
+            continue
+        else:
+            segments[-1].append(token)
     return [segment for segment in segments if segment]
 
 
@@ -104,7 +147,7 @@ def programs_of(command: str) -> tuple[tuple[str, ...], ...]:
         if not words:
             continue
         program = words[0].rsplit("/", 1)[-1]
-        if re.fullmatch(r"python(?:\d(?:\.\d+)?)?", program) and words[1:2] == ["-m"]:
+        if words[1:2] == ["-m"] and _PYTHON.fullmatch(program):
             found.append(tuple(words[2:8]))
             continue
         found.append((program, *words[1:8]))
@@ -140,12 +183,10 @@ class _Ran:
     """The git subcommand, when git ran."""
 
 
-def _ran(command: str | None) -> _Ran:  # noqa: C901, PLR0912 -- one branch per tool family
-    if not command:
-        return _Ran()
+def _ran(programs: tuple[tuple[str, ...], ...]) -> _Ran:  # noqa: C901, PLR0912 -- per family
     tests = build = lint = fmt = False
     git: str | None = None
-    for words in programs_of(command):
+    for words in programs:
         program, rest = words[0], words[1:]
         sub = rest[0] if rest else ""
         if program in _TEST_RUNNERS:
@@ -450,7 +491,8 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
     errors = stderr if stderr and stderr.strip() else output
     head, tail = _head(errors), _tail(errors)
     window = head if len(errors) <= len(head) else f"{head}\n{tail}"
-    ran = _ran(command)
+    programs = programs_of(command) if command else ()
+    ran = _ran(programs)
 
     if _TIMED_OUT.search(output[:300]):
         return CommandReport(ErrorKind.TIMEOUT, Facts())
@@ -521,7 +563,7 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
     if exc is not None:
         return CommandReport(ErrorKind.SCRIPT_ERROR, Facts(exception=_clip(exc), frame=frame))
 
-    search = _search_segment(command)
+    search = _search_segment(programs)
     if search is not None and len(errors.strip()) <= len("Error"):
         # grep, rg and friends exit 1 when nothing matches: an answer, not a broken command
         return CommandReport(None, Facts(problem="no match", key_line=search))
@@ -531,11 +573,9 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
 _SEARCHERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "git"})
 
 
-def _search_segment(command: str | None) -> str | None:
+def _search_segment(ran: tuple[tuple[str, ...], ...]) -> str | None:
     """The search a command ends with (``grep -l useTodos``), when it ends with one."""
-    if not command:
-        return None
-    programs = list(programs_of(command))
+    programs = list(ran)
     while programs and programs[-1][0] in _FILTERS:
         programs.pop()
     if not programs:
