@@ -8,27 +8,26 @@ the hint stage's workers get cloned ends (trio's discipline).
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from tracehint._classify import Classifier
 from tracehint._context import requests_for
-from tracehint._ingest._discover import Found, FoundKind, Skipped, discover
-from tracehint._ingest._lines import Line, OverlongLine, lines_from, open_and_read, split_lines
-from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
+from tracehint._ingest._lines import Line, OverlongLine
+from tracehint._ingest._reader import Batch, FileEnd, FileItem, FileStart, SessionBlob, produce
+from tracehint._ingest.claude_code import AgentMeta, FileRejectedError
 from tracehint._ingest.formats import FormatParser, InputFormat, make_parser
-from tracehint._ingest.openhands import read_event_folder
 from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
-from tracehint._resume import FileKey, ResumeState, file_key, journal_line
-from tracehint._wire import dump_issue, dump_trace
+from tracehint._resume import FileKey, ResumeState, journal_line
+from tracehint._wire import approx_size, dump_issue, dump_trace
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Sequence
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -46,19 +45,6 @@ __all__ = [
     "hint_trace",
     "requests_for",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionBlob:
-    """A session file already in memory (e.g. a row of a Ray dataset), read like a file.
-
-    ``path`` names it in traces and issues; ``meta`` is what an ``agent-*.meta.json`` beside
-    it says, when the reader had it.
-    """
-
-    path: str
-    data: bytes
-    meta: AgentMeta | None = None
 
 
 class LineSink(Protocol):
@@ -96,16 +82,9 @@ class PipelineConfig:
     """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
     detector: ErrorDetector | None = None
     """Decides which ``tool`` messages of OpenAI-style input report a failure."""
-
-
-# -- items on the producer → adapter stream ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _FileStart:
-    path: str
-    meta: AgentMeta | None
-    key: FileKey | None
+    large_json_bytes: int = 1024 * 1024
+    """A line this long or longer is parsed, and a trace about this large is serialised, in a
+    worker thread (so is the end of a file this large), so the event loop never waits on it."""
 
 
 @dataclass(slots=True)
@@ -138,94 +117,9 @@ class _Ledger:
             self.ready.append(found[0])
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    lines: list[Line | OverlongLine]
-    size: int
-
-    @classmethod
-    def of(cls, lines: list[Line | OverlongLine]) -> _Batch:
-        """A batch and its size in bytes (an overlong line counts what it had)."""
-        return cls(lines, sum(len(x.data) if isinstance(x, Line) else x.size for x in lines))
-
-
-@dataclass(frozen=True, slots=True)
-class _FileEnd:
-    error: str | None
-
-
-_FileItem = _FileStart | _Batch | _FileEnd | InputIssue
-
-
-def _meta_for(path: str) -> AgentMeta | None:
-    if os.path.basename(path).startswith("agent-"):  # noqa: PTH119 -- str paths
-        return read_agent_meta(path)
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Excluded:
-    """The run's own output files, by name and by identity (any spelling, symlink or link)."""
-
-    paths: frozenset[str]
-    ids: frozenset[tuple[int, int]]
-
-    @classmethod
-    def of(cls, paths: frozenset[str]) -> _Excluded:
-        """The files named in ``paths`` as they are now (blocking: stats each)."""
-        ids = set()
-        for path in paths:
-            try:
-                found = os.stat(path)  # noqa: PTH116 -- str paths
-            except OSError:
-                continue
-            ids.add((found.st_dev, found.st_ino))
-        return cls(frozenset(os.path.abspath(p) for p in paths), frozenset(ids))  # noqa: PTH100
-
-    def __contains__(self, path: str) -> bool:
-        if not self.paths:
-            return False
-        if os.path.abspath(path) in self.paths:  # noqa: PTH100 -- str paths
-            return True
-        try:
-            found = os.stat(path)  # noqa: PTH116 -- str paths
-        except OSError:
-            return False
-        return (found.st_dev, found.st_ino) in self.ids
-
-
-@dataclass(slots=True)
-class _Opened:
-    """A session file opened for reading, with what the run needs to know about it."""
-
-    skip: bool = False
-    own: bool = False
-    key: FileKey | None = None
-    meta: AgentMeta | None = None
-    handle: BinaryIO | None = None
-    first: bytes = b""
-    error: str | None = None
-
-
-def _open_file(
-    path: str, resume: ResumeState | None, chunk_bytes: int, exclude: _Excluded
-) -> _Opened:
-    """Everything a file needs before parsing, in one worker-thread trip (blocking)."""
-    if path in exclude:
-        return _Opened(own=True)
-    if resume is not None and resume.file_done(path):
-        return _Opened(skip=True)
-    opened = _Opened(key=file_key(path), meta=_meta_for(path))
-    try:
-        opened.handle, opened.first = open_and_read(path, chunk_bytes)
-    except OSError as exc:
-        opened.error = f"cannot read file: {exc.strerror or exc}"
-    return opened
-
-
 async def _produce(
     paths: Sequence[str | os.PathLike[str] | SessionBlob],
-    send: MemoryObjectSendStream[_FileItem],
+    send: MemoryObjectSendStream[list[FileItem]],
     config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
@@ -239,121 +133,15 @@ async def _produce(
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
-        await _produce_files(paths, send, config, stats, resume)
+        await produce(
+            paths,
+            send,
+            limits=config.limits,
+            exclude=config.exclude,
+            stats=stats,
+            resume=resume,
+        )
         group.cancel_scope.cancel()
-
-
-async def _produce_blob(
-    blob: SessionBlob,
-    send: MemoryObjectSendStream[_FileItem],
-    limits: Limits,
-    resume: ResumeState | None,
-    stats: RunStats,
-) -> None:
-    if resume is not None and resume.file_done(blob.path):
-        stats.files_resumed += 1
-        return
-    await send.send(_FileStart(blob.path, blob.meta, None))
-    for batch in split_lines(blob.data, max_line_bytes=limits.max_line_bytes):
-        await send.send(_Batch.of(batch))
-    await send.send(_FileEnd(None))
-
-
-async def _produce_files(
-    inputs: Sequence[str | os.PathLike[str] | SessionBlob],
-    send: MemoryObjectSendStream[_FileItem],
-    config: PipelineConfig,
-    stats: RunStats,
-    resume: ResumeState | None,
-) -> None:
-    paths: list[str | os.PathLike[str]] = []
-    for item in inputs:
-        if isinstance(item, SessionBlob):
-            await _produce_blob(item, send, config.limits, resume, stats)
-        else:
-            paths.append(item)
-    # By identity too: an output reached through a symlinked input folder is still the output.
-    exclude = await anyio.to_thread.run_sync(_Excluded.of, config.exclude)
-    async for found in discover(paths):
-        if isinstance(found, Skipped):
-            stats.record_skipped_file(found.reason)
-        elif isinstance(found, Found) and found.kind is FoundKind.EVENT_FOLDER:
-            await _produce_event_folder(found.path, send, config, stats, resume, exclude)
-        elif isinstance(found, Found):
-            await _produce_file(found.path, send, config, stats, resume, exclude)
-        else:
-            await send.send(found)
-
-
-def _open_event_folder(
-    path: str, resume: ResumeState | None, exclude: _Excluded
-) -> tuple[_Opened, bytes, list[InputIssue]]:
-    """An OpenHands ``events/`` folder read as one JSONL session (blocking)."""
-    if path in exclude:
-        return _Opened(own=True), b"", []
-    if resume is not None and resume.file_done(path):
-        return _Opened(skip=True), b"", []
-    key = file_key(path)
-    data, issues = read_event_folder(path)
-    return _Opened(key=key), data, issues
-
-
-async def _produce_event_folder(
-    path: str,
-    send: MemoryObjectSendStream[_FileItem],
-    config: PipelineConfig,
-    stats: RunStats,
-    resume: ResumeState | None,
-    exclude: _Excluded,
-) -> None:
-    opened, data, issues = await anyio.to_thread.run_sync(_open_event_folder, path, resume, exclude)
-    if opened.own:
-        return
-    if opened.skip:
-        stats.files_resumed += 1
-        return
-    await send.send(_FileStart(path, None, opened.key))
-    for found in issues:
-        await send.send(found)
-    for batch in split_lines(data, max_line_bytes=config.limits.max_line_bytes):
-        await send.send(_Batch.of(batch))
-    await send.send(_FileEnd(None))
-
-
-async def _produce_file(
-    path: str,
-    send: MemoryObjectSendStream[_FileItem],
-    config: PipelineConfig,
-    stats: RunStats,
-    resume: ResumeState | None,
-    exclude: _Excluded,
-) -> None:
-    limits = config.limits
-    opened = await anyio.to_thread.run_sync(_open_file, path, resume, limits.chunk_bytes, exclude)
-    if opened.own:
-        return
-    if opened.skip:
-        stats.files_resumed += 1
-        return
-    await send.send(_FileStart(path, opened.meta, opened.key))
-    if opened.handle is None:
-        await send.send(_FileEnd(opened.error))
-        return
-    try:
-        async with aclosing(
-            lines_from(
-                opened.handle,
-                opened.first,
-                chunk_bytes=limits.chunk_bytes,
-                max_line_bytes=limits.max_line_bytes,
-            ),
-        ) as batches:
-            async for batch in batches:
-                await send.send(_Batch.of(batch))
-    except OSError as exc:
-        await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
-    else:
-        await send.send(_FileEnd(None))
 
 
 @dataclass(slots=True)
@@ -367,6 +155,7 @@ class _FileState:
     reported: int = 0
     """Every issue of this file, line or whole-file."""
     lines: int = 0
+    bytes: int = 0
     sent: int = 0
     rejected: bool = False
 
@@ -385,117 +174,174 @@ async def _send_new(
     return 1
 
 
-async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item types, kept whole
-    receive: MemoryObjectReceiveStream[_FileItem],
-    send: MemoryObjectSendStream[Trace],
-    issues: MemoryObjectSendStream[InputIssue],
-    stats: RunStats,
-    config: PipelineConfig,
-    ledger: _Ledger,
-    resume: ResumeState | None,
-) -> None:
-    limits = config.limits
-    state: _FileState | None = None
+_SLICE_SECONDS = 0.005
+"""The adapter parses for at most about this long before it lets other tasks run."""
 
-    async def issue(found: InputIssue) -> None:
-        stats.record_issue(found)
+
+@dataclass(slots=True)
+class _Adapter:
+    """Turns the producer's lines into traces and input issues, one file after the other.
+
+    Parsing is sync; the adapter yields to the event loop every ``_SLICE_SECONDS`` of it, and a
+    line (or a file's end) of ``PipelineConfig.large_json_bytes`` or more is parsed in a
+    worker thread, so no step of it stalls the loop for long.
+    """
+
+    send: MemoryObjectSendStream[Trace]
+    issues: MemoryObjectSendStream[InputIssue]
+    stats: RunStats
+    config: PipelineConfig
+    ledger: _Ledger
+    resume: ResumeState | None
+    limiter: anyio.CapacityLimiter
+    state: _FileState | None = None
+    deadline: float = 0.0
+
+    async def issue(self, found: InputIssue) -> None:
+        state = self.state
+        self.stats.record_issue(found)
         if state is not None:
             state.reported += 1
         # Only per-line issues are capped: a whole-file issue (why the file was skipped or
         # could not be read) is always listed, even after the cap swallowed line issues.
         if state is not None and found.line is not None:
+            cap = self.config.limits.issues_per_file
             state.issues += 1
-            if state.issues > limits.issues_per_file:
+            if state.issues > cap:
                 return
-            if state.issues == limits.issues_per_file:
+            if state.issues == cap:
                 found = InputIssue(
                     found.path,
                     found.line,
                     f"{found.reason} (further issues in this file not listed)",
                 )
-        await issues.send(found)
+        await self.issues.send(found)
 
-    async with receive, send, issues:
-        async for item in receive:
-            if isinstance(item, InputIssue):
-                await issue(item)
-            elif isinstance(item, _FileStart):
-                state = _FileState(item.path, item.meta, item.key)
-                stats.files += 1
-            elif isinstance(item, _Batch):
-                if state is None or state.rejected:
-                    continue
-                stats.bytes_read += item.size
-                for line in item.lines:
-                    state.lines += 1
-                    if isinstance(line, OverlongLine):
-                        await issue(
-                            InputIssue(
-                                state.path,
-                                line.number,
-                                f"line of {line.size} bytes is over the "
-                                f"{limits.max_line_bytes}-byte limit; skipped "
-                                "(raise Limits.max_line_bytes to read it)",
-                            ),
-                        )
-                        continue
-                    if state.parser is None:
-                        state.parser = make_parser(
-                            config.input_format,
-                            state.path,
-                            classifier=config.classifier,
-                            limits=limits,
-                            meta=state.meta,
-                            detector=config.detector,
-                        )
-                    try:
-                        found = state.parser.feed(line)
-                    except FileRejectedError as exc:
-                        state.rejected = True
-                        await issue(InputIssue(state.path, None, str(exc)))
-                        break
-                    for extra in state.parser.take_issues():
-                        await issue(extra)
-                    if found is not None:
-                        await issue(found)
-                        if state.parser.good_lines == 0 and state.issues >= limits.issues_per_file:
-                            state.rejected = True
-                            await issue(
-                                InputIssue(
-                                    state.path,
-                                    None,
-                                    f"no valid line among the first {state.issues} lines; file "
-                                    "skipped (is it a session JSONL file?)",
-                                ),
-                            )
-                            break
-                if state.parser is not None and not state.rejected:
-                    for trace in state.parser.drain():
-                        state.sent += await _send_new(trace, send, stats, resume)
-                await anyio.lowlevel.checkpoint()
+    async def run(self, receive: MemoryObjectReceiveStream[list[FileItem]]) -> None:
+        async with receive, self.send, self.issues:
+            self.deadline = time.perf_counter() + _SLICE_SECONDS
+            async for items in receive:
+                for item in items:
+                    if isinstance(item, InputIssue):
+                        await self.issue(item)
+                    elif isinstance(item, FileStart):
+                        self.state = _FileState(item.path, item.meta, item.key)
+                        self.stats.files += 1
+                    elif isinstance(item, Batch):
+                        await self.batch(item)
+                    else:
+                        await self.end(item)
+
+    async def batch(self, batch: Batch) -> None:
+        state = self.state
+        if state is None or state.rejected:
+            return
+        self.stats.bytes_read += batch.size
+        state.bytes += batch.size
+        for line in batch.lines:
+            state.lines += 1
+            if isinstance(line, OverlongLine):
+                await self.overlong(state, line)
+                continue
+            if not await self.line(state, line):
+                break
+        if state.parser is not None and not state.rejected:
+            for trace in state.parser.drain():
+                state.sent += await _send_new(trace, self.send, self.stats, self.resume)
+        await self.pause()
+
+    async def pause(self) -> None:
+        """Let other tasks run when this slice of parsing is used up."""
+        if time.perf_counter() >= self.deadline:
+            await anyio.lowlevel.checkpoint()
+            self.deadline = time.perf_counter() + _SLICE_SECONDS
+
+    async def overlong(self, state: _FileState, line: OverlongLine) -> None:
+        await self.issue(
+            InputIssue(
+                state.path,
+                line.number,
+                f"line of {line.size} bytes is over the "
+                f"{self.config.limits.max_line_bytes}-byte limit; skipped "
+                "(raise Limits.max_line_bytes to read it)",
+            ),
+        )
+
+    async def line(self, state: _FileState, line: Line) -> bool:
+        """Parse one line; ``False`` when the file was rejected (its other lines are not read)."""
+        config = self.config
+        parser = state.parser
+        if parser is None:
+            parser = state.parser = make_parser(
+                config.input_format,
+                state.path,
+                classifier=config.classifier,
+                limits=config.limits,
+                meta=state.meta,
+                detector=config.detector,
+            )
+        try:
+            if len(line.data) >= config.large_json_bytes:
+                found = await anyio.to_thread.run_sync(parser.feed, line, limiter=self.limiter)
             else:
-                if state is None:
-                    continue
-                stats.lines += state.lines
-                if item.error is not None:
-                    stats.files_unreadable += 1
-                    await issue(InputIssue(state.path, None, item.error))
-                elif state.lines == 0:
-                    stats.empty_files += 1
-                    if not state.reported:
-                        await issue(InputIssue(state.path, None, _empty_reason(state.key)))
-                if state.parser is not None:
-                    stats.skipped_entries += state.parser.skipped_entries
-                    stats.duplicate_entries += state.parser.duplicate_entries
-                    stats.orphan_results += state.parser.orphan_results
-                    if not state.rejected:
-                        for trace in state.parser.finish():
-                            state.sent += await _send_new(trace, send, stats, resume)
-                        for extra in state.parser.take_issues():
-                            await issue(extra)
-                if item.error is None:
-                    ledger.expect(state.path, state.key, state.sent)
-                state = None
+                found = parser.feed(line)
+                await self.pause()
+        except FileRejectedError as exc:
+            state.rejected = True
+            await self.issue(InputIssue(state.path, None, str(exc)))
+            return False
+        for extra in parser.take_issues():
+            await self.issue(extra)
+        if found is not None:
+            await self.issue(found)
+            if parser.good_lines == 0 and state.issues >= config.limits.issues_per_file:
+                state.rejected = True
+                await self.issue(
+                    InputIssue(
+                        state.path,
+                        None,
+                        f"no valid line among the first {state.issues} lines; file "
+                        "skipped (is it a session JSONL file?)",
+                    ),
+                )
+                return False
+        return True
+
+    async def finish(self, state: _FileState, parser: FormatParser) -> None:
+        stats = self.stats
+        stats.skipped_entries += parser.skipped_entries
+        stats.duplicate_entries += parser.duplicate_entries
+        stats.orphan_results += parser.orphan_results
+        if state.rejected:
+            return
+        # Building a large file's traces (or parsing a document held whole) is long work.
+        if state.bytes >= self.config.large_json_bytes:
+            traces = await anyio.to_thread.run_sync(parser.finish, limiter=self.limiter)
+        else:
+            traces = parser.finish()
+        for trace in traces:
+            state.sent += await _send_new(trace, self.send, stats, self.resume)
+        for extra in parser.take_issues():
+            await self.issue(extra)
+
+    async def end(self, item: FileEnd) -> None:
+        state = self.state
+        if state is None:
+            return
+        stats = self.stats
+        stats.lines += state.lines
+        if item.error is not None:
+            stats.files_unreadable += 1
+            await self.issue(InputIssue(state.path, None, item.error))
+        elif state.lines == 0:
+            stats.empty_files += 1
+            if not state.reported:
+                await self.issue(InputIssue(state.path, None, _empty_reason(state.key)))
+        if state.parser is not None:
+            await self.finish(state, state.parser)
+        if item.error is None:
+            self.ledger.expect(state.path, state.key, state.sent)
+        self.state = None
 
 
 def _empty_reason(key: FileKey | None) -> str:
@@ -542,8 +388,11 @@ async def _write_traces(
     stats: RunStats,
     ledger: _Ledger,
     journal: LineSink | None,
-    reasoning: bool,
+    config: PipelineConfig,
+    limiter: anyio.CapacityLimiter,
 ) -> None:
+    reasoning, large_json_bytes = config.reasoning, config.large_json_bytes
+
     async def journal_ready() -> None:
         # Only files whose every trace line has reached the output file are journaled.
         if journal is None or not ledger.ready:
@@ -555,7 +404,13 @@ async def _write_traces(
 
     async with receive:
         async for trace in receive:
-            await sink.write(dump_trace(trace, reasoning=reasoning))
+            if approx_size(trace) >= large_json_bytes:
+                line = await anyio.to_thread.run_sync(
+                    partial(dump_trace, trace, reasoning=reasoning), limiter=limiter
+                )
+            else:
+                line = dump_trace(trace, reasoning=reasoning)
+            await sink.write(line)
             stats.record_trace(trace)
             ledger.wrote(trace.source.path)
             if ledger.ready and sink.buffered == 0:
@@ -599,23 +454,18 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
     """
     config = config or PipelineConfig()
     buffer = config.buffer
-    files_send, files_receive = anyio.create_memory_object_stream[_FileItem](buffer)
+    files_send, files_receive = anyio.create_memory_object_stream[list[FileItem]](buffer)
     traces_send, traces_receive = anyio.create_memory_object_stream[Trace](buffer)
     hinted_send, hinted_receive = anyio.create_memory_object_stream[Trace](buffer)
     issues_send, issues_receive = anyio.create_memory_object_stream[InputIssue](buffer)
     ledger = _Ledger()
+    # Parsing a large line and serialising a large trace run in worker threads, one of each
+    # stage at a time.
+    limiter = anyio.CapacityLimiter(2)
+    adapter = _Adapter(traces_send, issues_send, stats, config, ledger, resume, limiter)
     async with anyio.create_task_group() as group:
         group.start_soon(_produce, paths, files_send, config, stats, resume, stop)
-        group.start_soon(
-            _adapt,
-            files_receive,
-            traces_send,
-            issues_send,
-            stats,
-            config,
-            ledger,
-            resume,
-        )
+        group.start_soon(adapter.run, files_receive)
         async with traces_receive, hinted_send:
             for _ in range(max(config.hint_workers, 1)):
                 group.start_soon(
@@ -626,7 +476,7 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
                     config.limits,
                 )
         group.start_soon(
-            _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
+            _write_traces, hinted_receive, sink, stats, ledger, journal, config, limiter
         )
         group.start_soon(_write_issues, issues_receive, issue_sink)
     stats.finished = time.monotonic()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tracehint._records import ChatMessage, InputIssue
 
 __all__ = [
+    "approx_size",
     "dump_issue",
     "dump_trace",
     "issue_to_dict",
@@ -113,6 +114,14 @@ def trace_to_dict(trace: Trace, *, reasoning: bool = True) -> dict[str, Any]:
         "final_reward": trace.final_reward,
         "source": src,
     }
+
+
+def approx_size(trace: Trace) -> int:
+    """About how many bytes ``dump_trace`` makes of ``trace``, without making them.
+
+    Its turns' text, twice: the ``messages`` hold the same conversation.
+    """
+    return 2 * sum(len(turn.content) for turn in trace.turns)
 
 
 def dump_trace(trace: Trace, *, reasoning: bool = True) -> bytes:
