@@ -418,6 +418,7 @@ class Classifier:
         the call ran, its exit code, its stderr when kept apart, the hook that blocked it,
         an interruption. Each is trusted before any text rule.
         """
+        text, stderr = _bounded(text), _bounded(stderr) if stderr is not None else None
         wrapped, message = _strip_wrapper(text)
         header_code, body = split_exit_header(message)
         code = exit_code if exit_code is not None else header_code
@@ -510,6 +511,18 @@ def _facts_of(kind: ErrorKind, message: str, tool_name: str | None) -> Facts:  #
 # of a traceback); rules look at both ends of a long output, not at megabytes of log between.
 _HEAD_CHARS = 3000
 _TAIL_CHARS = 1000
+
+
+# Of a longer text only the two ends are read: the bound makes classifying a 50 MB output cost
+# what a 512 KB one does (its regexes ran for seconds, holding the GIL). The bound is far above
+# what agents show a model (Claude Code cuts a tool's output to 30,000 characters).
+_BOUND_CHARS = 256 * 1024
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= 2 * _BOUND_CHARS:
+        return text
+    return f"{text[:_BOUND_CHARS]}\n…\n{text[-_BOUND_CHARS:]}"
 
 
 def _window(text: str) -> str:

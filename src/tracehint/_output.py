@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING, Self
 
 import anyio
 
@@ -92,6 +92,12 @@ def check_outputs(outputs: Sequence[OutputPath], inputs: Sequence[str | os.PathL
                 )
 
 
+def _write_lines(file: IO[bytes], lines: list[bytes]) -> None:
+    """Write and flush ``lines`` (blocking: a worker thread)."""
+    file.writelines(lines)
+    file.flush()
+
+
 class JsonlSink:
     """An append-only JSONL file (or stdout for ``-``), as an async context manager.
 
@@ -143,15 +149,13 @@ class JsonlSink:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write the queued lines."""
+        """Write the queued lines (in one worker-thread trip, never joined on the event loop)."""
         if not self._buffer or self._file is None:
             return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
+        lines, self._buffer = self._buffer, []
         self._size = 0
         try:
-            await self._file.write(data)
-            await self._file.flush()
+            await anyio.to_thread.run_sync(_write_lines, self._file.wrapped, lines)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import orjson
 
 from tracehint._kinds import ErrorKind, Role, TurnKind
-from tracehint._limits import Limits, clamp, clamp_middle
+from tracehint._limits import Limits, clamp, clamp_middle_stripped, clamp_stripped
 from tracehint._records import ErrorSite, ToolCall, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ class TraceBuilder:
             return 0, ()
         signature = (found.kind, found.facts.path, found.facts.program, found.facts.exception)
         failing = _failing_count(text)
-        error = clamp(text.strip(), _EARLIER_ERROR_CHARS)
+        error = clamp_stripped(text, _EARLIER_ERROR_CHARS)
         before = self._attempts.get(action)
         if (
             before is None
@@ -443,15 +443,16 @@ class TraceBuilder:
             return None
         first = self._pending[0]
         call = first.call
-        tagged = f"{_ERROR_TAG} {first.result.text}"
+        excerpt = self.limits.excerpt_chars
+        tagged = f"{_ERROR_TAG} {first.result.text[:excerpt]}"  # all an excerpt can hold
         return ErrorSite(
             kind=first.found.kind,
-            error_message=clamp_middle(first.result.text.strip(), self.limits.error_message_chars),
+            error_message=clamp_middle_stripped(first.result.text, self.limits.error_message_chars),
             tool_use_id=first.result.tool_use_id,
             tool_name=call.name if call is not None else None,
             tool_input=call.input_json if call is not None else None,
             tool_target=call.target if call is not None else None,
-            source_content_excerpt=tagged[: self.limits.excerpt_chars],
+            source_content_excerpt=tagged[:excerpt],
             consecutive_failures=first.repeats + 1,
             failed_calls=len(self._pending),
             exit_code=first.found.exit_code,
