@@ -22,6 +22,7 @@ BENCHMARKS = (
     "bench_judge",
     "bench_pipeline",
     "bench_ingest",
+    "bench_stalls",
     "bench_memory",
     "bench_warm_cache",
     "bench_ray",
