@@ -12,21 +12,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
-
-try:  # CPython's regex parser, to find the literal text a pattern requires (a prefilter)
-    from re import _constants, _parser  # type: ignore[attr-defined]
-
-    _LITERAL, _BRANCH, _SUBPATTERN = _constants.LITERAL, _constants.BRANCH, _constants.SUBPATTERN
-except ImportError:  # pragma: no cover -- other Pythons: no prefilter
-    _parser = None
-    _LITERAL = _BRANCH = _SUBPATTERN = object()
 
 from tracehint._command import analyse_command, programs_of, split_exit_header
 from tracehint._kinds import ErrorKind
+from tracehint._needles import required_substrings
 from tracehint._records import NO_FACTS, Facts
 
-__all__ = ["DEFAULT_RULES", "SHELL_TOOLS", "Classification", "Classifier", "Rule", "RuleScope"]
+__all__ = [
+    "DEFAULT_RULES",
+    "SHELL_TOOLS",
+    "Classification",
+    "Classifier",
+    "Rule",
+    "RuleScope",
+    "required_substrings",
+]
 
 # Tools that ask the user for permission in Claude Code; a rejection with feedback from the
 # user arrives as the failed result of one of these.
@@ -129,65 +129,6 @@ def _rule(
         needles=required_substrings(compiled),
         scope=scope,
     )
-
-
-_MIN_NEEDLE = 3
-
-
-def _literal_run(items: list[tuple[Any, Any]]) -> str:
-    """The longest run of consecutive literal characters in a parsed sequence."""
-    best, run = "", ""
-    for op, value in items:
-        if op is _LITERAL:
-            run += chr(value)
-            continue
-        if len(run) > len(best):
-            best = run
-        run = ""
-    return run if len(run) > len(best) else best
-
-
-def _needles_of(items: list[tuple[Any, Any]]) -> set[str] | None:
-    run = _literal_run(items)
-    if len(run) >= _MIN_NEEDLE:
-        return {run}
-    for op, value in items:
-        branch = value if op is _BRANCH else None
-        if (
-            op is _SUBPATTERN
-            and not value[1] & re.IGNORECASE
-            and len(value[-1]) == 1
-            and value[-1][0][0] is _BRANCH
-        ):
-            branch = value[-1][0][1]
-        if branch is None:
-            continue
-        found: set[str] = set()
-        for alternative in branch[1]:
-            needles = _needles_of(list(alternative))
-            if needles is None:
-                break
-            found |= needles
-        else:
-            return found
-    return None
-
-
-def required_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
-    """Literal substrings one of which every match of ``pattern`` contains, if found.
-
-    Read from the parsed pattern: a run of at least three literal characters, or one such run
-    in every alternative of an alternation. ``None`` when there is none (or the pattern has
-    flags that make literals match more than themselves).
-    """
-    if pattern.flags & re.IGNORECASE or _parser is None:
-        return None
-    try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except Exception:  # noqa: BLE001 -- a private parser: no prefilter rather than a crash
-        return None
-    needles = _needles_of(list(parsed))
-    return tuple(sorted(needles)) if needles else None
 
 
 def _lower_pattern(pattern: str) -> str:

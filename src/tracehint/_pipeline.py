@@ -285,7 +285,8 @@ class _Adapter:
                 found = await anyio.to_thread.run_sync(parser.feed, line, limiter=self.limiter)
             else:
                 found = parser.feed(line)
-                await self.pause()
+                if time.perf_counter() >= self.deadline:
+                    await self.pause()
         except FileRejectedError as exc:
             state.rejected = True
             await self.issue(InputIssue(state.path, None, str(exc)))

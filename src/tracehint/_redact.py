@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tracehint._classify import required_substrings
 from tracehint._exceptions import ConfigError
+from tracehint._needles import required_substrings
 
 __all__ = [
     "DEFAULT_SECRET_PATTERNS",

@@ -126,7 +126,7 @@ def approx_size(trace: Trace) -> int:
 
 def dump_trace(trace: Trace, *, reasoning: bool = True) -> bytes:
     """One output line (with its newline)."""
-    return orjson.dumps(trace_to_dict(trace, reasoning=reasoning)) + b"\n"
+    return orjson.dumps(trace_to_dict(trace, reasoning=reasoning), option=orjson.OPT_APPEND_NEWLINE)
 
 
 # -- reading the output back -------------------------------------------------------------------
@@ -278,4 +278,4 @@ def issue_to_dict(issue: InputIssue) -> dict[str, Any]:
 
 def dump_issue(issue: InputIssue) -> bytes:
     """One ``--errors`` line (with its newline)."""
-    return orjson.dumps(issue_to_dict(issue)) + b"\n"
+    return orjson.dumps(issue_to_dict(issue), option=orjson.OPT_APPEND_NEWLINE)

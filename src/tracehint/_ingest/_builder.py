@@ -190,7 +190,10 @@ _FAILED_COUNT = re.compile(r"\b(\d+) (?:failed|errors?)\b")
 
 def _failing_count(text: str) -> int | None:
     """How many tests or errors a runner reported (the last count in the output)."""
-    counts = _FAILED_COUNT.findall(text[-3000:])
+    tail = text[-3000:]
+    if "failed" not in tail and "error" not in tail:  # every count names one of them
+        return None
+    counts = _FAILED_COUNT.findall(tail)
     return int(counts[-1]) if counts else None
 
 
@@ -306,12 +309,14 @@ class TraceBuilder:
             self._drafts.append(_Draft(Role.USER, TurnKind.TOOL_RESULTS, parts))
 
     def _record_outcome(self, result: ResultIn, call: ToolCall | None) -> None:
+        if not result.is_error:
+            if self._attempts:  # a success ends its action's run of failures
+                action = _action(call)
+                if action is not None:
+                    self._attempts.pop(action, None)
+            return
         name = call.name if call is not None else None
         action = _action(call)
-        if not result.is_error:
-            if action is not None:
-                self._attempts.pop(action, None)
-            return
         text = (
             f"<tool_use_error>{result.error_text}</tool_use_error>"
             if result.error_text

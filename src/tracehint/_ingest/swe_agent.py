@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, call_in
-from tracehint._ingest._document import SHELL_FAILURE, Outcome, as_str, text_of
+from tracehint._ingest._document import Outcome, as_str, shell_failed, text_of
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -53,7 +53,7 @@ def is_trajectory(value: object) -> bool:
 def _result(call_id: str, text: str) -> ResultIn:
     if _LINT_REJECTED in text:
         return ResultIn(call_id, text, is_error=True, error_text=text.strip())
-    return ResultIn(call_id, text, is_error=SHELL_FAILURE.search(text) is not None)
+    return ResultIn(call_id, text, is_error=shell_failed(text))
 
 
 def _command_name(action: str) -> str:
