@@ -791,3 +791,58 @@ def test_user_message_after_failure_ends_it(tmp_path: Path) -> None:
     assert [s.tool_use_id for _, _, s in trace.sites()] == ["t0"]
     ((index, _, _),) = trace.sites()
     assert trace.turns[index].content.startswith("[TOOL_CALL Bash]")
+
+
+def _progress(uuid: str, data: dict[str, Any], use_id: str) -> bytes:
+    entry = {
+        "parentUuid": None,
+        "type": "progress",
+        "data": data,
+        "toolUseID": use_id,
+        "parentToolUseID": use_id,
+        "uuid": uuid,
+    }
+    return orjson.dumps(entry)
+
+
+def test_progress_entries_are_skipped_but_a_pre_tool_use_hook_is_read(tmp_path: Path) -> None:
+    """2.1.x ``progress`` lines: counted and skipped, except the PreToolUse hook of a call."""
+    blocked = "Blocked by policy: no force pushes"
+    lines = [
+        _entry("user", "u0", None, "push it"),
+        _call("a0", "u0", "t0", "Bash", "git push --force"),
+        _progress("p0", {"type": "bash_progress", "output": "x" * 5000}, "t0"),
+        _progress("p1", {"type": "hook_progress", "hookEvent": "PostToolUse"}, "t9"),
+        _progress(
+            "p2",
+            {"type": "hook_progress", "hookEvent": "PreToolUse", "hookName": "PreToolUse:Bash"},
+            "t0",
+        ),
+        _progress("p3", {"type": "agent_progress", "message": {"content": "in_progress"}}, "t0"),
+        _result("r0", "a0", "t0", blocked, error=True),
+        _entry("assistant", "end", "r0", [{"type": "text", "text": "I will not force push."}]),
+        # not a progress entry, though it names one
+        _entry("user", "u1", "end", 'what does "progress" mean here?'),
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    parser = ClaudeCodeParser(str(path), Classifier(), Limits())
+    for number, data in enumerate(lines, 1):
+        assert parser.feed(Line(number, data)) is None
+    (trace,) = parser.finish()
+    assert parser.skipped_entries == 4
+    assert parser.good_lines == len(lines)
+    ((_, _, site),) = trace.sites()
+    assert site.kind is ErrorKind.HOOK_BLOCKED
+    assert site.facts.hook == "PreToolUse:Bash"
+    assert trace.turns[-1].content == 'what does "progress" mean here?'
+
+
+def test_a_malformed_progress_line_is_an_issue(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    parser = ClaudeCodeParser(str(path), Classifier(), Limits())
+    assert parser.feed(Line(1, _entry("user", "u0", None, "hi"))) is None
+    found = parser.feed(Line(2, b'{"type":"progress","data":{"type":"bash_progress",}}'))
+    assert found is not None
+    assert found.line == 2
+    assert "invalid JSON" in found.reason
