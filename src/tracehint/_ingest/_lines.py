@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "BATCH_BYTES",
+    "BATCH_LINES",
     "Line",
     "LineSplitter",
     "OverlongLine",
@@ -103,8 +105,14 @@ class LineSplitter:
         return []
 
 
+BATCH_LINES = 256
+"""Lines handed on together at most."""
+BATCH_BYTES = 4 * 1024 * 1024
+"""Bytes of lines handed on together, about (a batch ends at the line that reaches it)."""
+
+
 def batches(
-    lines: list[Line | OverlongLine], batch_lines: int = 256, batch_bytes: int = 4 * 1024 * 1024
+    lines: list[Line | OverlongLine], batch_lines: int = BATCH_LINES, batch_bytes: int = BATCH_BYTES
 ) -> Iterator[list[Line | OverlongLine]]:
     """``lines`` in batches of at most ``batch_lines`` lines or about ``batch_bytes`` bytes."""
     batch: list[Line | OverlongLine] = []
@@ -123,8 +131,8 @@ def split_lines(
     data: bytes,
     *,
     max_line_bytes: int,
-    batch_lines: int = 256,
-    batch_bytes: int = 4 * 1024 * 1024,
+    batch_lines: int = BATCH_LINES,
+    batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[list[Line | OverlongLine]]:
     """Batches of the lines of an in-memory file (as ``lines_from`` gives for a file on disk)."""
     splitter = LineSplitter(max_line_bytes)

@@ -19,14 +19,14 @@ import anyio
 
 from tracehint._ingest._discover import Found, FoundKind, Skipped, discover
 from tracehint._ingest._files import open_regular
-from tracehint._ingest._lines import Line, LineSplitter, OverlongLine, batches
+from tracehint._ingest._lines import BATCH_BYTES, BATCH_LINES, Line, LineSplitter, OverlongLine
 from tracehint._ingest.claude_code import AgentMeta, read_agent_meta
 from tracehint._ingest.openhands import read_event_folder
 from tracehint._records import InputIssue
 from tracehint._resume import FileKey, ResumeState, file_key
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from anyio.streams.memory import MemoryObjectSendStream
 
@@ -76,11 +76,25 @@ class Batch:
 
     lines: list[Line | OverlongLine]
     size: int
+    """Bytes of the lines (an overlong line counts what it had)."""
 
-    @classmethod
-    def of(cls, lines: list[Line | OverlongLine]) -> Batch:
-        """A batch and its size in bytes (an overlong line counts what it had)."""
-        return cls(lines, sum(len(x.data) if isinstance(x, Line) else x.size for x in lines))
+
+def _batched(lines: list[Line | OverlongLine]) -> Iterator[Batch]:
+    """``batches(lines)`` as ``Batch`` items, their sizes counted in the same pass."""
+    batch: list[Line | OverlongLine] = []
+    size = counted = 0
+    for line in lines:
+        batch.append(line)
+        if isinstance(line, Line):
+            size += len(line.data)
+            counted += len(line.data)
+        else:
+            size += line.size  # an overlong line counts what it had, not toward the bound
+        if len(batch) >= BATCH_LINES or counted >= BATCH_BYTES:
+            yield Batch(batch, size)
+            batch, size, counted = [], 0, 0
+    if batch:
+        yield Batch(batch, size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +172,10 @@ class _Reading:
             while done < budget:
                 chunk = self.handle.read(self.chunk_bytes)
                 done += len(chunk)
-                out.extend(Batch.of(lines) for lines in batches(self.splitter.feed(chunk)))
+                out.extend(_batched(self.splitter.feed(chunk)))
                 # A buffered read returns less than asked only at the end of the file.
                 if len(chunk) < self.chunk_bytes:
-                    out.extend(Batch.of(lines) for lines in batches(self.splitter.finish()))
+                    out.extend(_batched(self.splitter.finish()))
                     out.append(FileEnd(None))
                     self.handle.close()
                     return done, True
@@ -232,7 +246,7 @@ def _read_more(reading: _Reading) -> tuple[list[FileItem | _Resumed], bool]:
 
 def _blob_items(data: bytes, max_line_bytes: int) -> list[FileItem | _Resumed]:
     splitter = LineSplitter(max_line_bytes)
-    return [Batch.of(lines) for lines in batches(splitter.feed(data) + splitter.finish())]
+    return list(_batched(splitter.feed(data) + splitter.finish()))
 
 
 @dataclass(slots=True)
