@@ -64,9 +64,9 @@ async def judged_run(
     return [orjson.loads(line) for line in sink.lines], counters
 
 
-def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
     return {
-        (trace["trace_id"], turn["error_meta"]["tool_use_id"]): turn
+        (trace["trace_id"], turn["message_index"]): turn
         for trace in traces
         for turn in trace["turns"]
         if "tool_error" in turn

@@ -29,7 +29,13 @@ from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
 from tracehint._progress import progress
-from tracehint._quality import load_labels, load_traces, score
+from tracehint._quality import (
+    load_corrections,
+    load_labels,
+    load_traces,
+    score,
+    score_corrections,
+)
 from tracehint._resume import ResumeState, journal_path, prepare_resume
 from tracehint._stats import RunStats
 from tracehint._teacher import HintPlacement
@@ -380,6 +386,13 @@ def _add_eval(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subp
     evaluate.add_argument("labels", type=Path, metavar="LABELS", help="a label file or folder")
     evaluate.add_argument("traces", type=Path, nargs="+", metavar="TRACES", help="output JSONL")
     evaluate.add_argument("--min-kind", type=float, default=0.9, help="default: 0.9")
+    evaluate.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="REPLIES",
+        help="also score the user-correction sites against reply labels (a file or folder, "
+        "see quality/corrections/README.md); exit 1 on a site on a reply that is no correction",
+    )
     evaluate.add_argument(
         "--verbose", "-v", action="store_true", help="list each site not specific"
     )
@@ -916,7 +929,22 @@ async def _eval(args: argparse.Namespace) -> int:
         for site, why in report.spurious:
             print(f"[spurious] {site.path} {site.call_id}: {why}")  # noqa: T201 -- CLI output
     bad = report.verdicts["wrong"] > 0 or report.spurious or report.kind_accuracy < args.min_kind
+    if args.corrections is not None:
+        bad = _eval_corrections(args) or bad
     return 1 if bad else EXIT_OK
+
+
+def _eval_corrections(args: argparse.Namespace) -> bool:
+    """``eval --corrections``: score the reply sites; whether one is on no correction."""
+    replies = score_corrections(load_corrections([args.corrections]), load_traces(args.traces))
+    if not args.json:
+        print(replies.summary())  # noqa: T201 -- CLI output
+    if args.verbose:
+        for label in replies.missed:
+            print(f"[missed] {label.file}: {label.quote!r}")  # noqa: T201 -- CLI output
+        for site, why in replies.wrong:
+            print(f"[wrong] {site.path} {site.trace_id}: {why}")  # noqa: T201 -- CLI output
+    return bool(replies.wrong)
 
 
 async def _export(args: argparse.Namespace) -> int:
