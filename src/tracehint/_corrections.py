@@ -271,7 +271,7 @@ class Correction:
     words: str
     """The user's words, cleaned (``clean_words``); bounded by the caller."""
     evidence: str | None = None
-    """For pasted output: its first error line."""
+    """The first error line of output the user pasted after their words, if any."""
 
     @property
     def hint(self) -> str:
@@ -280,7 +280,9 @@ class Correction:
 
 
 def _first_error_line(words: str) -> str | None:
-    for line in words.splitlines()[1:]:
+    """The first error-looking line of what the user pasted after their first paragraph."""
+    _, _, pasted = words.partition("\n\n")
+    for line in pasted.splitlines():
         stripped = line.strip()
         if stripped and _ERROR_LINE.search(stripped):
             return clamp(stripped, _LINE_CHARS)
@@ -322,8 +324,7 @@ class Corrections:
             where = words if rule.where is Where.ANYWHERE else opening
             if rule.pattern.search(where) is None:
                 continue
-            evidence = _first_error_line(words) if rule.where is Where.ANYWHERE else None
-            return Correction(rule.name, rule.problem, words, evidence)
+            return Correction(rule.name, rule.problem, words, _first_error_line(words))
         return None
 
     def after_rejection(self, text: str) -> Correction | None:

@@ -174,7 +174,7 @@ def _site(out: Mapping[str, Any]) -> ErrorSite:
         tool_target=_str(meta, "tool_target"),
         source_content_excerpt=_str(meta, "source_content_excerpt") or "",
         consecutive_failures=_int(meta, "consecutive_failures") or 1,
-        failed_calls=_int(meta, "failed_calls") or 1,
+        failed_calls=_int(meta, "failed_calls") or (0 if "failed_calls" in meta else 1),
         exit_code=_int(meta, "exit_code"),
         repeats=_int(meta, "repeats") or 0,
         earlier_errors=tuple(str(e) for e in meta.get("earlier_errors") or ()),
