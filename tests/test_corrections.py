@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from tracehint import (
+    CORRECTION_SYSTEM_PROMPT,
     Annotator,
     AnnotatorConfig,
     Classifier,
@@ -22,6 +23,11 @@ from tracehint import (
     DetectedBy,
     ErrorKind,
     HintSource,
+    HintStatus,
+    JudgeConfig,
+    MockAnswer,
+    MockJudge,
+    MockJudgeConfig,
     Trace,
     parse_session,
     read_traces,
@@ -278,3 +284,46 @@ def test_cli_writes_user_sites_and_detect_turns_them_off(tmp_path: Path) -> None
     bad = run_cli("annotate", str(sessions), "-o", str(off), "--overwrite", "--detect", "users")
     assert bad.returncode == 2
     assert "unknown detector users" in bad.stderr
+
+
+# -- with a judge: the yes/no check and the rephrased hint --------------------------------------
+
+
+async def test_the_judge_checks_and_rephrases_each_correction() -> None:
+    trace = trace_of(IDE_SESSION)
+    async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
+        config = AnnotatorConfig(judge=JudgeConfig(url=judge.url, model="m"), use_cache=False)
+        async with Annotator(config) as annotator:
+            hinted = await annotator.annotate_trace(trace)
+        systems = judge.stats.system_prompts
+        bodies = [
+            b["messages"][1]["content"]
+            for b in judge.stats.bodies
+            if b["messages"][0]["content"] == CORRECTION_SYSTEM_PROMPT
+        ]
+    sites = user_sites(hinted)
+    assert systems[CORRECTION_SYSTEM_PROMPT] == len(sites)
+    (still,) = [b for b in bodies if "Still doesn't work" in b]
+    assert "## The agent's message\nDone! I've added the redirect" in still
+    assert "## The user's reply\nStill doesn't work" in still
+    (pnpm_like,) = [b for b in bodies if "please add transformer.js too first" in b]
+    assert "## The tool call the user rejected\nTool: Bash" in pnpm_like
+    for index, _ in sites:
+        hint = hinted.turns[index].hint
+        assert hint is not None
+        assert (hint.source, hint.status) == (HintSource.JUDGE, HintStatus.OK)
+
+    async with MockJudge(
+        MockJudgeConfig(latency=0.0, answers=(MockAnswer.NOT_A_MISTAKE,))
+    ) as judge:
+        config = AnnotatorConfig(
+            judge=JudgeConfig(url=judge.url, model="m"), use_cache=False, layers=("judge",)
+        )
+        async with Annotator(config) as annotator:
+            refused = await annotator.annotate_trace(trace)
+    for index, _ in user_sites(refused):
+        hint = refused.turns[index].hint
+        assert hint is not None
+        assert hint.status is HintStatus.NOT_A_MISTAKE  # kept in the output, not for training
+        assert hint.text is None
+    assert not [r for r in site_rows(refused) if r["detected_by"] == "user"]
