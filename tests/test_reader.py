@@ -42,6 +42,7 @@ from tracehint import (
 )
 from tracehint._context import message_text
 from tracehint._mockjudge import MockReaderAnswer
+from tracehint._reader import assistant_turns
 
 DATA = REPO / "tests" / "data" / "claude_code"
 IDE_SESSION = DATA / "9e953218-585f-4692-89df-9e0747a31c68.jsonl"
@@ -323,7 +324,9 @@ def test_a_finding_on_the_last_message_sits_on_its_own_turn() -> None:
     assert not dropped
     ((index, site),) = [(i, s) for i, _, s in placed.sites() if s.finding is not None]
     assert site.message_index == site.mistake_message_index == last
-    assert placed.turns[index].content.startswith(placed.turns[index].content[:10])
+    turns = assistant_turns(placed)
+    assert turns is not None
+    assert turns[last] == index  # the mistake's own turn: there is no later message
 
 
 # -- the command line --------------------------------------------------------------------------
