@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 from _common import BENCH_DIR, RESULTS_DIR, machine_info, markdown_table, target_line
 
-BENCHMARKS = ("bench_judge", "bench_ingest", "bench_memory", "bench_warm_cache", "bench_ray")
+BENCHMARKS = (
+    "bench_judge",
+    "bench_pipeline",
+    "bench_ingest",
+    "bench_memory",
+    "bench_warm_cache",
+    "bench_ray",
+)
 CLIENT_STYLE = {"tracehint": "o-", "aiohttp": "s-", "httpx": "^-"}
 
 

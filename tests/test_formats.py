@@ -465,7 +465,7 @@ def test_cli_exits_2_when_the_named_paths_hold_no_transcript(tmp_path: Path) -> 
 
 async def test_annotator_hints_traces_of_any_format() -> None:
     parsed = parse_session(CODEX_OWN.read_bytes(), path=str(CODEX_OWN))
-    async with Annotator() as ann:
-        hinted = [trace async for trace in ann.annotate_many(parsed.traces)]
+    async with Annotator() as ann, ann.annotate_many(parsed.traces) as stream:
+        hinted = [trace async for trace in stream]
     (trace,) = hinted
     assert all(turn.hint is not None for _, turn, _ in trace.sites())

@@ -331,6 +331,79 @@ async def test_swe_agent_text_protocol_keeps_what_the_model_saw(tmp_path: Path) 
     assert not any(m.get("tool_calls") for m in trace.messages)
 
 
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "bash",
+        "description": "Run a shell command.",
+        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}},
+    },
+}
+
+
+async def test_tool_definitions_travel_with_the_trace(tmp_path: Path) -> None:
+    """The tools the agent was given reach the output and the export rows (chat templates
+    render them); Anthropic and Responses API definitions are put in the chat shape."""
+    anthropic_tool = {
+        "name": "bash",
+        "description": "Run a shell command.",
+        "input_schema": TOOL["function"]["parameters"],  # type: ignore[index]
+    }
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(
+        orjson.dumps({"id": "o1", "messages": parallel_rollout(), "tools": [TOOL]})
+        + b"\n"
+        + orjson.dumps(
+            {
+                "id": "a1",
+                "tools": [anthropic_tool, {"type": "web_search_20250305", "name": "web"}],
+                "messages": [
+                    {"role": "user", "content": "list files"},
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {
+                                "type": "tool_use",
+                                "id": "u1",
+                                "name": "bash",
+                                "input": {"command": "ls /nope"},
+                            }
+                        ],
+                    },
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "u1",
+                                "is_error": True,
+                                "content": "ls: cannot access '/nope': No such file or directory",
+                            }
+                        ],
+                    },
+                    {"role": "assistant", "content": [{"type": "text", "text": "Wrong path."}]},
+                ],
+            }
+        )
+        + b"\n"
+    )
+    out, rows_path = tmp_path / "out.jsonl", tmp_path / "rows.jsonl"
+    for fmt in ("openai", "anthropic"):
+        part = tmp_path / f"{fmt}.jsonl"
+        part.write_bytes(records.read_bytes().splitlines()[fmt == "anthropic"] + b"\n")
+        done = run_cli("annotate", str(part), "-o", str(out), "--format", fmt, "--overwrite")
+        assert done.returncode == 0, done.stderr
+        (trace,) = read_traces(out)
+        assert list(trace.tools) == [TOOL]
+        done = run_cli("export", str(out), "-o", str(rows_path), "--overwrite")
+        assert done.returncode == 0, done.stderr
+        (row,) = [orjson.loads(line) for line in rows_path.read_bytes().splitlines()]
+        assert row["tools"] == [TOOL]
+    async with tracehint.Annotator() as ann:
+        trace = await ann.annotate(parallel_rollout(), tools=[TOOL])
+    assert trace_to_dict(trace)["tools"] == [TOOL]
+
+
 # -- the loader --------------------------------------------------------------------------------
 
 

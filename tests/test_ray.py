@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from conftest import EXAMPLES, assert_not_written, run_cli
+from conftest import EXAMPLES, REPO, assert_not_written, run_cli
 from tracehint import (
     AnnotatorConfig,
     HintChain,
@@ -98,6 +98,20 @@ async def test_ray_gives_the_same_traces_as_a_local_run(
     assert stats.files == len([p async for p in anyio.Path(corpus).rglob("*.jsonl")])
     assert stats.input_issues == 1
     assert not list(out.glob("*.part"))
+
+
+async def test_ray_reads_openhands_session_folders(cluster: str, tmp_path: Path) -> None:
+    """A folder of one-event-per-file sessions is one trace per session, as locally."""
+    assert cluster
+    sessions = REPO / "tests" / "data" / "openhands" / "sessions"
+    expected, expected_issues = await local_run([sessions])
+    assert expected
+    out = tmp_path / "out"
+    stats = await anyio.to_thread.run_sync(ray_run, sessions, out, AnnotatorConfig())
+    assert sorted(folder_lines(out, "traces")) == sorted(expected)
+    assert sorted(folder_lines(out, "errors")) == sorted(expected_issues)
+    assert stats.traces == len(expected)
+    assert dict(stats.skipped_files) == {"session metadata, not a transcript": 1}  # as locally
 
 
 async def test_judged_on_ray_then_seeded_rerun_sends_nothing(

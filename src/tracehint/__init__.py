@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tracehint._annotator import Annotator, AnnotatorConfig
+from tracehint._annotator import Annotator, AnnotatorConfig, TraceStream
 from tracehint._answer import (
     GENERIC_PHRASES,
     Answer,
@@ -215,6 +215,7 @@ __all__ = [
     "Trace",
     "TraceBuilder",
     "TraceSource",
+    "TraceStream",
     "TracehintError",
     "Turn",
     "TurnKind",

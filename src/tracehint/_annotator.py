@@ -9,7 +9,8 @@ by the preflight when the annotator is entered, or by the judge client's circuit
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterable
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Self
 
@@ -17,7 +18,7 @@ import anyio
 
 from tracehint._cache import HintCache, default_cache_path
 from tracehint._classify import Classifier
-from tracehint._exceptions import ConfigError
+from tracehint._exceptions import ConfigError, InputError
 from tracehint._hints.judge import JudgeLayer
 from tracehint._hints.layers import (
     HintChain,
@@ -29,25 +30,27 @@ from tracehint._hints.layers import (
 )
 from tracehint._hints.reader import ReaderPass
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
+from tracehint._ingest.formats import InputFormat
+from tracehint._ingest.openai import FORMAT as OPENAI
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import JudgeClient, JudgeConfig, JudgePreflight
 from tracehint._kinds import DetectedBy
 from tracehint._limits import Limits
-from tracehint._pipeline import hint_trace
+from tracehint._pipeline import PipelineConfig, hint_trace
 from tracehint._reader import ReaderConfig
+from tracehint._records import InputIssue, Trace, TraceSource
 from tracehint._redact import Redactor
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from types import TracebackType
 
     import httpx
     from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-    from tracehint._records import Trace
-
-__all__ = ["Annotator", "AnnotatorConfig"]
+__all__ = ["Annotator", "AnnotatorConfig", "TraceStream"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +83,10 @@ class AnnotatorConfig:
     per trace window). Without ``user`` the classifier's ``corrections`` are turned off."""
     reader: ReaderConfig = field(default_factory=ReaderConfig)
     """How the reader pass reads a trace (window size, answer budget)."""
+    input_format: InputFormat = InputFormat.AUTO
+    """How session files are read (``auto``: each file's content decides)."""
+    reasoning: bool = True
+    """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
 
     def __post_init__(self) -> None:
         if self.judge_samples < 1:
@@ -94,6 +101,27 @@ class AnnotatorConfig:
         object.__setattr__(self, "detect", detect)
         if DetectedBy.USER not in detect and self.classifier.corrections is not None:
             object.__setattr__(self, "classifier", replace(self.classifier, corrections=None))
+
+    def pipeline(
+        self, *, hint_workers: int | None = None, exclude: frozenset[str] = frozenset()
+    ) -> PipelineConfig:
+        """The file pipeline's settings from this configuration (the one place they are made).
+
+        ``hint_workers``: traces hinted at once (default: the judge's concurrency, else 1);
+        ``exclude``: absolute paths never read as input (the run's own output files).
+        """
+        workers = hint_workers
+        if workers is None:
+            workers = self.judge.concurrency if self.judge is not None else 1
+        return PipelineConfig(
+            limits=self.limits,
+            classifier=self.classifier,
+            hint_workers=workers,
+            input_format=self.input_format,
+            exclude=exclude,
+            reasoning=self.reasoning,
+            detector=self.detector,
+        )
 
     def layer_names(self) -> tuple[str, ...]:
         """The layers to use, defaults applied.
@@ -224,8 +252,18 @@ class Annotator:
 
     # -- one trace ------------------------------------------------------------------------
 
-    def parse(self, messages: Sequence[Mapping[str, Any]], *, trace_id: str | None = None) -> Trace:
-        """Tag the error sites of OpenAI-style messages (sync, no hints)."""
+    def parse(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        trace_id: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Trace:
+        """Tag the error sites of OpenAI-style messages (sync, no hints).
+
+        ``tools``: the tool definitions the agent was given, kept on the trace (``Trace.tools``)
+        for the trainer's chat template.
+        """
         self._count += 1
         return parse_openai_messages(
             messages,
@@ -233,6 +271,7 @@ class Annotator:
             classifier=self.config.classifier,
             limits=self.config.limits,
             detector=self.config.detector,
+            tools=tools,
         )
 
     async def annotate(
@@ -240,9 +279,10 @@ class Annotator:
         messages: Sequence[Mapping[str, Any]],
         *,
         trace_id: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Trace:
         """Tag and hint one conversation of OpenAI-style messages."""
-        return await self.annotate_trace(self.parse(messages, trace_id=trace_id))
+        return await self.annotate_trace(self.parse(messages, trace_id=trace_id, tools=tools))
 
     async def annotate_trace(self, trace: Trace) -> Trace:
         """Hint the sites of an already tagged trace."""
@@ -250,72 +290,29 @@ class Annotator:
 
     # -- many traces ----------------------------------------------------------------------
 
-    async def annotate_many(  # noqa: C901 -- feeder, workers and consumer belong together
+    def annotate_many(
         self,
         items: Iterable[Sequence[Mapping[str, Any]] | Trace]
         | AsyncIterable[Sequence[Mapping[str, Any]] | Trace],
-    ) -> AsyncIterator[Trace]:
+    ) -> TraceStream:
         """Annotate many conversations (message lists or traces), ``concurrency`` at a time.
 
-        Traces come out as they finish (not in input order; each carries its ``trace_id``).
-        Input is pulled only as fast as results are consumed. Breaking out of the loop stops
-        the work started for it.
+        A context-managed stream::
+
+            async with ann.annotate_many(rollouts) as traces:
+                async for trace in traces:
+                    ...
+
+        Traces come out as they finish (not in input order; each carries its ``trace_id``),
+        and input is pulled only as fast as they are consumed. A malformed rollout becomes a
+        trace with no turns and its problem in ``Trace.issues``; the stream goes on. An
+        exception raised by ``items`` itself comes out of the ``async for`` as itself, after
+        the traces finished before it. Leaving the ``async with`` (at the end, on ``break``
+        or on an exception) stops all work at once: requests in flight are cancelled.
         """
         if self._group is None:
             raise RuntimeError("Annotator is not open: use `async with Annotator(...) as ann`")
-        from tracehint._records import Trace as TraceType  # noqa: PLC0415 -- runtime isinstance
-
-        width = self.config.concurrency
-        work_send, work_receive = anyio.create_memory_object_stream[TraceType](0)
-        done_send, done_receive = anyio.create_memory_object_stream[TraceType | BaseException](
-            width
-        )
-        scope = anyio.CancelScope()
-
-        async def feed() -> None:
-            async with work_send:
-                try:
-                    if hasattr(items, "__aiter__"):
-                        async for item in items:
-                            await work_send.send(
-                                item if isinstance(item, TraceType) else self.parse(item)
-                            )
-                    else:
-                        for item in items:
-                            await work_send.send(
-                                item if isinstance(item, TraceType) else self.parse(item)
-                            )
-                except Exception as exc:  # noqa: BLE001 -- handed to the consumer, raised there
-                    await done_send.send(exc)
-
-        async def work(
-            receive: anyio.abc.ObjectReceiveStream[TraceType],
-            send: anyio.abc.ObjectSendStream[TraceType | BaseException],
-        ) -> None:
-            async with receive, send:
-                async for trace in receive:
-                    try:
-                        result: TraceType | BaseException = await self.annotate_trace(trace)
-                    except Exception as exc:  # noqa: BLE001 -- handed to the consumer, raised there
-                        result = exc
-                    await send.send(result)
-
-        async def run() -> None:
-            with scope:
-                async with anyio.create_task_group() as group, work_receive, done_send:
-                    group.start_soon(feed)
-                    for _ in range(width):
-                        group.start_soon(work, work_receive.clone(), done_send.clone())
-
-        self._group.start_soon(run)
-        try:
-            async with done_receive:
-                async for result in done_receive:
-                    if isinstance(result, BaseException):
-                        raise result
-                    yield result
-        finally:
-            scope.cancel()
+        return TraceStream(self, self._group, items)
 
     # -- statistics -----------------------------------------------------------------------
 
@@ -342,3 +339,138 @@ class Annotator:
         if self.reader is not None:
             out["reader"] = self.reader.stats.to_dict()
         return out
+
+
+@contextmanager
+def _setting(event: anyio.Event) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        event.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """An exception raised by the caller's input, handed to the consumer to raise as itself."""
+
+    error: BaseException
+
+
+class TraceStream:
+    """What ``Annotator.annotate_many`` returns: enter it, then iterate it."""
+
+    def __init__(
+        self,
+        annotator: Annotator,
+        group: TaskGroup,
+        items: Iterable[Sequence[Mapping[str, Any]] | Trace]
+        | AsyncIterable[Sequence[Mapping[str, Any]] | Trace],
+    ) -> None:
+        self._annotator = annotator
+        self._group = group
+        self._items = items
+        self._scope = anyio.CancelScope()
+        self._receive: MemoryObjectReceiveStream[Trace | _Failed] | None = None
+        self._entered = False
+        self._error: Exception | None = None
+        """The exception the caller's input raised, if it did."""
+        self._stopped = anyio.Event()
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("an annotate_many stream can be entered once")
+        self._entered = True
+        width = self._annotator.config.concurrency
+        work_send, work_receive = anyio.create_memory_object_stream[Trace](0)
+        done_send, done_receive = anyio.create_memory_object_stream[Trace | _Failed](width)
+        self._receive = done_receive
+
+        async def run() -> None:
+            with self._scope, _setting(self._stopped):
+                async with done_send:
+                    async with anyio.create_task_group() as group, work_receive:
+                        group.start_soon(self._feed, work_send)
+                        for _ in range(width):
+                            group.start_soon(self._work, work_receive.clone(), done_send.clone())
+                    if self._error is not None:  # after the traces pulled before it
+                        await done_send.send(_Failed(self._error))
+
+        self._group.start_soon(run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._scope.cancel()
+        if self._receive is not None:
+            await self._receive.aclose()
+            with anyio.CancelScope(shield=True):  # the work is cancelled: wait until it is gone
+                await self._stopped.wait()
+
+    def __aiter__(self) -> Self:
+        if self._receive is None:
+            raise RuntimeError(
+                "annotate_many() is a context manager: "
+                "`async with ann.annotate_many(items) as traces: async for trace in traces: ...`"
+            )
+        return self
+
+    async def __anext__(self) -> Trace:
+        if self._receive is None:
+            raise StopAsyncIteration
+        try:
+            item = await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        if isinstance(item, _Failed):
+            raise item.error
+        result: Trace = item
+        return result
+
+    def _parse(self, item: Sequence[Mapping[str, Any]] | Trace, number: int) -> Trace:
+        if isinstance(item, Trace):
+            return item
+        trace_id = f"rollout-{number}"
+        try:
+            return self._annotator.parse(item, trace_id=trace_id)
+        except (InputError, TypeError, AttributeError) as error:
+            reason = str(error) if isinstance(error, InputError) else "not a list of messages"
+            issue = InputIssue(path=trace_id, line=None, reason=reason)
+            return Trace(trace_id, (), TraceSource(path=trace_id, format=OPENAI), issues=(issue,))
+
+    async def _feed(self, work: MemoryObjectSendStream[Trace]) -> None:
+        items = self._items
+        number = 0
+        async with work:
+            try:
+                if isinstance(items, AsyncIterable):
+                    async for item in items:
+                        number += 1
+                        await work.send(self._parse(item, number))
+                else:
+                    for item in items:
+                        number += 1
+                        await work.send(self._parse(item, number))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the consumer left
+            except Exception as error:  # noqa: BLE001 -- the caller's own, raised in its loop
+                self._error = error
+
+    async def _work(
+        self,
+        receive: MemoryObjectReceiveStream[Trace],
+        send: MemoryObjectSendStream[Trace | _Failed],
+    ) -> None:
+        async with receive, send:
+            async for trace in receive:
+                try:
+                    result: Trace | _Failed = await self._annotator.annotate_trace(trace)
+                except Exception as error:  # noqa: BLE001 -- a misconfigured judge: the caller's
+                    result = _Failed(error)
+                try:
+                    await send.send(result)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return

@@ -23,7 +23,7 @@ from tracehint._exceptions import ConfigError
 from tracehint._judge import JudgeClient, JudgeConfig, JudgeReply, RetryPolicy
 from tracehint._kinds import ErrorKind
 from tracehint._output import MemorySink
-from tracehint._pipeline import PipelineConfig, annotate_files
+from tracehint._pipeline import annotate_files
 from tracehint._prompt import build_prompt
 from tracehint._records import ErrorSite, HintRequest
 from tracehint._stats import RunStats
@@ -234,13 +234,7 @@ async def bench_pipeline(
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:
         path = cache_path or str(Path(folder) / "bench-cache.sqlite3")
-        run_config = AnnotatorConfig(
-            layers=config.layers,
-            judge=config.judge,
-            cache_path=path,
-            use_cache=True,
-            limits=config.limits,
-        )
+        run_config = replace(config, cache_path=path, use_cache=True)
         for label in ("cold", "warm"):
             stats = RunStats()
             async with Annotator(run_config) as annotator:
@@ -250,7 +244,7 @@ async def bench_pipeline(
                     chain=annotator.chain,
                     sink=MemorySink(),
                     stats=stats,
-                    config=PipelineConfig(limits=config.limits, hint_workers=workers),
+                    config=run_config.pipeline(hint_workers=workers),
                 )
                 judge = annotator.stats()
             seconds = stats.elapsed

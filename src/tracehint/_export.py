@@ -212,6 +212,7 @@ def _schema() -> Any:  # noqa: ANN401 -- pyarrow is optional and untyped here
             ("teacher_prompt", conversation),
             ("source_path", pa.string()),
             ("source_format", pa.string()),
+            ("tools", pa.string()),
         ]
     )
 
@@ -252,6 +253,7 @@ def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for key in ("prompt", "completion", "teacher_prompt"):
         out[key] = [_parquet_message(m) for m in row[key]]
+    out["tools"] = _text(row["tools"]) if "tools" in row else None  # a JSON list, as text
     return out
 
 

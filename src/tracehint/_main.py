@@ -27,7 +27,7 @@ from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
 from tracehint._kinds import DetectedBy, HintSource
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
-from tracehint._pipeline import PipelineConfig, annotate_files
+from tracehint._pipeline import annotate_files
 from tracehint._progress import progress
 from tracehint._quality import (
     load_corrections,
@@ -510,6 +510,8 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
             window_chars=args.reader_window_chars,
             overlap_chars=min(ReaderConfig().overlap_chars, args.reader_window_chars // 4),
         ),
+        input_format=InputFormat(args.format),
+        reasoning=not args.drop_reasoning,
     )
 
 
@@ -571,15 +573,7 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
     config = _annotator_config(args)
     paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
     stats = RunStats()
-    workers = config.judge.concurrency if config.judge is not None else 1
-    pipeline = PipelineConfig(
-        limits=config.limits,
-        classifier=config.classifier,
-        hint_workers=workers,
-        input_format=InputFormat(args.format),
-        exclude=_own_files(args),
-        reasoning=not args.drop_reasoning,
-    )
+    pipeline = config.pipeline(exclude=_own_files(args))
     resume: ResumeState | None = None
     to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
     if args.resume:
@@ -923,7 +917,6 @@ def _annotate_ray(args: argparse.Namespace) -> int:
     options = ray_data.RayOptions(
         per_actor_concurrency=config.judge.concurrency if config.judge is not None else 64,
         seed_cache=args.seed_cache,
-        reasoning=not args.drop_reasoning,
     )
     started = not ray.is_initialized()
     if started:

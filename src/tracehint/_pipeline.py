@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from tracehint._hints.layers import HintChain
+    from tracehint._ingest.openai import ErrorDetector
     from tracehint._records import Hint
     from tracehint._stats import RunStats
 
@@ -93,6 +94,8 @@ class PipelineConfig:
     an input folder."""
     reasoning: bool = True
     """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
+    detector: ErrorDetector | None = None
+    """Decides which ``tool`` messages of OpenAI-style input report a failure."""
 
 
 # -- items on the producer → adapter stream ---------------------------------------------------
@@ -407,6 +410,7 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                             classifier=config.classifier,
                             limits=limits,
                             meta=state.meta,
+                            detector=config.detector,
                         )
                     try:
                         found = state.parser.feed(line)

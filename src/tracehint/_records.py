@@ -216,10 +216,16 @@ class Trace:
     """Names of the tools this trace actually called, in first-use order."""
     non_mistakes: Mapping[ErrorKind, int] = field(default_factory=dict)
     """Failed tool results that are not the agent's mistake, by kind (never sites)."""
+    issues: tuple[InputIssue, ...] = ()
+    """Problems met reading this conversation (``Annotator.annotate_many``: a malformed
+    rollout is a trace with no turns and its problem here)."""
     messages: tuple[ChatMessage, ...] = ()
     """The conversation as OpenAI chat messages, as the trainer's chat template takes them:
     the input's own messages for OpenAI-style input, else built from the format (assistant
     ``tool_calls``, one ``tool`` message per result, thinking as ``reasoning_content``)."""
+    tools: tuple[ChatMessage, ...] = ()
+    """The tool definitions the agent was given, in the OpenAI ``tools`` shape, when the input
+    records them (OpenAI, Anthropic and Responses API records; agent transcripts do not)."""
 
     def sites(self) -> Iterator[tuple[int, Turn, ErrorSite]]:
         """Yield ``(index, turn, site)`` for every error site, in order."""

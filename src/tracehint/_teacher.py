@@ -242,5 +242,6 @@ def site_outcomes(
                 "teacher_prompt": [*prompt, {"role": hint_role, "content": hint.text}],
                 "source_path": trace.source.path,
                 "source_format": trace.source.format,
+                **({"tools": list(trace.tools)} if trace.tools else {}),
             },
         )

@@ -124,6 +124,7 @@ def trace_to_dict(trace: Trace, *, reasoning: bool = True) -> dict[str, Any]:
         "trace_id": trace.trace_id,
         "turns": [_turn(turn) for turn in trace.turns],
         "messages": list(trace.messages) if reasoning else without_reasoning(trace.messages),
+        **({"tools": list(trace.tools)} if trace.tools else {}),
         "final_reward": trace.final_reward,
         "source": src,
     }
@@ -241,6 +242,9 @@ def trace_from_dict(data: Mapping[str, Any]) -> Trace:
     messages = data.get("messages", [])
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise InputError("'messages' is not a list of objects")
+    tools = data.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise InputError("'tools' is not a list of objects")
     source = data.get("source")
     source = source if isinstance(source, dict) else {}
     reward = data.get("final_reward", 0.0)
@@ -257,6 +261,7 @@ def trace_from_dict(data: Mapping[str, Any]) -> Trace:
         ),
         final_reward=float(reward) if isinstance(reward, (int, float)) else 0.0,
         messages=tuple(messages),
+        tools=tuple(tools),
     )
 
 

@@ -39,12 +39,14 @@ from tracehint import _exceptions
 from tracehint._annotator import Annotator, AnnotatorConfig
 from tracehint._cache import HintCache, default_cache_path
 from tracehint._exceptions import ConfigError, OutputError, TracehintError
-from tracehint._ingest._discover import skip_reason
+from tracehint._ingest._discover import _is_event_folder, skip_reason
 from tracehint._ingest.claude_code import read_agent_meta
+from tracehint._ingest.openhands import read_event_folder
 from tracehint._judge import API_KEY_ENV, api_key_from_env
 from tracehint._output import MemorySink
-from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files
+from tracehint._pipeline import SessionBlob, annotate_files
 from tracehint._stats import RunStats
+from tracehint._wire import dump_issue
 
 try:
     import numpy as np
@@ -83,8 +85,6 @@ class RayOptions:
     """Traces hinted at once within one batch."""
     seed_cache: str | None = None
     """A cache file merged into each worker's local cache before its first batch."""
-    reasoning: bool = True
-    """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.per_actor_concurrency < 1 or self.hint_workers < 1:
@@ -97,14 +97,32 @@ def read_sessions(paths: Sequence[str | os.PathLike[str]]) -> ray.data.Dataset:
     """A dataset of session files (rows ``bytes`` and ``path``), read as binary.
 
     Folders are searched recursively for ``*.jsonl``, ``*.json`` and ``*.traj``; the content
-    of each decides its format.
+    of each decides its format. An OpenHands session folder (``events/<n>.json``, one event
+    per file) is one row with its folder as ``path`` and no bytes: the actor reads it whole.
     """
     files = [os.fspath(path) for path in paths]
     if not files:
         raise ConfigError("no input paths given")
-    return ray.data.read_binary_files(
+    dataset = ray.data.read_binary_files(
         files, include_paths=True, file_extensions=["jsonl", "json", "traj"]
     )
+    folders = event_folders(files)
+    if folders:
+        rows = [{"bytes": b"", "path": folder} for folder in folders]
+        dataset = dataset.union(ray.data.from_items(rows))
+    return dataset
+
+
+def event_folders(paths: Sequence[str]) -> list[str]:
+    """The OpenHands ``events/`` folders under ``paths`` (symlinked folders are not followed)."""
+    found: list[str] = []
+    for path in paths:
+        for directory, dirs, names in os.walk(os.path.expanduser(path)):  # noqa: PTH111
+            candidates = [n for n in names if n.endswith((".jsonl", ".json", ".traj"))]
+            if _is_event_folder(directory, dirs, candidates):
+                found.append(directory)
+                dirs.clear()
+    return sorted(found)
 
 
 class _AnnotateBatch:
@@ -142,16 +160,24 @@ class _AnnotateBatch:
         await self._seed_once()
         blobs = []
         skipped: list[str] = []
+        sink, issues, stats = MemorySink(), MemorySink(), RunStats()
         for data, path in zip(batch["bytes"], batch["path"], strict=True):
             name = str(path)
+            if not data and await anyio.Path(name).is_dir():  # an OpenHands session folder
+                events, problems = await anyio.to_thread.run_sync(read_event_folder, name)
+                for problem in problems:
+                    await issues.write(dump_issue(problem))
+                blobs.append(SessionBlob(name, events, None))
+                continue
             reason = _ray_skip_reason(name)
+            if reason == "":
+                continue  # an event file: read with its session folder
             if reason is not None:
                 skipped.append(reason)
                 continue
             meta = await anyio.to_thread.run_sync(read_agent_meta, name)
             blobs.append(SessionBlob(name, bytes(data), meta))
         config = self._config
-        sink, issues, stats = MemorySink(), MemorySink(), RunStats()
         for reason in skipped:
             stats.record_skipped_file(reason)
         async with Annotator(config, judge_limiter=self._limiter) as annotator:
@@ -161,12 +187,7 @@ class _AnnotateBatch:
                 sink=sink,
                 stats=stats,
                 issue_sink=issues,
-                config=PipelineConfig(
-                    limits=config.limits,
-                    classifier=config.classifier,
-                    hint_workers=self._options.hint_workers,
-                    reasoning=self._options.reasoning,
-                ),
+                config=config.pipeline(hint_workers=self._options.hint_workers),
             )
             stats.judge = annotator.stats()
         columns: dict[str, list[str]] = {name: [] for name in OUTPUT_COLUMNS}
@@ -183,10 +204,12 @@ _EVENT_FILE = re.compile(r"(?:^|/)events/\d+\.json\Z")
 
 
 def _ray_skip_reason(path: str) -> str | None:
-    """Why a file listed by Ray is not read (as discovery says for the local engine)."""
+    """Why a file listed by Ray is not read (as discovery says for the local engine).
+
+    ``""`` for an OpenHands event file: it is read with its session folder, not on its own.
+    """
     if _EVENT_FILE.search(path):
-        # One event per file: only the local engine reads a session folder as one session.
-        return "an OpenHands event file (read session folders with --engine local)"
+        return ""
     return skip_reason(os.path.basename(path))  # noqa: PTH119 -- str paths
 
 

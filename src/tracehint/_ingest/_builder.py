@@ -41,7 +41,16 @@ if TYPE_CHECKING:
     from tracehint._corrections import Correction
     from tracehint._records import ChatMessage
 
-__all__ = ["Block", "CallIn", "ResultIn", "Thinking", "TraceBuilder", "call_in", "tool_call"]
+__all__ = [
+    "Block",
+    "CallIn",
+    "ResultIn",
+    "Thinking",
+    "TraceBuilder",
+    "call_in",
+    "chat_tools",
+    "tool_call",
+]
 
 _EARLIER_ERRORS = 3
 """Earlier attempts of a repeat kept on the site (the latest ones)."""
@@ -245,6 +254,8 @@ class TraceBuilder:
     user_text_corrections: bool = True
     """Read user messages as possible corrections (off for formats whose ``user`` messages
     are the environment's observations, not a person's words)."""
+    tools: tuple[ChatMessage, ...] = ()
+    """The tool definitions the input records (see ``chat_tools``)."""
 
     # -- user side ------------------------------------------------------------------------
 
@@ -586,7 +597,37 @@ class TraceBuilder:
             tools_used=tuple(self._tools_used),
             non_mistakes=dict(non_mistakes),
             messages=tuple(self._messages),
+            tools=self.tools,
         )
+
+
+def chat_tools(raw: object) -> tuple[ChatMessage, ...]:
+    """Tool definitions in the OpenAI chat ``tools`` shape, from any API's shape.
+
+    Chat Completions entries (``{"type": "function", "function": {...}}``) are kept as they
+    are; Responses API entries (``{"type": "function", "name", "parameters"}``) and Anthropic
+    ones (``{"name", "description", "input_schema"}``) are rewritten; anything else (a
+    provider's built-in tool) is left out.
+    """
+    if not isinstance(raw, list):
+        return ()
+    tools: list[ChatMessage] = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("function"), dict):
+            tools.append(entry)
+            continue
+        name = entry.get("name")
+        schema = entry.get("parameters", entry.get("input_schema"))
+        if not isinstance(name, str) or not isinstance(schema, dict):
+            continue
+        function: ChatMessage = {"name": name}
+        if isinstance(entry.get("description"), str):
+            function["description"] = entry["description"]
+        function["parameters"] = schema
+        tools.append({"type": "function", "function": function})
+    return tuple(tools)
 
 
 def _message(role: str, text: str) -> ChatMessage:

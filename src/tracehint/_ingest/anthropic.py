@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in
+from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, chat_tools
 from tracehint._ingest._document import Outcome, as_str, text_of
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def read_anthropic(value: object, context: ReadContext) -> Outcome:
     given = value.get("trace_id", value.get("id"))
     trace_id = str(given) if isinstance(given, (str, int)) else context.default_id()
     builder = context.builder(trace_id)
+    builder.tools = chat_tools(value.get("tools"))
     system = value.get("system")
     if system:
         builder.add_system_text(text_of(system))

@@ -85,8 +85,12 @@ def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
     limits: Limits,
     source: TraceSource | None = None,
     detector: ErrorDetector | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> Trace:
-    """Build a trace from OpenAI-style messages; raise ``InputError`` naming a bad message."""
+    """Build a trace from OpenAI-style messages; raise ``InputError`` naming a bad message.
+
+    ``tools``: the tool definitions the agent was given (``Trace.tools``), kept as they are.
+    """
     detector = detector or ErrorDetector()
     builder = TraceBuilder(
         trace_id,
@@ -94,6 +98,7 @@ def parse_openai_messages(  # noqa: C901 -- one dispatch over roles, kept whole
         classifier,
         limits,
     )
+    builder.tools = tuple(dict(tool) for tool in tools or () if isinstance(tool, dict))
     pending: list[ResultIn] = []
     pending_native: list[Mapping[str, Any]] = []
 
@@ -183,6 +188,7 @@ class OpenAIJsonlParser:
                 limits=self.limits,
                 source=source,
                 detector=self.detector,
+                tools=record["tools"] if isinstance(record.get("tools"), list) else None,
             )
         except InputError as exc:
             return InputIssue(self.path, line.number, str(exc))

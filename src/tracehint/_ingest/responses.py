@@ -10,8 +10,10 @@ result failed when its output says so the way Codex outputs do (``Exit code: N``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from tracehint._ingest._builder import chat_tools
 from tracehint._ingest._document import Outcome, as_str
 from tracehint._ingest.codex import CodexParser
 
@@ -59,7 +61,8 @@ def read_responses(value: object, context: ReadContext) -> Outcome:
         )
         if problem is not None:
             outcome.problems.append(f"item {index}: {problem}")
-    outcome.traces.extend(parser.finish())
+    tools = chat_tools(value.get("tools"))
+    outcome.traces.extend(replace(trace, tools=tools) for trace in parser.finish())
     outcome.skipped += parser.skipped_entries
     outcome.orphans += parser.orphan_results
     return outcome
