@@ -20,6 +20,7 @@ import pytest
 from tracehint import (
     Classifier,
     ClaudeCodeParser,
+    DetectedBy,
     ErrorKind,
     HintChain,
     InputIssue,
@@ -116,7 +117,17 @@ def parse(path: Path) -> tuple[list[Trace], list[InputIssue]]:
 
 
 def sites(trace: dict[str, Any]) -> list[dict[str, Any]]:
-    return [turn for turn in trace["turns"] if "tool_error" in turn]
+    """The output trace's tool-error sites."""
+    return [
+        turn
+        for turn in trace["turns"]
+        if "tool_error" in turn and turn["detected_by"] == DetectedBy.TOOL_ERROR
+    ]
+
+
+def user_sites(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The output trace's user-correction sites."""
+    return [turn for turn in trace["turns"] if turn.get("detected_by") == DetectedBy.USER]
 
 
 def assert_tool_input(found: str | None, arguments: object) -> None:
@@ -333,7 +344,8 @@ def test_other_entry_types_are_skipped_silently(shared_corpus: Path, corpus_run:
 
 @pytest.mark.parametrize("stem", SESSION_FILES)
 def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
-    """Every mistake is a site or part of one's batch; rejections are counted, never sites."""
+    """Every mistake is a tool-error site or part of one's batch; a rejection is counted, or a
+    user correction when the user said why."""
     path = corpus_file(shared_corpus, stem)
     traces, issues = parse(path)
     assert issues == []
@@ -352,19 +364,24 @@ def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
             if block.get("type") == "tool_result" and block.get("is_error") is True
         )
         rejected = [r for r in results if r.is_error and r.rejected]
-        assert dict(trace.non_mistakes) == (
-            {ErrorKind.USER_REJECTED: len(rejected)} if rejected else {}
-        )
+        rejected_ids = {r.tool_use_id for r in rejected}
+        said = [
+            s
+            for _, _, s in trace.sites()
+            if s.detected_by is DetectedBy.USER and s.tool_use_id in rejected_ids
+        ]
+        left = len(rejected) - len(said)
+        assert dict(trace.non_mistakes) == ({ErrorKind.USER_REJECTED: left} if left else {})
+        tool_sites = [s for _, _, s in trace.sites() if s.detected_by is DetectedBy.TOOL_ERROR]
         expected = [
             (batch[0].tool_use_id, batch[0].tool_name, len(batch)) for batch in conversation.batches
         ]
-        found = [(s.tool_use_id, s.tool_name, s.failed_calls) for _, _, s in trace.sites()]
+        found = [(s.tool_use_id, s.tool_name, s.failed_calls) for s in tool_sites]
         assert found == expected
-        rejected_ids = {r.tool_use_id for r in rejected}
-        assert not rejected_ids & {s.tool_use_id for _, _, s in trace.sites()}
+        assert not rejected_ids & {s.tool_use_id for s in tool_sites}
         # Every mistake that an assistant message answered is covered by a site's batch.
         batched = sum(len(batch) for batch in conversation.batches)
-        assert sum(s.failed_calls for _, _, s in trace.sites()) == batched
+        assert sum(s.failed_calls for s in tool_sites) == batched
         for _, turn, site in trace.sites():
             assert turn.role is Role.ASSISTANT
             assert turn.kind is TurnKind.MESSAGE
@@ -382,31 +399,51 @@ def test_all_corpus_mistakes_accounted_for(shared_corpus: Path, corpus_run: Run)
             answered += sum(len(batch) for batch in conversation.batches)
     stats = corpus_run.stats
     assert rejections > 0
-    assert dict(stats.non_mistakes) == {"user_rejected": rejections}
+    said = sum(
+        1 for t in corpus_run.traces for s in user_sites(t) if s["error_meta"]["tool_use_id"]
+    )
+    assert said > 0
+    assert set(stats.non_mistakes) <= {"user_rejected"}
+    assert stats.non_mistakes["user_rejected"] == rejections - said
     assert (
         sum(s["error_meta"]["failed_calls"] for t in corpus_run.traces for s in sites(t))
         == answered
     )
     assert answered == mistakes  # in this corpus every failure is answered by the agent
-    assert stats.sites == sum(len(sites(t)) for t in corpus_run.traces)
+    assert stats.sites == sum(len(sites(t)) + len(user_sites(t)) for t in corpus_run.traces)
+    assert stats.sites_by_detector["tool_error"] == sum(len(sites(t)) for t in corpus_run.traces)
 
 
-def test_feedback_rejections_are_not_sites(shared_corpus: Path) -> None:
+def test_feedback_rejections_are_user_corrections(shared_corpus: Path) -> None:
+    """A rejection whose result is the user's words is a user correction of the rejected call."""
     path = corpus_file(shared_corpus, FEEDBACK_FILE)
     raw = [r for c in raw_conversations(path).values() for r in c.results if r.is_error]
-    feedback = [r for r in raw if r.text in FEEDBACK_REJECTIONS]
-    assert {r.text for r in feedback} == FEEDBACK_REJECTIONS
-    assert all(r.tool_name == "Bash" for r in feedback)
-    assert all(REJECTION_MARKER not in r.text for r in feedback)
+    feedback = {r.tool_use_id: r for r in raw if r.text in FEEDBACK_REJECTIONS}
+    assert {r.text for r in feedback.values()} == FEEDBACK_REJECTIONS
+    assert all(r.tool_name == "Bash" for r in feedback.values())
+    assert all(REJECTION_MARKER not in r.text for r in feedback.values())
     traces, _ = parse(path)
     (trace,) = traces
-    assert trace.non_mistakes.get(ErrorKind.USER_REJECTED) == len(feedback)
-    site_ids = {site.tool_use_id for _, _, site in trace.sites()}
-    assert not site_ids & {r.tool_use_id for r in feedback}
-    for _, _, site in trace.sites():
-        assert site.error_message not in FEEDBACK_REJECTIONS
+    assert ErrorKind.USER_REJECTED not in trace.non_mistakes
+    corrected = {
+        site.tool_use_id: site
+        for _, _, site in trace.sites()
+        if site.detected_by is DetectedBy.USER and site.tool_use_id
+    }
+    assert set(corrected) == set(feedback)
+    for use_id, site in corrected.items():
+        assert site.kind is ErrorKind.USER_CORRECTION
+        assert site.error_message == feedback[use_id].text
+        assert site.tool_name == "Bash"
+        assert site.facts.codes == ("rejected",)
+        assert site.mistake_message_index is not None
+        assert site.message_index is not None
+        mistake = trace.messages[site.mistake_message_index]
+        assert use_id in {call["id"] for call in mistake["tool_calls"]}
+        assert site.message_index > site.mistake_message_index
+        assert trace.messages[site.message_index]["role"] == "assistant"
     # Real errors in the same file still make sites.
-    assert trace.site_count > 0
+    assert any(s.detected_by is DetectedBy.TOOL_ERROR for _, _, s in trace.sites())
 
 
 def test_marker_rejections_are_not_sites(shared_corpus: Path, corpus_run: Run) -> None:
@@ -422,7 +459,10 @@ def test_marker_rejections_are_not_sites(shared_corpus: Path, corpus_run: Run) -
     for trace in corpus_run.traces:
         for site in sites(trace):
             assert site["error_meta"]["tool_use_id"] not in rejected_ids
+        for site in user_sites(trace):  # the user's words, never Claude Code's boilerplate
             assert REJECTION_MARKER not in site["error_meta"]["error_message"]
+            assert site["hint_source"] == "user"
+            assert REJECTION_MARKER not in site["hint"]
 
 
 def test_error_meta_matches_raw_tool_use(shared_corpus: Path, corpus_run: Run) -> None:
@@ -452,7 +492,7 @@ def test_error_meta_matches_raw_tool_use(shared_corpus: Path, corpus_run: Run) -
             assert turn["hint"]
             assert turn["hint_source"] in {"template", "raw"}
             checked += 1
-    assert checked == corpus_run.stats.sites > 0
+    assert checked == corpus_run.stats.sites_by_detector["tool_error"] > 0
 
 
 def test_file_not_read_errors(shared_corpus: Path) -> None:

@@ -64,9 +64,9 @@ async def judged_run(
     return [orjson.loads(line) for line in sink.lines], counters
 
 
-def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
     return {
-        (trace["trace_id"], turn["error_meta"]["tool_use_id"]): turn
+        (trace["trace_id"], turn["message_index"]): turn
         for trace in traces
         for turn in trace["turns"]
         if "tool_error" in turn
@@ -87,7 +87,11 @@ async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_p
     statuses = Counter(site["hint_status"] for site in sites.values())
     assert set(statuses) <= {"ok", "failed"}, statuses
     for site in sites.values():
-        if site["hint_status"] == "ok":
+        if site["hint_status"] == "ok" and site["hint_source"] == "user":
+            # A user correction the judge failed on falls back to the user's own words.
+            assert site["detected_by"] == "user"
+            assert site["judge_reason"]
+        elif site["hint_status"] == "ok":
             assert site["hint_source"] == "judge"
             assert site["hint"]
         else:
@@ -105,7 +109,12 @@ async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_p
         Counter(site["error_meta"]["error_message"] for site in sites.values()).values()
     )
     assert sum(per_prompt.values()) == counters["requests"]
-    failed = [key for key, site in sites.items() if site["hint_status"] == "failed"]
+    # Failed judge requests: a failed site, or a user correction answered by the user's words.
+    failed = [
+        key
+        for key, site in sites.items()
+        if site["hint_status"] == "failed" or site["hint_source"] == "user"
+    ]
 
     # A rerun against a healthy judge fills in exactly the failures; the hints it got stay.
     async with MockJudge(MockJudgeConfig(latency=0.0)) as healthy:
@@ -115,7 +124,7 @@ async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_p
     assert sites2.keys() == sites.keys()
     assert all(site["hint_status"] == "ok" for site in sites2.values())
     for key, site in sites.items():
-        if site["hint_status"] == "ok":
+        if site["hint_status"] == "ok" and key not in failed:
             assert sites2[key]["hint"] == site["hint"]
     assert 0 < rerun_requests <= len(failed) if failed else rerun_requests == 0
     assert counters2["cache_hits"] >= len(sites) - len(failed)

@@ -77,7 +77,7 @@ GROUNDED: dict[ErrorKind, dict[str, object]] = {
 @pytest.mark.parametrize("kind", [k for k in ErrorKind if k.is_mistake])
 def test_every_mistake_kind_has_a_grounded_template_or_abstains(kind: ErrorKind) -> None:
     """With its grounds a template answers; without them it abstains (never a bare claim)."""
-    if kind is ErrorKind.TOOL_ERROR:
+    if kind is ErrorKind.TOOL_ERROR or not kind.is_tool_error:  # the user's or reader's words
         assert DEFAULT_TEMPLATES.render(request(kind)) is None
         return
     fields: dict[str, object] = {"message": "boom", **GROUNDED[kind]}

@@ -89,8 +89,15 @@ async def test_failed_sites_are_recorded_and_filled_on_rerun(
         ]  # fmt: skip
         code, err = await annotate(str(shared_corpus), "-o", str(out1), *common)
         assert code == 1, err  # some sites failed: exit 1, the count on stderr
-        failed = judged_sites(out1)
-        assert f"{len(failed)} of {len(failed)} site(s) failed" in err
+        every = judged_sites(out1)
+        failed = [s for s in every if s["detected_by"] == "tool_error"]
+        assert f"{len(failed)} of {len(every)} site(s) failed" in err
+        # The user's corrections fall back to the user's own words when the judge fails.
+        corrected = [s for s in every if s["detected_by"] == "user"]
+        assert corrected
+        for site in corrected:
+            assert (site["hint_source"], site["hint_status"]) == ("user", "ok")
+            assert "http_500" in site["judge_reason"]
         assert "The server had an error (mock judge)." in err  # the server's words
         assert all(s["hint_source"] is None and s["hint_status"] == "failed" for s in failed)
         assert all("http_500" in s["hint_reason"] for s in failed)

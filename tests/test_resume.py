@@ -195,6 +195,7 @@ def run_once(tmp_path: Path, *args: str) -> Path:
         (["--layers", "raw"], "--layers: template,raw before, raw now"),
         (["--format", "claude_code"], "--format: auto before, claude_code now"),
         (["--drop-reasoning"], "reasoning kept (--drop-reasoning): True before, False now"),
+        (["--detect", "tool_error"], "--detect: tool_error,user before, tool_error now"),
         (
             ["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "m", "--no-judge-check"],
             "--layers: template,raw before, template,judge,raw now; judge model: none before, "

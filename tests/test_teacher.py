@@ -17,6 +17,7 @@ import pytest
 
 from conftest import EXAMPLES
 from tracehint import (
+    CORRECTION_SYSTEM_PROMPT,
     DEFAULT_TEMPLATES,
     SYSTEM_PROMPT,
     Annotator,
@@ -146,16 +147,22 @@ async def test_default_layers_judge_every_site_no_template_answers(
             )  # fmt: skip
         prompts = list(judge.stats.prompts)
         systems = judge.stats.system_prompts
-    sites = [
+    every = [
         turn for line in sink.lines for turn in orjson.loads(line)["turns"] if "tool_error" in turn
     ]
+    sites = [s for s in every if s["detected_by"] == "tool_error"]
+    corrections = [s for s in every if s["detected_by"] == "user"]
+    assert corrections  # the user's corrections are rephrased by the judge too
+    assert all(s["hint_source"] == "judge" for s in corrections)
     judged = [s for s in sites if s["tool_error"] != "file_not_read"]
     assert judged
     assert len(judged) < len(sites)
     for site in sites:
         expected = "template" if site["tool_error"] == "file_not_read" else "judge"
         assert (site["hint_source"], site["hint_status"]) == (expected, "ok"), site["tool_error"]
-    assert list(systems) == [SYSTEM_PROMPT]  # one system message, byte for byte, every time
+    # one system message per kind of request, byte for byte, every time
+    assert set(systems) == {SYSTEM_PROMPT, CORRECTION_SYSTEM_PROMPT}
+    assert systems[CORRECTION_SYSTEM_PROMPT] == len(corrections)
     hints = {mock_hint(p) for p in prompts}
     for site in judged:
         assert site["hint"] in hints

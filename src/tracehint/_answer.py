@@ -47,6 +47,7 @@ __all__ = [
     "Verdict",
     "check_answer",
     "pick_answer",
+    "strip_thinking",
 ]
 
 
@@ -217,7 +218,7 @@ _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)[.!?]+\s+(
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-./]*", re.IGNORECASE)
 
 
-def _strip_thinking(text: str) -> str | None:
+def strip_thinking(text: str) -> str | None:
     """``text`` without reasoning blocks, or ``None`` when one is never closed."""
     text = _THINK_BLOCK.sub("", text)
     closes = list(_THINK_CLOSE.finditer(text))
@@ -318,7 +319,7 @@ def check_answer(  # noqa: C901, PLR0911, PLR0912 -- one ordered list of checks,
     """
     if finish_reason == "length":
         return Rejected(Rejection.CUT_OFF, "the answer hit max_tokens")
-    body = _strip_thinking(text)
+    body = strip_thinking(text)
     if body is None:
         return Rejected(Rejection.UNTERMINATED_THINK, "a <think> block is never closed")
     body = body.strip()

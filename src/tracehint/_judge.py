@@ -827,18 +827,20 @@ class JudgeClient:
         messages: list[dict[str, str]],
         *,
         response_format: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> JudgeReply | JudgeFailure:
         """Ask the judge; retry per the policy; return the reply or the final failure.
 
         ``response_format`` (e.g. ``{"type": "json_schema", ...}``) is sent while the server
-        accepts it; the reply says whether it was (``structured``).
+        accepts it; the reply says whether it was (``structured``). ``max_tokens`` replaces
+        ``config.max_tokens`` for this request (the reader's longer answers).
         """
         self._check_open()
         self._raise_if_stopped()
         request = _Request(
             messages,
             response_format if self._response_format is not _Support.NO else None,
-            self.config.max_tokens,
+            max_tokens if max_tokens is not None else self.config.max_tokens,
         )
         outcome = await self._complete(request)
         if isinstance(outcome, JudgeReply):

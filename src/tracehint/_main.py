@@ -24,13 +24,20 @@ from tracehint._export import ExportOptions, export_sites
 from tracehint._ingest._discover import DEFAULT_DIRS
 from tracehint._ingest.formats import InputFormat
 from tracehint._judge import FailureReason, JudgeConfig, RetryPolicy
-from tracehint._kinds import HintSource
+from tracehint._kinds import DetectedBy, HintSource
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink, OutputPath, check_outputs
 from tracehint._pipeline import annotate_files
 from tracehint._progress import progress
 from tracehint._prompt import PROMPT_VERSION
-from tracehint._quality import load_labels, load_traces, score
+from tracehint._quality import (
+    load_corrections,
+    load_labels,
+    load_traces,
+    score,
+    score_corrections,
+)
+from tracehint._reader import ReaderConfig
 from tracehint._resume import ResumeState, RunConfig, journal_path, prepare_resume, recorded_run
 from tracehint._stats import RunStats
 from tracehint._teacher import HintPlacement
@@ -93,6 +100,23 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--layers",
         help="hint layers in the order they are asked, first answer wins "
         "(default: template,raw; template,judge,raw with --judge-url)",
+    )
+    annotate.add_argument(
+        "--detect",
+        default="tool_error,user",
+        metavar="DETECTORS",
+        help="what finds sites, comma-separated: tool_error (failed tool results, always on), "
+        "user (the user's corrections: a rejection with words, a reply that says the agent was "
+        "wrong; offline), reader (the judge reads each trace for mistakes no tool reported: one "
+        "request per window, needs --judge-url) (default: tool_error,user)",
+    )
+    annotate.add_argument(
+        "--reader-window-chars",
+        type=int,
+        default=ReaderConfig().window_chars,
+        metavar="N",
+        help="characters of a trace per reader request; longer traces are read in overlapping "
+        f"windows (default {ReaderConfig().window_chars})",
     )
     annotate.add_argument("--stats-json", metavar="FILE", help="also write the summary as JSON")
     annotate.add_argument(
@@ -294,6 +318,13 @@ def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         'essay, echo ("Corrective hint: …"), generic ("Be careful and try again."), '
         "not_a_mistake",
     )
+    mock.add_argument(
+        "--reader-answers",
+        default="findings",
+        metavar="KIND[,KIND...]",
+        help="what reader requests (--detect reader) are answered, cycled (default: findings). "
+        "Kinds: findings, none, bad_message, fake_quote, bad_hint, mixed, malformed",
+    )
     mock.add_argument("--model", default="mock-judge", help="the model it serves and lists")
     mock.add_argument(
         "--strict",
@@ -382,6 +413,13 @@ def _add_eval(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subp
     evaluate.add_argument("traces", type=Path, nargs="+", metavar="TRACES", help="output JSONL")
     evaluate.add_argument("--min-kind", type=float, default=0.9, help="default: 0.9")
     evaluate.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="REPLIES",
+        help="also score the user-correction sites against reply labels (a file or folder, "
+        "see quality/corrections/README.md); exit 1 on a site on a reply that is no correction",
+    )
+    evaluate.add_argument(
         "--verbose", "-v", action="store_true", help="list each site not specific"
     )
     evaluate.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -468,9 +506,26 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
         judge_samples=args.judge_samples,
         judge_show_next_action=args.judge_show_next_action,
         limits=Limits(judge_prompt_chars=args.judge_prompt_chars),
+        detect=_detectors(args.detect),
+        reader=ReaderConfig(
+            window_chars=args.reader_window_chars,
+            overlap_chars=min(ReaderConfig().overlap_chars, args.reader_window_chars // 4),
+        ),
         input_format=InputFormat(args.format),
         reasoning=not args.drop_reasoning,
     )
+
+
+def _detectors(value: str) -> frozenset[DetectedBy]:
+    """``--detect tool_error,user,reader`` as detectors (``ConfigError`` naming a wrong one)."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    known = {d.value: d for d in DetectedBy}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"--detect: unknown detector {', '.join(unknown)}; use {', '.join(known)}"
+        )
+    return frozenset(known[name] for name in names)
 
 
 def _own_files(args: argparse.Namespace) -> frozenset[str]:
@@ -510,6 +565,7 @@ def _run_config(
         input_format=args.format,
         inputs=RunConfig.resolve_inputs(paths),
         reasoning=not args.drop_reasoning,
+        detect=tuple(sorted(d.value for d in config.detect)),
         cwd=os.getcwd(),  # noqa: PTH109 -- str paths
     )
 
@@ -745,6 +801,7 @@ async def _mock_judge(args: argparse.Namespace) -> int:
     from tracehint._mockjudge import (  # noqa: PLC0415 -- only here
         MockAnswer,
         MockJudgeConfig,
+        MockReaderAnswer,
         serve_forever,
     )
 
@@ -756,8 +813,17 @@ async def _mock_judge(args: argparse.Namespace) -> int:
             known = ", ".join(a.value for a in MockAnswer)
             message = f"unknown answer kind {name.strip()!r}; choose from: {known}"
             raise ConfigError(message) from None
+    readers: list[MockReaderAnswer] = []
+    for name in args.reader_answers.split(","):
+        try:
+            readers.append(MockReaderAnswer(name.strip()))
+        except ValueError:
+            known = ", ".join(a.value for a in MockReaderAnswer)
+            message = f"unknown reader answer {name.strip()!r}; choose from: {known}"
+            raise ConfigError(message) from None
     config = MockJudgeConfig(
         answers=tuple(answers),
+        reader_answers=tuple(readers),
         latency=args.latency,
         jitter=args.jitter,
         rate_429=args.rate_429,
@@ -982,7 +1048,22 @@ async def _eval(args: argparse.Namespace) -> int:
         for site, why in report.spurious:
             print(f"[spurious] {site.path} {site.call_id}: {why}")  # noqa: T201 -- CLI output
     bad = report.verdicts["wrong"] > 0 or report.spurious or report.kind_accuracy < args.min_kind
+    if args.corrections is not None:
+        bad = _eval_corrections(args) or bad
     return 1 if bad else EXIT_OK
+
+
+def _eval_corrections(args: argparse.Namespace) -> bool:
+    """``eval --corrections``: score the reply sites; whether one is on no correction."""
+    replies = score_corrections(load_corrections([args.corrections]), load_traces(args.traces))
+    if not args.json:
+        print(replies.summary())  # noqa: T201 -- CLI output
+    if args.verbose:
+        for label in replies.missed:
+            print(f"[missed] {label.file}: {label.quote!r}")  # noqa: T201 -- CLI output
+        for site, why in replies.wrong:
+            print(f"[wrong] {site.path} {site.trace_id}: {why}")  # noqa: T201 -- CLI output
+    return bool(replies.wrong)
 
 
 async def _export(args: argparse.Namespace) -> int:

@@ -507,7 +507,13 @@ def _empty_reason(key: FileKey | None) -> str:
 
 
 async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
-    """Resolve every site of ``trace`` concurrently and return the hinted trace."""
+    """Resolve every site of ``trace`` concurrently and return the hinted trace.
+
+    With the chain's reader pass (``--detect reader``), the trace is read first and its
+    findings become sites (or join the sites already there).
+    """
+    if chain.reader is not None:
+        trace = await chain.reader.read(trace)
     requests = requests_for(trace, limits)
     if not requests:
         return trace

@@ -1,4 +1,8 @@
-"""The judge prompt (version 2) and its cache key: pure and sync.
+"""The judge prompts (version 2) and their cache key: pure and sync.
+
+``build_prompt`` is the prompt for a failed tool call; ``build_correction_prompt`` the one for a
+user correction (``CORRECTION_SYSTEM_PROMPT``: is the reply a correction, and the hint it
+teaches). Both answer the same JSON (``RESPONSE_FORMAT``).
 
 The prompt has two parts. The system message is fixed: byte-identical on every request and
 sent first, so servers with prefix caching (vLLM, SGLang) reuse it; it holds the rules (the
@@ -28,10 +32,12 @@ if TYPE_CHECKING:
     from tracehint._records import HintRequest
 
 __all__ = [
+    "CORRECTION_SYSTEM_PROMPT",
     "PROMPT_VERSION",
     "RESPONSE_FORMAT",
     "SYSTEM_PROMPT",
     "JudgePrompt",
+    "build_correction_prompt",
     "build_prompt",
     "cache_key",
     "normalise",
@@ -68,6 +74,31 @@ SYSTEM_PROMPT: Final = (
     '"mistake"}, or {"hint": "", "verdict": "not_a_mistake"}.'
 )
 """The fixed system message (the same bytes on every request)."""
+
+CORRECTION_SYSTEM_PROMPT: Final = (
+    "You are the teacher for an autonomous coding agent. You are shown one step of its work "
+    "that its user answered: the user's task, the agent's message (and the tool call the user "
+    "rejected, when there was one) and the user's reply. First decide whether the reply says "
+    "the agent's message or call was wrong: a claim that turned out false, work that broke or "
+    "lost something, a call the user did not want, a misunderstanding. A new request, a "
+    "follow-up question, an answer to the agent's question or thanks is not a correction.\n"
+    "\n"
+    "For a correction, write the hint the agent should read right before it wrote that "
+    "message: an instruction for what to do at that step that teaches what the user said, "
+    "phrased with what the agent could know then (for example \"Run the page's tests before "
+    "you say the redirect works.\"), not as a report of the user's later reply.\n"
+    "\n"
+    "Rules:\n"
+    "- Keep the user's meaning; do not invent facts, file contents or names you were not shown.\n"
+    "- Direct the agent; do not solve the task for it.\n"
+    '- At most two sentences, addressed to the agent as "you", with no preamble, no quotes '
+    "and no markdown headings.\n"
+    "\n"
+    'Answer with one JSON object and nothing else: {"hint": "<the hint>", "verdict": '
+    '"mistake"}, or {"hint": "", "verdict": "not_a_mistake"} when the reply is not a '
+    "correction."
+)
+"""The fixed system message of a user correction's request."""
 
 RESPONSE_FORMAT: Final[dict[str, Any]] = {
     "type": "json_schema",
@@ -239,6 +270,44 @@ def build_prompt(
         )
     user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
     return JudgePrompt(SYSTEM_PROMPT, f"{user}\n\n{_CLOSING}")
+
+
+_CORRECTION_CLOSING = "Decide whether the reply is a correction, and answer as the JSON object."
+
+
+def build_correction_prompt(
+    request: HintRequest,
+    redactor: Redactor | None = None,
+    *,
+    message_chars: int = 1500,
+    input_chars: int = 1000,
+    instruction_chars: int = 1200,
+    reply_chars: int = 1200,
+) -> JudgePrompt:
+    """Build the judge prompt for a user correction: bounded and redacted.
+
+    The agent's message is the corrected one (``HintRequest.mistake_text``, or its stated intent
+    for a rejected call), the reply is the user's words (``site.error_message``).
+    """
+    redact: Callable[[str], str] = (redactor or Redactor()).redact
+    site = request.site
+    sections: list[tuple[str, str]] = []
+    task = request.first_instruction.strip()
+    sections.append(("User's task", redact(clamp(task, instruction_chars)) if task else "(none)"))
+    said = (request.mistake_text or request.intent).strip()
+    sections.append(
+        (
+            "The agent's message",
+            redact(clamp_middle(said, message_chars)) if said else "(only tool calls)",
+        ),
+    )
+    if site.tool_name is not None:
+        call = _format_call(site.tool_name, site.tool_input or "{}", input_chars)
+        sections.append(("The tool call the user rejected", redact(call)))
+    reply = site.error_message.strip() or "(nothing)"
+    sections.append(("The user's reply", redact(clamp_middle(reply, reply_chars))))
+    user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
+    return JudgePrompt(CORRECTION_SYSTEM_PROMPT, f"{user}\n\n{_CORRECTION_CLOSING}")
 
 
 def reask_messages(prompt: JudgePrompt, answer: str, problem: str) -> list[dict[str, str]]:

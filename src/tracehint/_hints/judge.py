@@ -13,9 +13,15 @@ from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer
 from tracehint._cache import CachedHint, HintCache
 from tracehint._exceptions import ConfigError
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
-from tracehint._kinds import HintSource, HintStatus
+from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import Limits
-from tracehint._prompt import RESPONSE_FORMAT, build_prompt, cache_key, reask_messages
+from tracehint._prompt import (
+    RESPONSE_FORMAT,
+    build_correction_prompt,
+    build_prompt,
+    cache_key,
+    reask_messages,
+)
 from tracehint._records import Hint
 from tracehint._redact import Redactor
 
@@ -102,6 +108,9 @@ class _CoalescedReader:
 class JudgeLayer:
     """Layer: a short corrective hint from an LLM judge, checked before it is kept.
 
+    A user correction (``detected_by: user``) gets the correction prompt: the judge checks that
+    the reply is a correction (``not_a_mistake`` when not) and rephrases it as a hint.
+
     Asks the cache first; identical prompts in flight at the same time are sent once and every
     waiting site gets the answer. Each request asks for JSON (``RESPONSE_FORMAT``); every
     answer goes through ``check_answer`` (cut off, reasoning, empty, too long, echoed, generic
@@ -151,6 +160,15 @@ class JudgeLayer:
         return self._build(request, 1)
 
     def _build(self, request: HintRequest, divisor: int) -> JudgePrompt:
+        if request.site.detected_by is DetectedBy.USER:
+            budgets = self.limits.judge_prompt_budgets(divisor)
+            return build_correction_prompt(
+                request,
+                self.redactor,
+                message_chars=budgets["action_chars"] + budgets["input_chars"],
+                input_chars=budgets["input_chars"],
+                reply_chars=budgets["error_chars"],
+            )
         return build_prompt(
             request,
             self.redactor,
