@@ -11,6 +11,7 @@ from tracehint._kinds import HintSource, HintStatus
 from tracehint._limits import clamp
 from tracehint._records import Hint
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._redact_records import redact_request
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -54,8 +55,11 @@ class TemplateLayer:
         return "template"
 
     def render(self, request: HintRequest) -> str | None:
-        """The sync core, usable without an event loop."""
-        text = self.templates.render(request)
+        """The sync core, usable without an event loop.
+
+        The site is redacted before the template quotes (and clamps) it, and the hint after.
+        """
+        text = self.templates.render(redact_request(request, self.redactor))
         return self.redactor.redact(text) if text else None
 
     async def propose(self, request: HintRequest) -> Hint | None:
@@ -69,6 +73,8 @@ class RawErrorLayer:
     """Layer: the real error text itself, bounded (SDPO's environment feedback, rawest form)."""
 
     max_chars: int = 500
+    redactor: Redactor = DEFAULT_REDACTOR
+    """The error text is redacted before it is clamped and quoted."""
 
     @property
     def name(self) -> str:
@@ -77,7 +83,7 @@ class RawErrorLayer:
 
     def render(self, request: HintRequest) -> str | None:
         """The sync core, usable without an event loop."""
-        message = request.site.error_message.strip()
+        message = self.redactor.redact(request.site.error_message).strip()
         if not message:
             return None
         return (
