@@ -243,7 +243,9 @@ def _token_pattern(rule: Mapping[str, object]) -> SecretPattern:
     elif after is not None:
         guard = f"(?<={_str_field(rule, 'after')}{prefix})"
     else:
-        guard = f"(?<!{boundary}{prefix})" if boundary else ""
+        # A token starts a word; in JSON text (a tool call's input) also right after an
+        # escaped line break or tab: `"cat key\\nAGE-SECRET-KEY-1…"`.
+        guard = f"(?:(?<!{boundary}{prefix})|(?<=\\\\[nrt]{prefix}))" if boundary else ""
     keep_prefix = rule.get("keep_prefix", False) is True
     regex = f"{prefix}{guard}{f'({body})' if keep_prefix else body}{f'(?!{end})' if end else ''}"
     try:
@@ -390,12 +392,13 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
     # An AWS secret access key on its own: 40 characters of the base64 alphabet, no more of it
     # on either side, that look random (``_looks_like_aws_secret``). The pattern starts with
     # the character before the key (a negated class the engine skips to quickly); a key at
-    # the very start of the text has its own pattern.
+    # the very start of the text, or after an escaped line break in JSON, has its own.
     *(
         _pattern("aws_secret_key", regex, 1, check=_looks_like_aws_secret)
         for regex in (
             r"[^A-Za-z0-9/+=.-] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
             r"\A ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+            r"\\[nrt] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",  # after `\n` in JSON text
         )
     ),
     # Credentials in HTTP headers: as headers, in JSON, in `curl -H`. The scheme is kept.
