@@ -6,7 +6,7 @@ match (or one group of it) with ``[REDACTED:<kind>]``, one pass per pattern, in 
 1. PEM private key blocks;
 2. vendor tokens recognised by their shape, from the rule table ``_secret_rules.toml`` (data
    in the style of gitleaks' rule table: a literal prefix, a body of a known alphabet and
-   length; 70 formats, from Anthropic to age keys);
+   length; 66 formats, from Anthropic to age keys);
 3. the structural ones, which find a secret by where it stands rather than by its shape: AWS
    secret keys (after their name, or alone: 40 characters of high entropy), ``Authorization``
    and ``Cookie`` headers, passwords in URLs and in command-line flags (``curl -u``,
