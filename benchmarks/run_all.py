@@ -24,6 +24,7 @@ BENCHMARKS = (
     "bench_ingest",
     "bench_memory",
     "bench_warm_cache",
+    "bench_redact",
     "bench_ray",
 )
 CLIENT_STYLE = {"tracehint": "o-", "aiohttp": "s-", "httpx": "^-"}

@@ -36,10 +36,10 @@ from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import JudgeClient, JudgeConfig, JudgePreflight
 from tracehint._kinds import DetectedBy
 from tracehint._limits import Limits
-from tracehint._pipeline import PipelineConfig, hint_trace
+from tracehint._pipeline import PipelineConfig, hint_trace, redacted_output
 from tracehint._reader import ReaderConfig
 from tracehint._records import InputIssue, Trace, TraceSource
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     import os
@@ -72,8 +72,13 @@ class AnnotatorConfig:
     limits: Limits = field(default_factory=Limits)
     classifier: Classifier = field(default_factory=Classifier)
     templates: Templates = DEFAULT_TEMPLATES
-    redactor: Redactor = field(default_factory=Redactor)
-    """Secrets it finds never reach the judge, nor a template's hint."""
+    redactor: Redactor = DEFAULT_REDACTOR
+    """Secrets it finds never reach the judge, nor a hint (template or raw error text)."""
+    redact_output: bool = False
+    """Also redact the traces it returns (``redact_trace``: turns, ``error_meta``, hints,
+    ``messages``). Off by default here: a rollout worker builds the teacher's context from
+    the messages it passed in, which must stay what the student saw. ``tracehint annotate``
+    turns it on (its output files become training data); ``--no-redact-output`` turns it off."""
     detector: ErrorDetector = field(default_factory=ErrorDetector)
     concurrency: int = 16
     """Traces annotated at once by ``annotate_many``."""
@@ -121,6 +126,7 @@ class AnnotatorConfig:
             exclude=exclude,
             reasoning=self.reasoning,
             detector=self.detector,
+            output_redactor=self.redactor if self.redact_output else None,
         )
 
     def layer_names(self) -> tuple[str, ...]:
@@ -188,7 +194,7 @@ class Annotator:
         try:
             available: dict[str, HintLayer] = {
                 "template": TemplateLayer(config.templates, config.redactor),
-                "raw": RawErrorLayer(),
+                "raw": RawErrorLayer(redactor=config.redactor),
             }
             reading = DetectedBy.READER in config.detect
             if config.judge is not None and ("judge" in config.layer_names() or reading):
@@ -285,8 +291,11 @@ class Annotator:
         return await self.annotate_trace(self.parse(messages, trace_id=trace_id, tools=tools))
 
     async def annotate_trace(self, trace: Trace) -> Trace:
-        """Hint the sites of an already tagged trace."""
-        return await hint_trace(trace, self.chain, self.config.limits)
+        """Hint the sites of an already tagged trace (redacted with ``redact_output``)."""
+        trace = await hint_trace(trace, self.chain, self.config.limits)
+        if self.config.redact_output:
+            trace = await redacted_output(trace, self.config.redactor)
+        return trace
 
     # -- many traces ----------------------------------------------------------------------
 

@@ -125,6 +125,22 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         help="leave the assistants' thinking out of each trace's `messages` (default: kept as "
         "reasoning_content)",
     )
+    redaction = annotate.add_mutually_exclusive_group()
+    redaction.add_argument(
+        "--redact-output",
+        dest="redact_output",
+        action="store_true",
+        default=True,
+        help="redact secrets (API keys, tokens, passwords, private keys) in the written traces: "
+        "turns, error_meta, hints and messages (the default: the output is training data)",
+    )
+    redaction.add_argument(
+        "--no-redact-output",
+        dest="redact_output",
+        action="store_false",
+        help="write the transcripts' text as read, secrets included (judge prompts and hints "
+        "are redacted either way)",
+    )
     engine = annotate.add_argument_group("engine")
     engine.add_argument(
         "--engine",
@@ -316,7 +332,7 @@ def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         "hint, plain (text even when JSON is asked), fenced (```json```), think "
         "(<think>…</think> first), think_unterminated, cut_off (finish_reason length), empty, "
         'essay, echo ("Corrective hint: …"), generic ("Be careful and try again."), '
-        "not_a_mistake",
+        "not_a_mistake, control (the hint with terminal escapes and control characters)",
     )
     mock.add_argument(
         "--reader-answers",
@@ -513,6 +529,7 @@ def _annotator_config(args: argparse.Namespace) -> AnnotatorConfig:
         ),
         input_format=InputFormat(args.format),
         reasoning=not args.drop_reasoning,
+        redact_output=args.redact_output,
     )
 
 

@@ -116,6 +116,9 @@ class MockAnswer(enum.StrEnum):
     """Generic filler: "Be careful and try again." """
     NOT_A_MISTAKE = "not_a_mistake"
     """The verdict that the failure was deliberate: ``{"hint": "", "verdict": "not_a_mistake"}``."""
+    CONTROL = "control"
+    """The good hint with terminal escapes, NUL, BEL, backspace and bidi overrides woven in
+    (``control_hint``); as plain text it is the good hint."""
 
 
 class MockReaderAnswer(enum.StrEnum):
@@ -250,6 +253,15 @@ def _shape(text: str, *, as_json: bool, verdict: str = "mistake") -> str:
     return orjson.dumps({"hint": text, "verdict": verdict}).decode() if as_json else text
 
 
+def control_hint(hint: str) -> str:
+    """``hint`` with control characters woven in that ``plain_text`` removes again."""
+    third = len(hint) // 3
+    return (
+        f"\x1b[1;31m{hint[:third]}\x1b[0m\x00\x07{hint[third : 2 * third]}\u202e\u200b\x08"
+        f"{hint[2 * third :]}\x1b]0;pwned\x07\u2066"
+    )
+
+
 def _answer_text(answer: MockAnswer, prompt: str, *, as_json: bool) -> tuple[str, str]:
     """The content and ``finish_reason`` of one answer."""
     hint = mock_hint(prompt)
@@ -268,6 +280,7 @@ def _answer_text(answer: MockAnswer, prompt: str, *, as_json: bool) -> tuple[str
         ),
         MockAnswer.GENERIC: (_shape(_GENERIC, as_json=as_json), "stop"),
         MockAnswer.NOT_A_MISTAKE: (_shape("", as_json=True, verdict="not_a_mistake"), "stop"),
+        MockAnswer.CONTROL: (_shape(control_hint(hint), as_json=as_json), "stop"),
     }
     return answers.get(answer, (good, "stop"))
 

@@ -25,6 +25,7 @@ from tracehint._ingest.formats import FormatParser, InputFormat, make_parser
 from tracehint._ingest.openhands import read_event_folder
 from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
+from tracehint._redact_records import redact_trace
 from tracehint._resume import FileKey, ResumeState, file_key, journal_line
 from tracehint._wire import dump_issue, dump_trace
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from tracehint._hints.layers import HintChain
     from tracehint._ingest.openai import ErrorDetector
     from tracehint._records import Hint
+    from tracehint._redact import Redactor
     from tracehint._stats import RunStats
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "SessionBlob",
     "annotate_files",
     "hint_trace",
+    "redacted_output",
     "requests_for",
 ]
 
@@ -96,6 +99,9 @@ class PipelineConfig:
     """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
     detector: ErrorDetector | None = None
     """Decides which ``tool`` messages of OpenAI-style input report a failure."""
+    output_redactor: Redactor | None = None
+    """Redact each trace with it before it is written (``--redact-output``: turns,
+    ``error_meta``, hints and ``messages``); ``None`` writes the transcripts' text as read."""
 
 
 # -- items on the producer → adapter stream ---------------------------------------------------
@@ -531,6 +537,18 @@ async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
     return trace.with_hints(hints)
 
 
+_INLINE_REDACT_CHARS = 64 * 1024
+"""A trace with less text than this is redacted on the event loop; a bigger one in a thread."""
+
+
+async def redacted_output(trace: Trace, redactor: Redactor) -> Trace:
+    """``redact_trace``, in a worker thread when the trace is big (it is CPU work)."""
+    size = sum(len(turn.content) for turn in trace.turns)
+    if size < _INLINE_REDACT_CHARS:
+        return redact_trace(trace, redactor)
+    return await anyio.to_thread.run_sync(redact_trace, trace, redactor)
+
+
 async def _hint_worker(
     receive: MemoryObjectReceiveStream[Trace],
     send: MemoryObjectSendStream[Trace],
@@ -548,7 +566,7 @@ async def _write_traces(
     stats: RunStats,
     ledger: _Ledger,
     journal: LineSink | None,
-    reasoning: bool,
+    config: PipelineConfig,
 ) -> None:
     async def journal_ready() -> None:
         # Only files whose every trace line has reached the output file are journaled.
@@ -560,8 +578,11 @@ async def _write_traces(
         await journal.flush()
 
     async with receive:
-        async for trace in receive:
-            await sink.write(dump_trace(trace, reasoning=reasoning))
+        async for found in receive:
+            trace = found
+            if config.output_redactor is not None:
+                trace = await redacted_output(found, config.output_redactor)
+            await sink.write(dump_trace(trace, reasoning=config.reasoning))
             stats.record_trace(trace)
             ledger.wrote(trace.source.path)
             if ledger.ready and sink.buffered == 0:
@@ -631,8 +652,6 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
                     chain,
                     config.limits,
                 )
-        group.start_soon(
-            _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
-        )
+        group.start_soon(_write_traces, hinted_receive, sink, stats, ledger, journal, config)
         group.start_soon(_write_issues, issues_receive, issue_sink)
     stats.finished = time.monotonic()

@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from tracehint._limits import clamp, clamp_middle
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._redact_records import redact_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from tracehint._records import HintRequest
 
 __all__ = [
@@ -230,30 +229,30 @@ def build_prompt(
     The system message is always ``SYSTEM_PROMPT``; the user message is the site. With
     ``show_next_action`` the agent's next message is added, marked as not to be copied.
     """
-    redact: Callable[[str], str] = (redactor or Redactor()).redact
+    # Every text is redacted before it is clamped: a secret cut in half by a clamp would no
+    # longer be recognisable.
+    request = redact_request(request, redactor or DEFAULT_REDACTOR)
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()
-    sections.append(("User's task", redact(clamp(task, instruction_chars)) if task else "(none)"))
+    sections.append(("User's task", clamp(task, instruction_chars) if task else "(none)"))
     latest = request.latest_instruction.strip()
     if latest and latest != task:
-        sections.append(("Latest user instruction", redact(clamp(latest, instruction_chars))))
+        sections.append(("Latest user instruction", clamp(latest, instruction_chars)))
     intent = request.intent.strip()
     sections.append(
         (
             "What the agent said it would do",
-            redact(clamp(intent, intent_chars)) if intent else "(nothing stated)",
+            clamp(intent, intent_chars) if intent else "(nothing stated)",
         ),
     )
     call = _format_call(site.tool_name or "(unknown)", site.tool_input or "{}", input_chars)
-    sections.append(("The failing call", redact(call)))
-    sections.append(
-        ("Its result (error first)", redact(_error_first(site.error_message, error_chars)))
-    )
+    sections.append(("The failing call", call))
+    sections.append(("Its result (error first)", _error_first(site.error_message, error_chars)))
     sections.append(("Error kind", _kind(request)))
     if site.earlier_errors:
         earlier = [
-            f"{number}. {redact(clamp(' '.join(error.split()), _EARLIER_CHARS))}"
+            f"{number}. {clamp(' '.join(error.split()), _EARLIER_CHARS)}"
             for number, error in enumerate(site.earlier_errors[-_EARLIER_LINES:], 1)
         ]
         title = f"Earlier failed attempts of the same action ({site.repeats} before this one)"
@@ -265,7 +264,7 @@ def build_prompt(
         sections.append(
             (
                 "The agent's next message (for context only; do not copy it into the hint)",
-                redact(clamp(action, action_chars)),
+                clamp(action, action_chars),
             ),
         )
     user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
@@ -289,23 +288,24 @@ def build_correction_prompt(
     The agent's message is the corrected one (``HintRequest.mistake_text``, or its stated intent
     for a rejected call), the reply is the user's words (``site.error_message``).
     """
-    redact: Callable[[str], str] = (redactor or Redactor()).redact
+    # Redacted before clamped, as in ``build_prompt``: a clamp never cuts a secret in half.
+    request = redact_request(request, redactor or DEFAULT_REDACTOR)
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()
-    sections.append(("User's task", redact(clamp(task, instruction_chars)) if task else "(none)"))
+    sections.append(("User's task", clamp(task, instruction_chars) if task else "(none)"))
     said = (request.mistake_text or request.intent).strip()
     sections.append(
         (
             "The agent's message",
-            redact(clamp_middle(said, message_chars)) if said else "(only tool calls)",
+            clamp_middle(said, message_chars) if said else "(only tool calls)",
         ),
     )
     if site.tool_name is not None:
         call = _format_call(site.tool_name, site.tool_input or "{}", input_chars)
-        sections.append(("The tool call the user rejected", redact(call)))
+        sections.append(("The tool call the user rejected", call))
     reply = site.error_message.strip() or "(nothing)"
-    sections.append(("The user's reply", redact(clamp_middle(reply, reply_chars))))
+    sections.append(("The user's reply", clamp_middle(reply, reply_chars)))
     user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
     return JudgePrompt(CORRECTION_SYSTEM_PROMPT, f"{user}\n\n{_CORRECTION_CLOSING}")
 

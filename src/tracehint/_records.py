@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tracehint._kinds import DetectedBy, ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._plaintext import plain_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -167,7 +168,12 @@ class ErrorSite:
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    """The outcome of asking the hint layers about one site."""
+    """The outcome of asking the hint layers about one site.
+
+    Every layer's hint is a ``Hint``, and so is a cached one read back: its text (and the
+    reasons) are made plain text here (``plain_text``: newlines kept, terminal escapes, bidi
+    overrides and other control characters removed) before anything caches or writes them.
+    """
 
     text: str | None
     source: HintSource | None
@@ -179,6 +185,14 @@ class Hint:
     cached: bool = False
     judge_reason: str | None = None
     """Why the judge did not answer, when it was asked and a later layer answered instead."""
+
+    def __post_init__(self) -> None:
+        for name in ("text", "reason", "judge_reason"):
+            value = getattr(self, name)
+            if value is not None:
+                clean = plain_text(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from tracehint._exceptions import ConfigError
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
 from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import Limits
+from tracehint._plaintext import plain_text
 from tracehint._prompt import (
     RESPONSE_FORMAT,
     build_correction_prompt,
@@ -23,7 +24,7 @@ from tracehint._prompt import (
     reask_messages,
 )
 from tracehint._records import Hint
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from tracehint._judge import JudgeClient
@@ -140,7 +141,7 @@ class JudgeLayer:
         self.limits = limits or Limits()
         """``judge_prompt_budgets`` bound the prompt (a quarter of them after a context error)."""
         self.cache = cache
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or DEFAULT_REDACTOR
         self.hint_chars = hint_chars
         self.samples = samples
         self.show_next_action = show_next_action
@@ -294,14 +295,15 @@ class JudgeLayer:
         if len(not_mistake) > len(hints):
             answer, reply = not_mistake[0]
             self.stats.not_a_mistake += 1
-            note = answer.note or ""
+            note = plain_text(answer.note or "")
             await self._put(key, f"{_NOT_A_MISTAKE_MARK}{note}", reply)
             return _not_a_mistake(note, reply.model, cached=False)
         text = pick_answer([hint for hint, _ in hints])
         reply = next(r for hint, r in hints if hint == text)
         self.stats.hinted += 1
-        await self._put(key, text, reply)
-        return Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+        hint = Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+        await self._put(key, hint.text or "", reply)  # what is cached is the hint, plain text
+        return hint
 
     async def _put(self, key: str, text: str, reply: JudgeReply) -> None:
         if self.cache is not None:

@@ -19,6 +19,7 @@ from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import clamp
 from tracehint._records import Hint
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._redact_records import redact_request
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -70,8 +71,11 @@ class TemplateLayer:
         return "template"
 
     def render(self, request: HintRequest) -> str | None:
-        """The sync core, usable without an event loop."""
-        text = self.templates.render(request)
+        """The sync core, usable without an event loop.
+
+        The site is redacted before the template quotes (and clamps) it, and the hint after.
+        """
+        text = self.templates.render(redact_request(request, self.redactor))
         return self.redactor.redact(text) if text else None
 
     async def propose(self, request: HintRequest) -> Hint | None:
@@ -85,6 +89,8 @@ class RawErrorLayer:
     """Layer: the real error text itself, bounded (SDPO's environment feedback, rawest form)."""
 
     max_chars: int = 500
+    redactor: Redactor = DEFAULT_REDACTOR
+    """The error text is redacted before it is clamped and quoted."""
 
     @property
     def name(self) -> str:
@@ -93,7 +99,7 @@ class RawErrorLayer:
 
     def render(self, request: HintRequest) -> str | None:
         """The sync core, usable without an event loop (only a failed tool result's text)."""
-        message = request.site.error_message.strip()
+        message = self.redactor.redact(request.site.error_message).strip()
         if not message or request.site.detected_by is not DetectedBy.TOOL_ERROR:
             return None
         return (
