@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,41 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Says every option's default in its help (unless the help already does)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            text == argparse.SUPPRESS
+            or "default" in text
+            or action.nargs == 0  # a flag: its help says what it turns on
+            or default in (None, [], argparse.SUPPRESS)
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)".lstrip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and, through ``add_subparsers``, its subcommands) with defaults shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 -- argparse's signature
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _seconds(value: str) -> float:
+    """A number of seconds, zero or more (argparse ``type``)."""
+    try:
+        found = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, got {value!r}") from None
+    if not found >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value!r}")
+    return found
+
+
 def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
     annotate = commands.add_parser(
         "annotate",
@@ -77,9 +113,9 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
     )
     annotate.add_argument(
         "--grace",
-        type=float,
+        type=_seconds,
         default=10.0,
-        help="seconds in-flight work may take to finish after Ctrl-C/SIGTERM (default 10)",
+        help="seconds in-flight work may take to finish after Ctrl-C/SIGTERM",
     )
     annotate.add_argument(
         "--format",
@@ -148,7 +184,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--concurrency",
         type=int,
         default=64,
-        help="judge requests in flight at most (default 64)",
+        help="judge requests in flight at most",
     )
     judge.add_argument("--rps", type=float, help="client-side limit, requests per second")
     judge.add_argument("--tpm", type=float, help="client-side limit, tokens per minute")
@@ -156,7 +192,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--judge-timeout",
         type=float,
         default=60.0,
-        help="seconds per attempt (default 60)",
+        help="seconds per attempt",
     )
     judge.add_argument(
         "--max-attempts",
@@ -170,7 +206,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=1,
         metavar="K",
         help="answers asked per site; the valid ones are compared and the one closest to the "
-        "others is kept (default 1; more needs a temperature above 0)",
+        "others is kept (more than 1 needs a temperature above 0)",
     )
     judge.add_argument(
         "--judge-show-next-action",
@@ -184,15 +220,14 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=0.0,
         metavar="T",
         help="sampling temperature, or none to send none (for models that accept only their "
-        "default) (default 0)",
+        "default)",
     )
     judge.add_argument(
         "--judge-max-tokens",
         type=int,
         default=160,
         metavar="N",
-        help="answer budget per request; a cut-off answer is asked again once with twice as "
-        "many (default 160)",
+        help="answer budget per request; a cut-off answer is asked again once with twice as many",
     )
     judge.add_argument(
         "--judge-extra-body",
@@ -207,7 +242,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=Limits().judge_prompt_chars,
         metavar="N",
         help="characters of site text per judge prompt; a prompt over the model's context is "
-        f"asked again with a quarter (default {Limits().judge_prompt_chars})",
+        "asked again with a quarter",
     )
     judge.add_argument(
         "--no-judge-check",
@@ -223,7 +258,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
     )
     cache = annotate.add_mutually_exclusive_group()
     cache.add_argument(
-        "--cache", metavar="PATH", help=f"judge cache file (default {default_cache_path()})"
+        "--cache", metavar="PATH", help=f"judge cache file (default: {default_cache_path()})"
     )
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
 
@@ -272,8 +307,8 @@ def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         description="Serve a fake judge on loopback with set latency and fault rates, to dry-run "
         "a pipeline or a benchmark without spending money.",
     )
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8000)
+    mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    mock.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one)")
     mock.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     mock.add_argument("--jitter", type=float, default=0.0, help="uniform ± seconds")
     for fault in ("429", "500", "hang", "garbage", "empty", "reset"):
@@ -343,16 +378,19 @@ def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private sub
         help="requests/s and latency of a judge endpoint at several concurrency levels",
     )
     judge.add_argument("--judge-url", required=True, help="base URL, e.g. http://localhost:8000/v1")
-    judge.add_argument("--judge-model", required=True)
+    judge.add_argument("--judge-model", required=True, help="model name the endpoint serves")
     judge.add_argument(
         "--concurrency",
         default="1,8,32,128,256",
-        help="comma-separated levels (default 1,8,32,128,256)",
+        help="comma-separated levels",
     )
-    judge.add_argument("--requests", type=int, default=256, help="requests per level (default 256)")
-    judge.add_argument("--judge-timeout", type=float, default=60.0)
+    judge.add_argument("--requests", type=int, default=256, help="requests per level")
+    judge.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per attempt")
     judge.add_argument(
-        "--transport", choices=["aiohttp", "httpx-aiohttp", "httpx"], default="aiohttp"
+        "--transport",
+        choices=["aiohttp", "httpx-aiohttp", "httpx"],
+        default="aiohttp",
+        help="HTTP client",
     )
     judge.add_argument("--json", action="store_true", help="print JSON instead of a table")
     judge.add_argument("--plot", metavar="FILE.png", help="write a throughput/latency plot")
@@ -362,9 +400,11 @@ def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private sub
     )
     pipeline.add_argument("paths", nargs="+", metavar="PATH")
     pipeline.add_argument("--judge-url", help="your judge (default: the built-in mock judge)")
-    pipeline.add_argument("--judge-model", default="mock-judge")
+    pipeline.add_argument("--judge-model", default="mock-judge", help="model name")
     pipeline.add_argument("--mock-latency", type=float, default=0.05, help="mock judge latency (s)")
-    pipeline.add_argument("--concurrency", type=int, default=64)
+    pipeline.add_argument(
+        "--concurrency", type=int, default=64, help="judge requests in flight at most"
+    )
     pipeline.add_argument("--layers", default="judge", help="hint layers (default: judge)")
     pipeline.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -423,7 +463,7 @@ def _add_export(commands: Any) -> None:  # noqa: ANN401 -- argparse's private su
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tracehint",
         description="Find the error sites in coding-agent transcripts and give each a short "
         "corrective hint.",
@@ -643,6 +683,15 @@ def _report(args: argparse.Namespace, stats: RunStats) -> None:
         print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
 
 
+def _date(unix_time: float | None) -> str | None:
+    """A cache entry's time as an ISO 8601 date and time in UTC (``None`` stays ``None``)."""
+    if unix_time is None:
+        return None
+    return (
+        datetime.fromtimestamp(unix_time, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
 async def _cache(args: argparse.Namespace) -> int:
     path = args.cache or default_cache_path()
     async with HintCache(path) as cache:
@@ -653,8 +702,8 @@ async def _cache(args: argparse.Namespace) -> int:
                 "entries": found.entries,
                 "size_bytes": found.size_bytes,
                 "by_model": found.by_model,
-                "oldest": found.oldest,
-                "newest": found.newest,
+                "oldest": _date(found.oldest),
+                "newest": _date(found.newest),
                 "prompt_tokens": found.prompt_tokens,
                 "completion_tokens": found.completion_tokens,
             }

@@ -1,0 +1,220 @@
+"""The user's side of the command line: help texts, option checks, dates, the README."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from conftest import REPO, run_cli
+from tracehint import (
+    CachedHint,
+    ErrorKind,
+    ErrorSite,
+    Facts,
+    Hint,
+    HintCache,
+    HintSource,
+    HintStatus,
+    Role,
+    Trace,
+    TraceSource,
+    Turn,
+    TurnKind,
+)
+from tracehint._main import _parser
+from tracehint._wire import trace_to_dict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+# -- --help ------------------------------------------------------------------------------------
+
+
+def parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command and subcommand's parser, with the words that reach it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from parsers(sub, (*path, name))
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each option's entry in a ``--help`` text (its lines joined), by option string."""
+    entries: dict[str, str] = {}
+    current: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        starts = re.match(r"^  (-[^ ]+(?:, -[^ ]+)*)", line)
+        if starts or not line.startswith("    "):
+            if current:
+                joined = " ".join(part.strip() for part in current)
+                for name in re.findall(r"(?:^|, )(-[\w-]+)", current[0].strip()):
+                    entries[name] = joined
+            current = [line] if starts else []
+        else:
+            current.append(line)
+    return entries
+
+
+def test_every_help_shows_the_defaults() -> None:
+    checked = 0
+    for path, parser in parsers(_parser()):
+        entries = help_entries(parser.format_help())
+        for action in parser._actions:
+            default = action.default
+            if (
+                not action.option_strings
+                or action.nargs == 0
+                or default in (None, [], argparse.SUPPRESS)
+            ):
+                continue
+            entry = entries[action.option_strings[0]]
+            assert "default" in entry, (path, action.option_strings, entry)
+            checked += 1
+    assert checked > 30
+    # The real command says the same.
+    result = run_cli("annotate", "--help")
+    assert result.returncode == 0
+    entries = help_entries(result.stdout)
+    assert "(default: 5)" in entries["--max-attempts"]
+    assert "(default: 10.0)" in entries["--grace"]
+    assert "(default: 64)" in entries["--concurrency"]
+    # A flag has nothing to default to; it is not given a misleading "(default: True)".
+    assert "default" not in entries["--no-progress"]
+
+
+def test_negative_grace_is_rejected(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    for value in ("-1", "-0.5", "nan", "soon"):
+        result = run_cli("annotate", str(REPO / "examples"), "-o", str(out), "--grace", value)
+        assert result.returncode == 2, (value, result.stderr)
+        assert "--grace" in result.stderr
+        assert not out.exists()
+    result = run_cli("annotate", str(REPO / "examples"), "-o", str(out), "--grace", "0", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+# -- cache stats -------------------------------------------------------------------------------
+
+
+async def test_cache_stats_prints_dates(tmp_path: Path) -> None:
+    cache = tmp_path / "hints.sqlite3"
+    async with HintCache(cache) as hints:
+        for key, created in (("a", 1_700_000_000.25), ("b", 1_750_000_000.0)):
+            await hints.put(key, CachedHint("Read the file first.", "m", created, 10, 5))
+    text = run_cli("cache", "stats", "--cache", str(cache))
+    assert text.returncode == 0, text.stderr
+    lines = dict(line.split(maxsplit=1) for line in text.stdout.splitlines())
+    assert lines["oldest"] == "2023-11-14T22:13:20Z"
+    assert lines["newest"] == "2025-06-15T15:06:40Z"
+    assert not re.search(r"\d{10}\.\d", text.stdout)  # no unix time left anywhere
+    found = run_cli("cache", "stats", "--json", "--cache", str(cache))
+    data = json.loads(found.stdout)
+    assert (data["oldest"], data["newest"]) == ("2023-11-14T22:13:20Z", "2025-06-15T15:06:40Z")
+    empty = run_cli("cache", "stats", "--json", "--cache", str(tmp_path / "empty.sqlite3"))
+    assert json.loads(empty.stdout)["oldest"] is None
+
+
+# -- the README --------------------------------------------------------------------------------
+
+
+def readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def every_field() -> dict[str, object]:
+    """An output line with every optional field set."""
+    values: dict[str, Any] = dict.fromkeys(Facts.__slots__, "x")
+    facts = Facts(**values | {"paths": ("x",), "tests": ("x",), "codes": ("x",), "status": 404})
+    site = ErrorSite(
+        kind=ErrorKind.COMMAND_FAILED,
+        error_message="boom",
+        tool_use_id="t1",
+        tool_name="Bash",
+        tool_input='{"command": "make"}',
+        tool_target="make",
+        source_content_excerpt="[TOOL_RESULT (ERROR)] boom",
+        consecutive_failures=2,
+        failed_calls=1,
+        exit_code=2,
+        repeats=1,
+        earlier_errors=("boom",),
+        facts=facts,
+        command="make",
+        message_index=3,
+        mistake_message_index=1,
+    )
+    hint = Hint(
+        "Run make in the project root.",
+        HintSource.JUDGE,
+        HintStatus.OK,
+        reason="r",
+        model="m",
+        judge_reason="j",
+    )
+    trace = Trace(
+        trace_id="s",
+        turns=(
+            Turn(Role.USER, "[TOOL_RESULT (ERROR)] boom", TurnKind.TOOL_RESULTS),
+            Turn(Role.ASSISTANT, "fixing", site=site, hint=hint),
+        ),
+        source=TraceSource("p", "claude_code", "s", "a", "general-purpose", "d"),
+    )
+    return trace_to_dict(trace)
+
+
+def keys(data: object) -> set[str]:
+    if isinstance(data, dict):
+        return set(data) | {k for value in data.values() for k in keys(value)}
+    if isinstance(data, list):
+        return {k for value in data for k in keys(value)}
+    return set()
+
+
+def test_readme_explains_every_output_field() -> None:
+    line = every_field()
+    fields = keys({k: v for k, v in line.items() if k != "messages"})
+    assert {"consecutive_failures", "failed_calls", "repeats", "earlier_errors", "facts"} <= fields
+    assert {"source_content_excerpt", "source_role", "message_index", "key_line"} <= fields
+    documented = set(re.findall(r"`([a-z_]+)`", readme_section("Output format")))
+    assert fields - documented == set()
+    assert "underlying_kind" not in (REPO / "README.md").read_text()
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    """Whether ``.gitignore`` patterns (the simple forms this repo uses) cover ``path``."""
+    parts = path.strip("/").split("/")
+    for pattern in patterns:
+        folder = pattern.endswith("/")
+        name = pattern.strip("/")
+        anchored = pattern.startswith("/") or "/" in name
+        candidates = [parts[0]] if anchored else parts[:-1] if folder else parts
+        if any(fnmatch.fnmatch(part, name) for part in candidates):
+            return True
+    return False
+
+
+def test_quick_start_writes_where_gitignore_covers_it() -> None:
+    intro = (REPO / "README.md").read_text().split("\n## ", 1)[0]
+    quick = intro.split("```bash", 1)[1].split("```", 1)[0]
+    outputs = re.findall(r"\s-o\s+(\S+)", quick)
+    assert outputs
+    patterns = [
+        line.strip()
+        for line in (REPO / ".gitignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for output in outputs:
+        # The output and the resume journal beside it.
+        for path in (output, f"{output}.done"):
+            assert ignored(path, patterns), path
+    assert not ignored("src/tracehint/_main.py", patterns)
