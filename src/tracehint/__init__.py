@@ -29,6 +29,7 @@ from tracehint._exceptions import (
     JudgeError,
     JudgeUnavailableError,
     OutputError,
+    StoppedError,
     TracehintError,
 )
 from tracehint._hints.judge import JudgeLayer, JudgeLayerStats
@@ -156,6 +157,7 @@ __all__ = [
     "RunStats",
     "SecretPattern",
     "SessionBlob",
+    "StoppedError",
     "TemplateLayer",
     "Templates",
     "Thinking",

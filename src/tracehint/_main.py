@@ -602,12 +602,15 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
                             if len(signalled) > 1:
                                 run_scope.cancel()
                                 return
+                            # No new file, no new judge request from here on (the pipeline
+                            # drains the chain); requests in flight finish and are cached.
+                            stop.set()
                             print(  # noqa: T201 -- CLI output
-                                "tracehint: stopping: finishing work in flight "
-                                f"(up to {args.grace:g} s; press Ctrl-C again to stop now)",
+                                "tracehint: stopping: finishing work in flight, no new file "
+                                f"or judge request (up to {args.grace:g} s; press Ctrl-C "
+                                "again to stop now)",
                                 file=sys.stderr,
                             )
-                            stop.set()
                             run_scope.deadline = anyio.current_time() + args.grace
 
                 group.start_soon(on_signals)

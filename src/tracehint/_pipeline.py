@@ -18,6 +18,7 @@ import anyio
 
 from tracehint._classify import Classifier
 from tracehint._context import requests_for
+from tracehint._exceptions import StoppedError
 from tracehint._ingest._discover import Found, FoundKind, Skipped, discover
 from tracehint._ingest._lines import Line, OverlongLine, lines_from, open_and_read, split_lines
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
@@ -457,14 +458,23 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
 
 
 async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
-    """Resolve every site of ``trace`` concurrently and return the hinted trace."""
+    """Resolve every site of ``trace`` concurrently and return the hinted trace.
+
+    After ``chain.drain()`` (a graceful stop) a site that needs a new judge request raises
+    ``StoppedError``, once the trace's other sites are done: their requests already on the
+    wire finish (and are cached), so a resumed run does not ask for them again.
+    """
     requests = requests_for(trace, limits)
     if not requests:
         return trace
     hints: dict[int, Hint] = {}
+    stopped: list[StoppedError] = []
 
     async def one(index: int, request: HintRequest) -> None:
-        hints[index] = await chain.resolve(request)
+        try:
+            hints[index] = await chain.resolve(request)
+        except StoppedError as exc:
+            stopped.append(exc)  # not raised here: that would cancel the sites in flight
 
     if len(requests) == 1:
         await one(*requests[0])
@@ -472,6 +482,8 @@ async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
         async with anyio.create_task_group() as group:
             for index, request in requests:
                 group.start_soon(one, index, request)
+    if stopped:
+        raise stopped[0]
     return trace.with_hints(hints)
 
 
@@ -480,10 +492,43 @@ async def _hint_worker(
     send: MemoryObjectSendStream[Trace],
     chain: HintChain,
     limits: Limits,
+    stop: anyio.Event | None,
 ) -> None:
     async with receive, send:
         async for trace in receive:
-            await send.send(await hint_trace(trace, chain, limits))
+            # After a stop, a trace read but not hinted is dropped: it is not written, so its
+            # file is not journaled and a resumed run reads it again.
+            if stop is not None and stop.is_set():
+                continue
+            try:
+                hinted = await hint_trace(trace, chain, limits)
+            except StoppedError:
+                continue  # it needed a judge request after the stop: left for --resume
+            await send.send(hinted)
+
+
+async def _hint_stage(
+    receive: MemoryObjectReceiveStream[Trace],
+    send: MemoryObjectSendStream[Trace],
+    chain: HintChain,
+    config: PipelineConfig,
+    stop: anyio.Event | None,
+) -> None:
+    """``config.hint_workers`` workers on cloned stream ends; on ``stop``, drains the chain."""
+    async with receive, send, anyio.create_task_group() as group:
+        if stop is not None:
+
+            async def drain_on_stop() -> None:
+                await stop.wait()
+                chain.drain()  # no new judge request from here on
+
+            group.start_soon(drain_on_stop)
+        async with anyio.create_task_group() as workers:
+            for _ in range(max(config.hint_workers, 1)):
+                workers.start_soon(
+                    _hint_worker, receive.clone(), send.clone(), chain, config.limits, stop
+                )
+        group.cancel_scope.cancel()
 
 
 async def _write_traces(
@@ -544,8 +589,10 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
 
     With ``resume``, files and traces an earlier run finished are skipped; with ``journal``,
     each input file whose traces are all written is recorded there (see ``_resume``). Setting
-    ``stop`` stops taking new files: files being read are dropped (a resumed run reads them
-    again), traces already read are still hinted and written.
+    ``stop`` stops the run gracefully: no new file is opened (files being read are dropped),
+    no trace starts hinting, and the chain is drained (``HintChain.drain``): judge requests
+    already sent finish and are cached, and a trace that needs a new request is dropped. What
+    was dropped is not written nor journaled, so a resumed run reads it again.
     """
     config = config or PipelineConfig()
     buffer = config.buffer
@@ -566,15 +613,7 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
             ledger,
             resume,
         )
-        async with traces_receive, hinted_send:
-            for _ in range(max(config.hint_workers, 1)):
-                group.start_soon(
-                    _hint_worker,
-                    traces_receive.clone(),
-                    hinted_send.clone(),
-                    chain,
-                    config.limits,
-                )
+        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop)
         group.start_soon(
             _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
         )
