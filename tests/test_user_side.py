@@ -6,9 +6,12 @@ import argparse
 import fnmatch
 import json
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 
-from conftest import REPO, run_cli
+import anyio
+
+from conftest import EXAMPLES, REPO, run_cli
 from tracehint import (
     CachedHint,
     ErrorKind,
@@ -18,13 +21,18 @@ from tracehint import (
     HintCache,
     HintSource,
     HintStatus,
+    JudgeStats,
+    MockJudge,
+    MockJudgeConfig,
     Role,
+    RunStats,
     Trace,
     TraceSource,
     Turn,
     TurnKind,
 )
 from tracehint._main import _parser
+from tracehint._progress import InputSize, progress_line
 from tracehint._wire import trace_to_dict
 
 if TYPE_CHECKING:
@@ -218,3 +226,54 @@ def test_quick_start_writes_where_gitignore_covers_it() -> None:
         for path in (output, f"{output}.done"):
             assert ignored(path, patterns), path
     assert not ignored("src/tracehint/_main.py", patterns)
+
+
+# -- --progress --------------------------------------------------------------------------------
+
+PROGRESS = re.compile(rb"tracehint: files \d+.*\n")
+
+
+async def test_progress_into_a_file_prints_a_plain_line_every_few_seconds(tmp_path: Path) -> None:
+    async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
+        judge.hold()  # the run waits on its judge requests while the test reads its lines
+        command = [
+            sys.executable, "-m", "tracehint._main", "annotate", str(EXAMPLES),
+            "-o", str(tmp_path / "o.jsonl"), "--layers", "judge", "--no-cache",
+            "--judge-url", judge.url, "--judge-model", "m", "--concurrency", "2",
+            "--progress", "--progress-every", "0.2",
+        ]  # fmt: skip
+        async with await anyio.open_process(command) as proc:
+            assert proc.stderr is not None
+            seen = b""
+            with anyio.fail_after(60):  # a line now and then, while nothing else happens
+                while len(PROGRESS.findall(seen)) < 3:
+                    seen += await proc.stderr.receive()
+            judge.release()
+            with anyio.fail_after(60):
+                seen += b"".join([chunk async for chunk in proc.stderr])
+                assert await proc.wait() == 0, seen.decode()
+    assert b"\r" not in seen
+    assert b"\x1b" not in seen  # no terminal control sequences, no colours
+    lines = [line.decode() for line in PROGRESS.findall(seen)]
+    for line in lines[:3]:
+        assert "judge 2 in flight" in line
+        assert "req/s" in line
+        assert "ETA" in line
+        assert re.search(r"sites \d+/\d+ hinted", line)
+    assert re.search(r"files \d+/2 ", lines[-1])  # the total is measured alongside
+
+
+def test_progress_line_shows_the_judge_and_an_eta() -> None:
+    stats = RunStats(files=3, traces=4, bytes_read=50_000_000, sites_found=10, sites_hinted=5)
+    stats.finished = stats.started + 10.0
+    judge = JudgeStats(requests=40, in_flight=3)
+    line = progress_line(
+        stats, judge=judge, total=InputSize(files=7, bytes=100_000_000), request_rate=4.0
+    )
+    assert line.startswith("tracehint: files 3/7  traces 4  sites 5/10 hinted")
+    assert "judge 3 in flight, 4.0 req/s, 40 sent" in line
+    # Half the bytes read in 10 s, but 5 of the 20 sites to expect hinted: 30 s to go.
+    assert "ETA 30s" in line
+    assert "elapsed 10s" in line
+    assert "judge" not in progress_line(stats)
+    assert "ETA -" in progress_line(stats)  # no total yet

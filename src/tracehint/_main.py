@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from tracehint._kinds import HintSource
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink
 from tracehint._pipeline import PipelineConfig, annotate_files
-from tracehint._progress import progress
+from tracehint._progress import measure_inputs, progress
 from tracehint._quality import load_labels, load_traces, score
 from tracehint._resume import ResumeState, journal_path, prepare_resume
 from tracehint._stats import RunStats
@@ -164,13 +165,21 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         dest="progress",
         action="store_true",
         default=None,
-        help="show the progress line even when stderr is not a terminal",
+        help="show the progress line even when stderr is not a terminal (then as a plain "
+        "line every --progress-every seconds)",
     )
     bar.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
         help="never show the progress line",
+    )
+    annotate.add_argument(
+        "--progress-every",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal",
     )
     annotate.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     judge = annotate.add_argument_group(
@@ -615,7 +624,15 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
 
                 group.start_soon(on_signals)
                 try:
-                    async with progress(stats, enabled=args.progress):
+                    async with progress(
+                        stats,
+                        enabled=args.progress,
+                        judge=annotator.judge.client.stats if annotator.judge else None,
+                        measure=functools.partial(
+                            measure_inputs, paths, resume=resume, exclude=pipeline.exclude
+                        ),
+                        every=args.progress_every,
+                    ):
                         await annotate_files(
                             paths,
                             chain=annotator.chain,

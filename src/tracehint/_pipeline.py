@@ -345,6 +345,7 @@ async def _send_new(
     if resume is not None and resume.trace_done(trace.source.path, trace.trace_id):
         stats.traces_resumed += 1
         return 0
+    stats.sites_found += trace.site_count
     await send.send(trace)
     return 1
 
@@ -457,8 +458,12 @@ async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item 
                 state = None
 
 
-async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
+async def hint_trace(
+    trace: Trace, chain: HintChain, limits: Limits, *, stats: RunStats | None = None
+) -> Trace:
     """Resolve every site of ``trace`` concurrently and return the hinted trace.
+
+    ``stats`` counts each site as it is resolved (``sites_hinted``, for the progress line).
 
     After ``chain.drain()`` (a graceful stop) a site that needs a new judge request raises
     ``StoppedError``, once the trace's other sites are done: their requests already on the
@@ -473,6 +478,8 @@ async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
     async def one(index: int, request: HintRequest) -> None:
         try:
             hints[index] = await chain.resolve(request)
+            if stats is not None:
+                stats.sites_hinted += 1
         except StoppedError as exc:
             stopped.append(exc)  # not raised here: that would cancel the sites in flight
 
@@ -493,6 +500,7 @@ async def _hint_worker(
     chain: HintChain,
     limits: Limits,
     stop: anyio.Event | None,
+    stats: RunStats,
 ) -> None:
     async with receive, send:
         async for trace in receive:
@@ -501,7 +509,7 @@ async def _hint_worker(
             if stop is not None and stop.is_set():
                 continue
             try:
-                hinted = await hint_trace(trace, chain, limits)
+                hinted = await hint_trace(trace, chain, limits, stats=stats)
             except StoppedError:
                 continue  # it needed a judge request after the stop: left for --resume
             await send.send(hinted)
@@ -513,6 +521,7 @@ async def _hint_stage(
     chain: HintChain,
     config: PipelineConfig,
     stop: anyio.Event | None,
+    stats: RunStats,
 ) -> None:
     """``config.hint_workers`` workers on cloned stream ends; on ``stop``, drains the chain."""
     async with receive, send, anyio.create_task_group() as group:
@@ -526,7 +535,7 @@ async def _hint_stage(
         async with anyio.create_task_group() as workers:
             for _ in range(max(config.hint_workers, 1)):
                 workers.start_soon(
-                    _hint_worker, receive.clone(), send.clone(), chain, config.limits, stop
+                    _hint_worker, receive.clone(), send.clone(), chain, config.limits, stop, stats
                 )
         group.cancel_scope.cancel()
 
@@ -613,7 +622,7 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
             ledger,
             resume,
         )
-        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop)
+        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop, stats)
         group.start_soon(
             _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
         )
