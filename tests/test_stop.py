@@ -73,13 +73,11 @@ def cached_rows(cache: Path) -> int:
     return int(rows)
 
 
-async def test_first_ctrl_c_lets_requests_in_flight_finish(
-    shared_corpus: Path, tmp_path: Path
-) -> None:
+async def test_first_ctrl_c_lets_requests_in_flight_finish(sessions: Path, tmp_path: Path) -> None:
     out, cache = tmp_path / "o.jsonl", tmp_path / "c.sqlite3"
     async with MockJudge(MockJudgeConfig(latency=1.0)) as judge:
         async with await anyio.open_process(
-            command(judge, shared_corpus, out, cache, "--grace", "20")
+            command(judge, sessions, out, cache, "--grace", "20")
         ) as proc:
             await wait_in_flight(judge, proc)
             proc.send_signal(signal.SIGINT)
@@ -97,7 +95,7 @@ async def test_first_ctrl_c_lets_requests_in_flight_finish(
         # The resumed run finishes the job, and does not ask again for what is cached.
         judge.set_config(MockJudgeConfig(latency=0.0))
         async with await anyio.open_process(
-            command(judge, shared_corpus, out, cache, "--resume")
+            command(judge, sessions, out, cache, "--resume")
         ) as proc:
             code, err = await finish(proc, 120)
         assert code == 0, err
@@ -107,14 +105,12 @@ async def test_first_ctrl_c_lets_requests_in_flight_finish(
     assert max(judge.stats.prompts.values()) == 1
 
 
-async def test_second_ctrl_c_stops_at_once(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_second_ctrl_c_stops_at_once(sessions: Path, tmp_path: Path) -> None:
     out, cache = tmp_path / "o.jsonl", tmp_path / "c.sqlite3"
     # Requests that take a minute: only the second Ctrl-C can end the run quickly.
     async with (
         MockJudge(MockJudgeConfig(latency=60.0)) as judge,
-        await anyio.open_process(
-            command(judge, shared_corpus, out, cache, "--grace", "60")
-        ) as proc,
+        await anyio.open_process(command(judge, sessions, out, cache, "--grace", "60")) as proc,
     ):
         await wait_in_flight(judge, proc)
         proc.send_signal(signal.SIGINT)
@@ -132,11 +128,11 @@ def traces_by_file(out: Path) -> Counter[str]:
 
 
 async def test_no_new_file_or_request_after_the_first_signal(
-    shared_corpus: Path, tmp_path: Path
+    sessions: Path, tmp_path: Path
 ) -> None:
     out, cache, reference = tmp_path / "o.jsonl", tmp_path / "c.sqlite3", tmp_path / "r.jsonl"
     data = tmp_path / "data"
-    shutil.copytree(shared_corpus, data)
+    shutil.copytree(sessions, data)
     offline = await anyio.run_process(
         [*command_offline(data, reference)], check=False, stderr=subprocess.PIPE
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import re
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -277,3 +279,46 @@ def test_progress_line_shows_the_judge_and_an_eta() -> None:
     assert "elapsed 10s" in line
     assert "judge" not in progress_line(stats)
     assert "ETA -" in progress_line(stats)  # no total yet
+
+
+# -- the tests run anywhere ----------------------------------------------------------------
+
+COLLECT_PLUGIN = """
+import json, os
+
+def pytest_collection_finish(session):
+    items = []
+    for item in session.items:
+        spec = getattr(item, "callspec", None)
+        params = {k: str(v) for k, v in spec.params.items()} if spec else {}
+        items.append({"id": item.nodeid, "fixtures": list(item.fixturenames), "params": params})
+    with open(os.environ["TRACEHINT_COLLECTED"], "w") as out:
+        json.dump(items, out)
+"""
+
+
+def test_tests_need_the_shared_corpus_only_for_corpus_wide_checks(tmp_path: Path) -> None:
+    (tmp_path / "collected_plugin.py").write_text(COLLECT_PLUGIN)
+    found = tmp_path / "collected.json"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TRACEHINT_COLLECTED": str(found)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-p", "collected_plugin", str(REPO / "tests")],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    items = json.loads(found.read_text())
+    needs_shared = [
+        item["id"]
+        for item in items
+        if "shared_corpus" in item["fixtures"] or item["params"].get("claude_corpus") == "shared"
+    ]
+    shipped = [item["id"] for item in items if {"sessions", "sessions_copy"} & {*item["fixtures"]}]
+    on_both = [item["id"] for item in items if item["params"].get("claude_corpus") == "tests/data"]
+    # Tests that need real sessions use the ones shipped in tests/data; only checks of the
+    # whole corpus (and their twins on the shipped sessions) still need ../shared.
+    assert len(shipped) >= 15, shipped
+    assert len(on_both) >= 10, on_both
+    assert len(needs_shared) <= 30, needs_shared
+    for name in ("test_stop.py", "test_resume.py", "test_judge_cli.py", "test_cli.py"):
+        assert not [i for i in needs_shared if name in i], name
