@@ -15,7 +15,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
+def test_annotate_sessions_end_to_end(sessions_copy: Path, tmp_path: Path) -> None:
+    corpus = sessions_copy
     out, stats_path, errors = (
         tmp_path / "traces.jsonl",
         tmp_path / "stats.json",

@@ -36,7 +36,7 @@ from tracehint import (
 )
 from tracehint._corrections import rejection_words
 
-DATA = REPO / "tests" / "data" / "claude_code"
+DATA = REPO / "tests" / "data" / "claude_code_corrections"
 IDE_SESSION = DATA / "9e953218-585f-4692-89df-9e0747a31c68.jsonl"  # CC 2.0.5, many corrections
 VITE_SESSION = DATA / "7acd37a8-2745-4b58-a8a9-46164b22ad9e.jsonl"  # CC 2.0.42, "use pnpm"
 TESTS_SESSION = DATA / "937c6e6b-27e7-4edd-86f1-ad28f9731841.jsonl"  # CC 1.0.53, failing tests

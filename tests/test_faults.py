@@ -74,6 +74,7 @@ def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, An
 
 
 async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_path: Path) -> None:
+    # The whole corpus: enough requests for every fault kind to happen.
     cache = tmp_path / "hints.sqlite3"
     async with MockJudge(FLAKY) as judge:
         traces, counters = await judged_run([shared_corpus], judge, cache)
@@ -135,13 +136,13 @@ async def cli(*args: str) -> tuple[int, str]:
     return result.returncode, result.stderr.decode()
 
 
-async def test_corrupt_cache_is_a_clear_error(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_corrupt_cache_is_a_clear_error(sessions: Path, tmp_path: Path) -> None:
     cache = tmp_path / "hints.sqlite3"
     cache.write_bytes(b"SQLite format 3\x00" + b"\x13\x37" * 4000)
     out = tmp_path / "o.jsonl"
     async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
         code, err = await cli(
-            "annotate", str(shared_corpus), "-o", str(out), "--layers", "judge",
+            "annotate", str(sessions), "-o", str(out), "--layers", "judge",
             "--judge-url", judge.url, "--judge-model", "m", "--cache", str(cache),
         )  # fmt: skip
         assert judge.stats.requests == 0  # stopped before judging into nowhere
@@ -153,14 +154,14 @@ async def test_corrupt_cache_is_a_clear_error(shared_corpus: Path, tmp_path: Pat
     assert cache.read_bytes().startswith(b"SQLite format 3\x00\x13\x37")
 
 
-async def test_two_runs_share_one_cache(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_two_runs_share_one_cache(sessions: Path, tmp_path: Path) -> None:
     cache = tmp_path / "hints.sqlite3"
     outs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     async with MockJudge(MockJudgeConfig(latency=0.01, jitter=0.01)) as judge:
 
         async def run(out: Path) -> None:
             code, err = await cli(
-                "annotate", str(shared_corpus), "-o", str(out), "--layers", "judge",
+                "annotate", str(sessions), "-o", str(out), "--layers", "judge",
                 "--judge-url", judge.url, "--judge-model", "m", "--cache", str(cache),
                 "--concurrency", "16", "--stats-json", f"{out}.stats",
             )  # fmt: skip

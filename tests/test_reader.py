@@ -44,7 +44,7 @@ from tracehint._context import message_text
 from tracehint._mockjudge import MockReaderAnswer
 from tracehint._reader import assistant_turns
 
-DATA = REPO / "tests" / "data" / "claude_code"
+DATA = REPO / "tests" / "data" / "claude_code_corrections"
 IDE_SESSION = DATA / "9e953218-585f-4692-89df-9e0747a31c68.jsonl"
 TESTS_SESSION = DATA / "937c6e6b-27e7-4edd-86f1-ad28f9731841.jsonl"
 EVERYTHING = frozenset({DetectedBy.TOOL_ERROR, DetectedBy.USER, DetectedBy.READER})

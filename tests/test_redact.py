@@ -418,9 +418,9 @@ def test_empty_text() -> None:
     assert redact("") == ""
 
 
-def test_prefilters_never_change_a_redaction(shared_corpus: Path) -> None:
+def test_prefilters_never_change_a_redaction(claude_corpus: Path) -> None:
     texts = [case[0] for case in CASES] + ORDINARY
-    for path in sorted(shared_corpus.rglob("*.jsonl"))[:6]:
+    for path in sorted(claude_corpus.rglob("*.jsonl"))[:6]:
         texts += [
             line.decode("utf-8", "replace")[:20_000] for line in path.read_bytes().split(b"\n")
         ]

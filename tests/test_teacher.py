@@ -129,7 +129,7 @@ async def test_the_next_message_is_shown_only_when_asked_for() -> None:
 
 
 async def test_default_layers_judge_every_site_no_template_answers(
-    shared_corpus: Path,
+    sessions: Path,
 ) -> None:
     # Templates that answer one kind only: the judge must answer every other site.
     only_one = Templates(
@@ -142,7 +142,7 @@ async def test_default_layers_judge_every_site_no_template_answers(
         config = AnnotatorConfig(judge=judge_config(judge.url), use_cache=False, templates=only_one)
         async with Annotator(config) as annotator:
             await annotate_files(
-                [shared_corpus], chain=annotator.chain, sink=sink, stats=stats,
+                [sessions], chain=annotator.chain, sink=sink, stats=stats,
                 config=PipelineConfig(hint_workers=4),
             )  # fmt: skip
         prompts = list(judge.stats.prompts)

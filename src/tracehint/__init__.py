@@ -36,6 +36,7 @@ from tracehint._exceptions import (
     JudgeError,
     JudgeUnavailableError,
     OutputError,
+    StoppedError,
     TracehintError,
 )
 from tracehint._hints.judge import JudgeLayer, JudgeLayerStats
@@ -209,6 +210,7 @@ __all__ = [
     "RunStats",
     "SecretPattern",
     "SessionBlob",
+    "StoppedError",
     "TemplateLayer",
     "Templates",
     "Thinking",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,7 @@ from tracehint._kinds import DetectedBy, HintSource
 from tracehint._limits import Limits
 from tracehint._output import STDOUT, JsonlSink, OutputPath, check_outputs
 from tracehint._pipeline import annotate_files
-from tracehint._progress import progress
+from tracehint._progress import measure_inputs, progress
 from tracehint._prompt import PROMPT_VERSION
 from tracehint._quality import (
     load_corrections,
@@ -52,6 +54,41 @@ EXIT_FAILED = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Says every option's default in its help (unless the help already does)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            text == argparse.SUPPRESS
+            or "default" in text
+            or action.nargs == 0  # a flag: its help says what it turns on
+            or default in (None, [], argparse.SUPPRESS)
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)".lstrip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and, through ``add_subparsers``, its subcommands) with defaults shown."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 -- argparse's signature
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _seconds(value: str) -> float:
+    """A number of seconds, zero or more (argparse ``type``)."""
+    try:
+        found = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, got {value!r}") from None
+    if not found >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value!r}")
+    return found
 
 
 def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private subparsers type
@@ -85,9 +122,9 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
     )
     annotate.add_argument(
         "--grace",
-        type=float,
+        type=_seconds,
         default=10.0,
-        help="seconds in-flight work may take to finish after Ctrl-C/SIGTERM (default 10)",
+        help="seconds in-flight work may take to finish after Ctrl-C/SIGTERM",
     )
     annotate.add_argument(
         "--format",
@@ -169,13 +206,21 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         dest="progress",
         action="store_true",
         default=None,
-        help="show the progress line even when stderr is not a terminal",
+        help="show the progress line even when stderr is not a terminal (then as a plain "
+        "line every --progress-every seconds)",
     )
     bar.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
         help="never show the progress line",
+    )
+    annotate.add_argument(
+        "--progress-every",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal",
     )
     annotate.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     judge = annotate.add_argument_group(
@@ -189,7 +234,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--concurrency",
         type=int,
         default=64,
-        help="judge requests in flight at most (default 64)",
+        help="judge requests in flight at most",
     )
     judge.add_argument("--rps", type=float, help="client-side limit, requests per second")
     judge.add_argument("--tpm", type=float, help="client-side limit, tokens per minute")
@@ -197,7 +242,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         "--judge-timeout",
         type=float,
         default=60.0,
-        help="seconds per attempt (default 60)",
+        help="seconds per attempt",
     )
     judge.add_argument(
         "--max-attempts",
@@ -211,7 +256,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=1,
         metavar="K",
         help="answers asked per site; the valid ones are compared and the one closest to the "
-        "others is kept (default 1; more needs a temperature above 0)",
+        "others is kept (more than 1 needs a temperature above 0)",
     )
     judge.add_argument(
         "--judge-show-next-action",
@@ -225,15 +270,14 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=0.0,
         metavar="T",
         help="sampling temperature, or none to send none (for models that accept only their "
-        "default) (default 0)",
+        "default)",
     )
     judge.add_argument(
         "--judge-max-tokens",
         type=int,
         default=160,
         metavar="N",
-        help="answer budget per request; a cut-off answer is asked again once with twice as "
-        "many (default 160)",
+        help="answer budget per request; a cut-off answer is asked again once with twice as many",
     )
     judge.add_argument(
         "--judge-extra-body",
@@ -248,7 +292,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
         default=Limits().judge_prompt_chars,
         metavar="N",
         help="characters of site text per judge prompt; a prompt over the model's context is "
-        f"asked again with a quarter (default {Limits().judge_prompt_chars})",
+        "asked again with a quarter",
     )
     judge.add_argument(
         "--no-judge-check",
@@ -264,7 +308,7 @@ def _add_annotate(commands: Any) -> None:  # noqa: ANN401 -- argparse's private 
     )
     cache = annotate.add_mutually_exclusive_group()
     cache.add_argument(
-        "--cache", metavar="PATH", help=f"judge cache file (default {default_cache_path()})"
+        "--cache", metavar="PATH", help=f"judge cache file (default: {default_cache_path()})"
     )
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
 
@@ -313,8 +357,8 @@ def _add_mock_judge(commands: Any) -> None:  # noqa: ANN401 -- argparse's privat
         description="Serve a fake judge on loopback with set latency and fault rates, to dry-run "
         "a pipeline or a benchmark without spending money.",
     )
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8000)
+    mock.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    mock.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one)")
     mock.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     mock.add_argument("--jitter", type=float, default=0.0, help="uniform ± seconds")
     for fault in ("429", "500", "hang", "garbage", "empty", "reset"):
@@ -391,16 +435,19 @@ def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private sub
         help="requests/s and latency of a judge endpoint at several concurrency levels",
     )
     judge.add_argument("--judge-url", required=True, help="base URL, e.g. http://localhost:8000/v1")
-    judge.add_argument("--judge-model", required=True)
+    judge.add_argument("--judge-model", required=True, help="model name the endpoint serves")
     judge.add_argument(
         "--concurrency",
         default="1,8,32,128,256",
-        help="comma-separated levels (default 1,8,32,128,256)",
+        help="comma-separated levels",
     )
-    judge.add_argument("--requests", type=int, default=256, help="requests per level (default 256)")
-    judge.add_argument("--judge-timeout", type=float, default=60.0)
+    judge.add_argument("--requests", type=int, default=256, help="requests per level")
+    judge.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per attempt")
     judge.add_argument(
-        "--transport", choices=["aiohttp", "httpx-aiohttp", "httpx"], default="aiohttp"
+        "--transport",
+        choices=["aiohttp", "httpx-aiohttp", "httpx"],
+        default="aiohttp",
+        help="HTTP client",
     )
     judge.add_argument("--json", action="store_true", help="print JSON instead of a table")
     judge.add_argument("--plot", metavar="FILE.png", help="write a throughput/latency plot")
@@ -410,9 +457,11 @@ def _add_bench(commands: Any) -> None:  # noqa: ANN401 -- argparse's private sub
     )
     pipeline.add_argument("paths", nargs="+", metavar="PATH")
     pipeline.add_argument("--judge-url", help="your judge (default: the built-in mock judge)")
-    pipeline.add_argument("--judge-model", default="mock-judge")
+    pipeline.add_argument("--judge-model", default="mock-judge", help="model name")
     pipeline.add_argument("--mock-latency", type=float, default=0.05, help="mock judge latency (s)")
-    pipeline.add_argument("--concurrency", type=int, default=64)
+    pipeline.add_argument(
+        "--concurrency", type=int, default=64, help="judge requests in flight at most"
+    )
     pipeline.add_argument("--layers", default="judge", help="hint layers (default: judge)")
     pipeline.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -478,7 +527,7 @@ def _add_export(commands: Any) -> None:  # noqa: ANN401 -- argparse's private su
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tracehint",
         description="Find the error sites in coding-agent transcripts and give each a short "
         "corrective hint.",
@@ -695,17 +744,28 @@ async def _annotate(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- 
                             if len(signalled) > 1:
                                 run_scope.cancel()
                                 return
+                            # No new file, no new judge request from here on (the pipeline
+                            # drains the chain); requests in flight finish and are cached.
+                            stop.set()
                             print(  # noqa: T201 -- CLI output
-                                "tracehint: stopping: finishing work in flight "
-                                f"(up to {args.grace:g} s; press Ctrl-C again to stop now)",
+                                "tracehint: stopping: finishing work in flight, no new file "
+                                f"or judge request (up to {args.grace:g} s; press Ctrl-C "
+                                "again to stop now)",
                                 file=sys.stderr,
                             )
-                            stop.set()
                             run_scope.deadline = anyio.current_time() + args.grace
 
                 group.start_soon(on_signals)
                 try:
-                    async with progress(stats, enabled=args.progress):
+                    async with progress(
+                        stats,
+                        enabled=args.progress,
+                        judge=annotator.judge.client.stats if annotator.judge else None,
+                        measure=functools.partial(
+                            measure_inputs, paths, resume=resume, exclude=pipeline.exclude
+                        ),
+                        every=args.progress_every,
+                    ):
                         await annotate_files(
                             paths,
                             chain=annotator.chain,
@@ -781,6 +841,15 @@ def _report(args: argparse.Namespace, stats: RunStats) -> None:
             raise OutputError(message) from exc
 
 
+def _date(unix_time: float | None) -> str | None:
+    """A cache entry's time as an ISO 8601 date and time in UTC (``None`` stays ``None``)."""
+    if unix_time is None:
+        return None
+    return (
+        datetime.fromtimestamp(unix_time, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
 async def _cache(args: argparse.Namespace) -> int:
     path = args.cache or default_cache_path()
     async with HintCache(path) as cache:
@@ -791,8 +860,8 @@ async def _cache(args: argparse.Namespace) -> int:
                 "entries": found.entries,
                 "size_bytes": found.size_bytes,
                 "by_model": found.by_model,
-                "oldest": found.oldest,
-                "newest": found.newest,
+                "oldest": _date(found.oldest),
+                "newest": _date(found.newest),
                 "prompt_tokens": found.prompt_tokens,
                 "completion_tokens": found.completion_tokens,
             }

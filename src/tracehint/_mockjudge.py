@@ -587,7 +587,9 @@ class MockJudge:
 
     The server runs in the current event loop (asyncio) from ``__aenter__`` to ``__aexit__``;
     on exit, hung requests are cut and answers still in their latency get a short grace.
-    ``port=0`` picks a free port. ``set_config`` changes the behaviour between phases of a test.
+    ``port=0`` picks a free port. ``set_config`` changes the behaviour between phases of a test;
+    ``hold()`` keeps chat requests waiting (received and counted, not answered) until
+    ``release()``, so a test can act while it knows exactly what is in flight.
     """
 
     def __init__(
@@ -604,6 +606,8 @@ class MockJudge:
         self._runner: web.ServerRunner | None = None
         self._url: str | None = None
         self._closing: anyio.Event | None = None
+        self._held: anyio.Event | None = None
+        self._in_flight_waiters: list[tuple[int, anyio.Event]] = []
         self.set_config(config or MockJudgeConfig())
 
     @property
@@ -633,6 +637,29 @@ class MockJudge:
         self._answered = 0
         self._read = 0
 
+    def hold(self) -> None:
+        """Keep every chat request waiting before its answer until ``release()``.
+
+        Held requests are received and counted (``stats.requests``, ``stats.in_flight``), so a
+        test can wait until a known number is in flight; no answer leaves meanwhile.
+        """
+        if self._held is None:
+            self._held = anyio.Event()
+
+    async def wait_in_flight(self, count: int) -> None:
+        """Return once at least ``count`` chat requests are in flight (a readiness signal)."""
+        if self.stats.in_flight >= count:
+            return
+        event = anyio.Event()
+        self._in_flight_waiters.append((count, event))
+        await event.wait()
+
+    def release(self) -> None:
+        """Let the held requests (and every later one) go on to their answers."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.set()
+
     async def __aenter__(self) -> Self:
         if self._state is not _State.NEW:
             raise RuntimeError("a MockJudge can be entered once")
@@ -661,6 +688,7 @@ class MockJudge:
         tb: TracebackType | None,
     ) -> None:
         self._state = _State.CLOSED
+        self.release()
         if self._closing is not None:
             self._closing.set()  # hung requests drop their connections now
         runner, self._runner = self._runner, None
@@ -704,7 +732,16 @@ class MockJudge:
         number = stats.requests
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        if self._in_flight_waiters:
+            waiting = self._in_flight_waiters
+            self._in_flight_waiters = [w for w in waiting if w[0] > stats.in_flight]
+            for count, event in waiting:
+                if count <= stats.in_flight:
+                    event.set()
         try:
+            held = self._held
+            if held is not None:
+                await held.wait()
             answer = await self._answer(request, number)
             if answer is _Fault.RESET:
                 return await _cut(request)

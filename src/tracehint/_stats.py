@@ -29,6 +29,8 @@ _COUNTS = (
     "traces",
     "turns",
     "sites",
+    "sites_found",
+    "sites_hinted",
     "input_issues",
 )
 _COUNTERS = (
@@ -125,6 +127,12 @@ class RunStats:
     traces: int = 0
     turns: int = 0
     sites: int = 0
+    """Sites in the traces written."""
+    sites_found: int = 0
+    """Sites in the traces read, written or not yet (the progress line's total so far)."""
+    sites_hinted: int = 0
+    """Sites the hint layers resolved so far (hinted, failed or not a mistake), written or not
+    yet."""
     input_issues: int = 0
     sites_by_kind: Counter[str] = field(default_factory=Counter)
     sites_by_detector: Counter[str] = field(default_factory=Counter)
@@ -202,6 +210,8 @@ class RunStats:
             "traces": self.traces,
             "turns": self.turns,
             "sites": self.sites,
+            "sites_found": self.sites_found,
+            "sites_hinted": self.sites_hinted,
             "sites_by_kind": dict(self.sites_by_kind.most_common()),
             "sites_by_detector": dict(self.sites_by_detector.most_common()),
             "non_mistakes": dict(self.non_mistakes.most_common()),

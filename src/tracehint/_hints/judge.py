@@ -11,7 +11,7 @@ import anyio
 
 from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
-from tracehint._exceptions import ConfigError
+from tracehint._exceptions import ConfigError, StoppedError
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
 from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import Limits
@@ -121,7 +121,8 @@ class JudgeLayer:
     (not cached, so the next run asks again), and the chain asks its next layer. A verdict
     ``not_a_mistake`` (from most of the valid answers) is a ``not_a_mistake`` hint with no
     text. Raises only ``JudgeError`` (bad credentials, or the client's circuit breaker: a
-    judge that refuses every request or is gone).
+    judge that refuses every request or is gone) and, after ``drain()``, ``StoppedError`` for
+    a site that needs a new request.
     """
 
     def __init__(
@@ -155,6 +156,10 @@ class JudgeLayer:
     def name(self) -> str:
         """``judge``."""
         return "judge"
+
+    def drain(self) -> None:
+        """Send no new request (a graceful stop): see ``JudgeClient.drain``."""
+        self.client.drain()
 
     def prompt(self, request: HintRequest) -> JudgePrompt:
         """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
@@ -273,13 +278,20 @@ class JudgeLayer:
         if self.samples == 1:
             return [await complete(messages, response_format=RESPONSE_FORMAT)]
         replies: list[JudgeReply | JudgeFailure] = []
+        stopped: list[StoppedError] = []
 
         async def one() -> None:
-            replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+            # A stop must not cancel the samples already on the wire: they finish first.
+            try:
+                replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+            except StoppedError as exc:
+                stopped.append(exc)
 
         async with anyio.create_task_group() as group:
             for _ in range(self.samples):
                 group.start_soon(one)
+        if stopped:
+            raise stopped[0]
         return replies
 
     async def _keep(self, answers: list[tuple[Answer, JudgeReply]], key: str) -> Hint:

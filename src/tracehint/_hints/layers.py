@@ -57,6 +57,15 @@ class HintLayer(Protocol):
         ...
 
 
+@runtime_checkable
+class _Drains(Protocol):
+    """A layer that sends requests, and can stop sending new ones (the judge)."""
+
+    def drain(self) -> None:
+        """Send no new request from now on; requests already sent finish."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class TemplateLayer:
     """Layer: the corrective template for the site's kind (free, deterministic)."""
@@ -156,6 +165,16 @@ class HintChain:
         if request.site.detected_by is DetectedBy.USER:
             return (*(layer for layer in self.layers if layer.name == "judge"), self.user)
         return self.layers
+
+    def drain(self) -> None:
+        """Stop every layer that sends requests from sending new ones (a graceful stop).
+
+        Requests already sent finish; a site that needs a new one raises ``StoppedError``
+        from ``resolve``.
+        """
+        for layer in self.layers:
+            if isinstance(layer, _Drains):
+                layer.drain()
 
     async def resolve(self, request: HintRequest) -> Hint:
         """Return the hint for one site; never raises for a layer's per-site failure.
