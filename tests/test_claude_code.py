@@ -20,7 +20,6 @@ import pytest
 from conftest import SESSIONS, SHARED_CORPUS
 from tracehint import (
     Classifier,
-    ClaudeCodeParser,
     DetectedBy,
     ErrorKind,
     HintChain,
@@ -36,6 +35,7 @@ from tracehint import (
     annotate_files,
 )
 from tracehint._ingest._lines import Line
+from tracehint._ingest.claude_code import ClaudeCodeParser
 from tracehint._output import MemorySink
 
 CHAIN = HintChain((TemplateLayer(), RawErrorLayer()))

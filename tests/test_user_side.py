@@ -33,7 +33,7 @@ from tracehint import (
     Turn,
     TurnKind,
 )
-from tracehint._main import _parser
+from tracehint._cli import _parser
 from tracehint._progress import InputSize, progress_line
 from tracehint._wire import trace_to_dict
 

@@ -50,8 +50,7 @@ from tracehint._hints.layers import (
 )
 from tracehint._hints.reader import ReaderPass, ReaderStats
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
-from tracehint._ingest._builder import Block, CallIn, ResultIn, Thinking, TraceBuilder, call_in
-from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, read_agent_meta
+from tracehint._ingest.claude_code import AgentMeta, read_agent_meta
 from tracehint._ingest.formats import InputFormat, ParsedSession, parse_session
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import (
@@ -138,16 +137,13 @@ __all__ = [
     "Annotator",
     "AnnotatorConfig",
     "Answer",
-    "Block",
     "CacheError",
     "CacheMode",
     "CacheStats",
     "CachedHint",
-    "CallIn",
     "ChatMessage",
     "Classification",
     "Classifier",
-    "ClaudeCodeParser",
     "ConfigError",
     "Correction",
     "CorrectionRule",
@@ -202,7 +198,6 @@ __all__ = [
     "Redactor",
     "Rejected",
     "Rejection",
-    "ResultIn",
     "RetryPolicy",
     "Role",
     "Rule",
@@ -213,10 +208,8 @@ __all__ = [
     "StoppedError",
     "TemplateLayer",
     "Templates",
-    "Thinking",
     "ToolCall",
     "Trace",
-    "TraceBuilder",
     "TraceSource",
     "TraceStream",
     "TracehintError",
@@ -230,7 +223,6 @@ __all__ = [
     "build_layers",
     "build_prompt",
     "cache_key",
-    "call_in",
     "check_answer",
     "default_cache_path",
     "hint_trace",
