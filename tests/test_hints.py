@@ -12,6 +12,7 @@ from tracehint import (
     HintRequest,
     HintSource,
     HintStatus,
+    LayerName,
     RawErrorLayer,
     TemplateLayer,
     build_layers,
@@ -261,8 +262,11 @@ def test_build_layers_rejects_unknown_and_duplicates() -> None:
         "raw",
         "template",
     ]
-    with pytest.raises(ConfigError, match="unknown hint layer 'judge'"):
+    with pytest.raises(ConfigError, match="hint layer 'judge' is not available here"):
         build_layers(["judge"], available)
+    with pytest.raises(ConfigError, match="unknown hint layer 'oracle'"):
+        build_layers(["oracle"], available)
+    assert LayerName.parse([" judge", "raw "]) == (LayerName.JUDGE, LayerName.RAW)
     with pytest.raises(ConfigError, match="twice"):
         build_layers(["raw", "raw"], available)
     with pytest.raises(ConfigError, match="empty"):

@@ -69,6 +69,7 @@ from tracehint._kinds import (
     ErrorKind,
     HintSource,
     HintStatus,
+    LayerName,
     Role,
     TurnKind,
 )
@@ -180,6 +181,7 @@ __all__ = [
     "JudgeReply",
     "JudgeStats",
     "JudgeUnavailableError",
+    "LayerName",
     "Limits",
     "MemorySink",
     "MockAnswer",

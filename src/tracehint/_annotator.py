@@ -34,7 +34,7 @@ from tracehint._ingest.formats import InputFormat
 from tracehint._ingest.openai import FORMAT as OPENAI
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import JudgeClient, JudgeConfig, JudgePreflight
-from tracehint._kinds import DetectedBy
+from tracehint._kinds import DetectedBy, LayerName
 from tracehint._limits import Limits
 from tracehint._pipeline import PipelineConfig, hint_trace, redacted_output
 from tracehint._reader import ReaderConfig
@@ -129,15 +129,17 @@ class AnnotatorConfig:
             output_redactor=self.redactor if self.redact_output else None,
         )
 
-    def layer_names(self) -> tuple[str, ...]:
-        """The layers to use, defaults applied.
+    def layer_names(self) -> tuple[LayerName, ...]:
+        """The layers to use, defaults applied, checked (``ConfigError`` for a bad list).
 
         With a judge: ``template,judge,raw`` (grounded templates first, the judge for the rest,
         the raw error only when the judge finally fails); without one: ``template,raw``.
         """
         if self.layers is not None:
-            return self.layers
-        return ("template", "judge", "raw") if self.judge is not None else ("template", "raw")
+            return LayerName.parse(self.layers)
+        if self.judge is not None:
+            return (LayerName.TEMPLATE, LayerName.JUDGE, LayerName.RAW)
+        return (LayerName.TEMPLATE, LayerName.RAW)
 
 
 class Annotator:

@@ -8,6 +8,10 @@ are the stable wire format written to ``tool_error``.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "READER_KINDS",
@@ -15,6 +19,7 @@ __all__ = [
     "ErrorKind",
     "HintSource",
     "HintStatus",
+    "LayerName",
     "Role",
     "TurnKind",
 ]
@@ -210,3 +215,39 @@ class TurnKind(StrEnum):
     """A summary Claude Code wrote when it compacted the context."""
     API_ERROR = "api_error"
     """A synthetic assistant entry recording an API error, not model output."""
+
+
+class LayerName(StrEnum):
+    """A hint layer (``--layers``), asked in the order given; the first answer wins."""
+
+    TEMPLATE = "template"
+    """A grounded template for the site's kind (abstains without grounds)."""
+    JUDGE = "judge"
+    """The LLM judge."""
+    RAW = "raw"
+    """The failed result's own error text, bounded and redacted."""
+
+    @classmethod
+    def parse(cls, names: Iterable[str]) -> tuple[LayerName, ...]:
+        """Layer names as given (``template,raw`` split), checked: known, each once, some.
+
+        Raises ``ConfigError`` naming the problem.
+        """
+        from tracehint._exceptions import ConfigError  # noqa: PLC0415 -- no import cycle
+
+        found: list[LayerName] = []
+        for raw in names:
+            name = raw.strip()
+            if not name:
+                continue
+            try:
+                layer = cls(name)
+            except ValueError:
+                known = ", ".join(layer.value for layer in cls)
+                raise ConfigError(f"unknown hint layer {name!r}; choose from: {known}") from None
+            if layer in found:
+                raise ConfigError(f"hint layer {name!r} is listed twice in --layers")
+            found.append(layer)
+        if not found:
+            raise ConfigError("--layers is empty; give at least one of: template, judge, raw")
+        return tuple(found)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from tracehint._corrections import user_hint
 from tracehint._exceptions import ConfigError
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
-from tracehint._kinds import DetectedBy, HintSource, HintStatus
+from tracehint._kinds import DetectedBy, HintSource, HintStatus, LayerName
 from tracehint._limits import clamp
 from tracehint._records import Hint
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
@@ -228,19 +228,15 @@ class HintChain:
 
 
 def build_layers(names: Sequence[str], available: Mapping[str, HintLayer]) -> tuple[HintLayer, ...]:
-    """Pick layers by name, in the order given (``--layers template,raw``)."""
+    """Pick layers by name, in the order given (``--layers template,raw``).
+
+    Names are checked by ``LayerName.parse``; a layer not available here is a ``ConfigError``.
+    """
     layers: list[HintLayer] = []
-    for raw in names:
-        name = raw.strip()
-        if not name:
-            continue
+    for name in LayerName.parse(names):
         layer = available.get(name)
         if layer is None:
             known = ", ".join(sorted(available))
-            raise ConfigError(f"unknown hint layer {name!r}; choose from: {known}")
-        if layer in layers:
-            raise ConfigError(f"hint layer {name!r} is listed twice in --layers")
+            raise ConfigError(f"hint layer {name.value!r} is not available here; use: {known}")
         layers.append(layer)
-    if not layers:
-        raise ConfigError("--layers is empty; give at least one of: template, raw")
     return tuple(layers)
