@@ -25,6 +25,7 @@ BENCHMARKS = (
     "bench_stalls",
     "bench_memory",
     "bench_warm_cache",
+    "bench_redact",
     "bench_ray",
 )
 CLIENT_STYLE = {"tracehint": "o-", "aiohttp": "s-", "httpx": "^-"}

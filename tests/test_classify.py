@@ -159,14 +159,14 @@ def test_required_substrings_refuses_case_folding() -> None:
     assert required_substrings(re.compile("permission denied", re.IGNORECASE)) is None
 
 
-def test_prefilters_never_change_a_classification(shared_corpus: Path) -> None:
+def test_prefilters_never_change_a_classification(claude_corpus: Path) -> None:
     texts = [
         "Error: EACCES: permission denied, open '/etc/x'",
         "<tool_use_error>File has not been read yet. Read it first.</tool_use_error>",
         "Exit code 127\nbash: line 1: foo: command not found",
         "x" * 20_000 + "\nTraceback (most recent call last):\nTimeoutError: timed out",
     ]
-    for path in shared_corpus.rglob("*.jsonl"):
+    for path in claude_corpus.rglob("*.jsonl"):
         for line in path.read_bytes().splitlines():
             entry = orjson.loads(line) if line.strip().startswith(b"{") else None
             content = (entry.get("message") or {}).get("content") if entry else None
@@ -176,7 +176,7 @@ def test_prefilters_never_change_a_classification(shared_corpus: Path) -> None:
                     for block in content
                     if isinstance(block, dict) and block.get("type") == "tool_result"
                 ]
-    assert len(texts) > 500
+    assert len(texts) > 200  # every tool result of the sessions
     plain = Classifier(rules=tuple(replace(rule, needles=None) for rule in DEFAULT_RULES))
     fast = Classifier()
     assert sum(rule.needles is not None for rule in DEFAULT_RULES) > len(DEFAULT_RULES) // 2

@@ -10,10 +10,11 @@ nothing here is global or mutable.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tracehint._command import analyse_command, programs_of, split_exit_header
+from tracehint._corrections import DEFAULT_CORRECTIONS, Corrections
 from tracehint._kinds import ErrorKind
 from tracehint._needles import required_substrings
 from tracehint._records import NO_FACTS, Facts
@@ -313,7 +314,9 @@ class Classifier:
     for shell tools the command's output read by ``tracehint._command`` (a test runner's
     verdict, a missing path a program named, a traceback), and for other tools their error
     message against the rule table. ``rules`` are tried first (each within its ``scope``);
-    ``with_rules`` adds your own.
+    ``with_rules`` adds your own. ``corrections`` reads the user's replies (a rejection's words,
+    a reply that contradicts the agent: ``user_correction`` sites); ``None`` turns that off, and
+    rejections are then never sites.
 
     >>> Classifier().classify("File has not been read yet.", "Edit").kind
     <ErrorKind.FILE_NOT_READ: 'file_not_read'>
@@ -322,12 +325,11 @@ class Classifier:
     rules: tuple[Rule, ...] = DEFAULT_RULES
     fallback: ErrorKind = ErrorKind.TOOL_ERROR
     shell_tools: frozenset[str] = SHELL_TOOLS
+    corrections: Corrections | None = DEFAULT_CORRECTIONS
 
     def with_rules(self, *rules: Rule) -> Classifier:
         """Return a classifier that tries ``rules`` before this one's."""
-        return Classifier(
-            rules=(*rules, *self.rules), fallback=self.fallback, shell_tools=self.shell_tools
-        )
+        return replace(self, rules=(*rules, *self.rules))
 
     def _first(
         self, scopes: frozenset[RuleScope], text: str, tool_name: str | None, length: int

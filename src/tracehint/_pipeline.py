@@ -17,12 +17,14 @@ import anyio
 
 from tracehint._classify import Classifier
 from tracehint._context import requests_for
+from tracehint._exceptions import StoppedError
 from tracehint._ingest._lines import Line, OverlongLine
 from tracehint._ingest._reader import Batch, FileEnd, FileItem, FileStart, SessionBlob, produce
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError
 from tracehint._ingest.formats import FormatParser, InputFormat, make_parser
 from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
+from tracehint._redact_records import redact_trace
 from tracehint._resume import FileKey, ResumeState, journal_line
 from tracehint._wire import approx_size, dump_issue, dump_trace
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from tracehint._hints.layers import HintChain
     from tracehint._ingest.openai import ErrorDetector
     from tracehint._records import Hint
+    from tracehint._redact import Redactor
     from tracehint._stats import RunStats
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "SessionBlob",
     "annotate_files",
     "hint_trace",
+    "redacted_output",
     "requests_for",
 ]
 
@@ -82,6 +86,9 @@ class PipelineConfig:
     """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
     detector: ErrorDetector | None = None
     """Decides which ``tool`` messages of OpenAI-style input report a failure."""
+    output_redactor: Redactor | None = None
+    """Redact each trace with it before it is written (``--redact-output``: turns,
+    ``error_meta``, hints and ``messages``); ``None`` writes the transcripts' text as read."""
     large_json_bytes: int = 1024 * 1024
     """A line this long or longer is parsed, and a trace about this large is serialised, in a
     worker thread (so is the end of a file this large), so the event loop never waits on it."""
@@ -170,6 +177,7 @@ async def _send_new(
     if resume is not None and resume.trace_done(trace.source.path, trace.trace_id):
         stats.traces_resumed += 1
         return 0
+    stats.sites_found += trace.site_count
     await send.send(trace)
     return 1
 
@@ -353,15 +361,34 @@ def _empty_reason(key: FileKey | None) -> str:
     return "no session to read: the file holds only blank lines"
 
 
-async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
-    """Resolve every site of ``trace`` concurrently and return the hinted trace."""
+async def hint_trace(
+    trace: Trace, chain: HintChain, limits: Limits, *, stats: RunStats | None = None
+) -> Trace:
+    """Resolve every site of ``trace`` concurrently and return the hinted trace.
+
+    With the chain's reader pass (``--detect reader``), the trace is read first and its
+    findings become sites (or join the sites already there). ``stats`` counts each site as it
+    is resolved (``sites_hinted``, for the progress line).
+
+    After ``chain.drain()`` (a graceful stop) a site that needs a new judge request raises
+    ``StoppedError``, once the trace's other sites are done: their requests already on the
+    wire finish (and are cached), so a resumed run does not ask for them again.
+    """
+    if chain.reader is not None:
+        trace = await chain.reader.read(trace)
     requests = requests_for(trace, limits)
     if not requests:
         return trace
     hints: dict[int, Hint] = {}
+    stopped: list[StoppedError] = []
 
     async def one(index: int, request: HintRequest) -> None:
-        hints[index] = await chain.resolve(request)
+        try:
+            hints[index] = await chain.resolve(request)
+            if stats is not None:
+                stats.sites_hinted += 1
+        except StoppedError as exc:
+            stopped.append(exc)  # not raised here: that would cancel the sites in flight
 
     if len(requests) == 1:
         await one(*requests[0])
@@ -369,7 +396,21 @@ async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
         async with anyio.create_task_group() as group:
             for index, request in requests:
                 group.start_soon(one, index, request)
+    if stopped:
+        raise stopped[0]
     return trace.with_hints(hints)
+
+
+_INLINE_REDACT_CHARS = 64 * 1024
+"""A trace with less text than this is redacted on the event loop; a bigger one in a thread."""
+
+
+async def redacted_output(trace: Trace, redactor: Redactor) -> Trace:
+    """``redact_trace``, in a worker thread when the trace is big (it is CPU work)."""
+    size = sum(len(turn.content) for turn in trace.turns)
+    if size < _INLINE_REDACT_CHARS:
+        return redact_trace(trace, redactor)
+    return await anyio.to_thread.run_sync(redact_trace, trace, redactor)
 
 
 async def _hint_worker(
@@ -377,10 +418,45 @@ async def _hint_worker(
     send: MemoryObjectSendStream[Trace],
     chain: HintChain,
     limits: Limits,
+    stop: anyio.Event | None,
+    stats: RunStats,
 ) -> None:
     async with receive, send:
         async for trace in receive:
-            await send.send(await hint_trace(trace, chain, limits))
+            # After a stop, a trace read but not hinted is dropped: it is not written, so its
+            # file is not journaled and a resumed run reads it again.
+            if stop is not None and stop.is_set():
+                continue
+            try:
+                hinted = await hint_trace(trace, chain, limits, stats=stats)
+            except StoppedError:
+                continue  # it needed a judge request after the stop: left for --resume
+            await send.send(hinted)
+
+
+async def _hint_stage(
+    receive: MemoryObjectReceiveStream[Trace],
+    send: MemoryObjectSendStream[Trace],
+    chain: HintChain,
+    config: PipelineConfig,
+    stop: anyio.Event | None,
+    stats: RunStats,
+) -> None:
+    """``config.hint_workers`` workers on cloned stream ends; on ``stop``, drains the chain."""
+    async with receive, send, anyio.create_task_group() as group:
+        if stop is not None:
+
+            async def drain_on_stop() -> None:
+                await stop.wait()
+                chain.drain()  # no new judge request from here on
+
+            group.start_soon(drain_on_stop)
+        async with anyio.create_task_group() as workers:
+            for _ in range(max(config.hint_workers, 1)):
+                workers.start_soon(
+                    _hint_worker, receive.clone(), send.clone(), chain, config.limits, stop, stats
+                )
+        group.cancel_scope.cancel()
 
 
 async def _write_traces(
@@ -404,7 +480,10 @@ async def _write_traces(
         await journal.flush()
 
     async with receive:
-        async for trace in receive:
+        async for found in receive:
+            trace = found
+            if config.output_redactor is not None:
+                trace = await redacted_output(found, config.output_redactor)
             if approx_size(trace) >= large_json_bytes:
                 line = await anyio.to_thread.run_sync(
                     partial(dump_trace, trace, reasoning=reasoning), limiter=limiter
@@ -450,8 +529,10 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
 
     With ``resume``, files and traces an earlier run finished are skipped; with ``journal``,
     each input file whose traces are all written is recorded there (see ``_resume``). Setting
-    ``stop`` stops taking new files: files being read are dropped (a resumed run reads them
-    again), traces already read are still hinted and written.
+    ``stop`` stops the run gracefully: no new file is opened (files being read are dropped),
+    no trace starts hinting, and the chain is drained (``HintChain.drain``): judge requests
+    already sent finish and are cached, and a trace that needs a new request is dropped. What
+    was dropped is not written nor journaled, so a resumed run reads it again.
     """
     config = config or PipelineConfig()
     buffer = config.buffer
@@ -467,15 +548,7 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
     async with anyio.create_task_group() as group:
         group.start_soon(_produce, paths, files_send, config, stats, resume, stop)
         group.start_soon(adapter.run, files_receive)
-        async with traces_receive, hinted_send:
-            for _ in range(max(config.hint_workers, 1)):
-                group.start_soon(
-                    _hint_worker,
-                    traces_receive.clone(),
-                    hinted_send.clone(),
-                    chain,
-                    config.limits,
-                )
+        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop, stats)
         group.start_soon(
             _write_traces, hinted_receive, sink, stats, ledger, journal, config, limiter
         )

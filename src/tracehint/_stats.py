@@ -29,9 +29,18 @@ _COUNTS = (
     "traces",
     "turns",
     "sites",
+    "sites_found",
+    "sites_hinted",
     "input_issues",
 )
-_COUNTERS = ("skipped_files", "sites_by_kind", "non_mistakes", "hints_by_source", "hint_status")
+_COUNTERS = (
+    "skipped_files",
+    "sites_by_kind",
+    "sites_by_detector",
+    "non_mistakes",
+    "hints_by_source",
+    "hint_status",
+)
 
 
 def _add(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +88,23 @@ def _judge_details(judge: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _reader_line(reader: dict[str, Any]) -> str:
+    """The summary line of the reader pass (``--detect reader``)."""
+    dropped = reader.get("dropped") or {}
+    line = (
+        f"reader     {reader.get('windows', 0)} windows of {reader.get('traces', 0)} traces, "
+        f"{reader.get('requests', 0)} requests, {reader.get('cache_hits', 0)} cache hits, "
+        f"{reader.get('findings', 0)} findings ({reader.get('merged', 0)} merged into other "
+        f"sites), tokens {reader.get('prompt_tokens', 0)} in / "
+        f"{reader.get('completion_tokens', 0)} out"
+    )
+    if dropped:
+        line += "; dropped: " + ", ".join(f"{k} {v}" for k, v in dropped.items())
+    if reader.get("failed_windows"):
+        line += f"; {reader['failed_windows']} windows failed (asked again next run)"
+    return line
+
+
 @dataclass(slots=True)
 class RunStats:
     """Counters of one run. Owned by the run that creates it; not shared between runs."""
@@ -101,8 +127,16 @@ class RunStats:
     traces: int = 0
     turns: int = 0
     sites: int = 0
+    """Sites in the traces written."""
+    sites_found: int = 0
+    """Sites in the traces read, written or not yet (the progress line's total so far)."""
+    sites_hinted: int = 0
+    """Sites the hint layers resolved so far (hinted, failed or not a mistake), written or not
+    yet."""
     input_issues: int = 0
     sites_by_kind: Counter[str] = field(default_factory=Counter)
+    sites_by_detector: Counter[str] = field(default_factory=Counter)
+    """Sites by what found them (``tool_error``, ``user``, ``reader``)."""
     skipped_files: Counter[str] = field(default_factory=Counter)
     """Why files were skipped, with how many each."""
     non_mistakes: Counter[str] = field(default_factory=Counter)
@@ -134,6 +168,7 @@ class RunStats:
         for _, turn, site in trace.sites():
             self.sites += 1
             self.sites_by_kind[site.kind.value] += 1
+            self.sites_by_detector[site.detected_by.value] += 1
             if turn.hint is not None:
                 self.hint_status[turn.hint.status.value] += 1
                 if turn.hint.source is not None:
@@ -175,7 +210,10 @@ class RunStats:
             "traces": self.traces,
             "turns": self.turns,
             "sites": self.sites,
+            "sites_found": self.sites_found,
+            "sites_hinted": self.sites_hinted,
             "sites_by_kind": dict(self.sites_by_kind.most_common()),
+            "sites_by_detector": dict(self.sites_by_detector.most_common()),
             "non_mistakes": dict(self.non_mistakes.most_common()),
             "hints_by_source": dict(self.hints_by_source.most_common()),
             "hint_status": dict(self.hint_status.most_common()),
@@ -221,7 +259,12 @@ class RunStats:
                 if self.files_resumed or self.traces_resumed
                 else ""
             ),
-            f"sites      {self.sites}: {counts(self.sites_by_kind)}",
+            f"sites      {self.sites}: {counts(self.sites_by_kind)}"
+            + (
+                f" (found by: {counts(self.sites_by_detector)})"
+                if set(self.sites_by_detector) - {"tool_error"}
+                else ""
+            ),
             f"not sites  {sum(self.non_mistakes.values())}: {counts(self.non_mistakes)}",
             f"hints      {counts(self.hints_by_source)}; status: {counts(self.hint_status)}",
             f"issues     {self.input_issues} input issue(s)",
@@ -247,6 +290,9 @@ class RunStats:
                     + f"; asked again {judge.get('judge_asked_again', 0)}"
                     + f"; not a mistake {judge.get('judge_not_a_mistake', 0)}",
                 )
+            reader = judge.get("reader")
+            if isinstance(reader, dict):
+                lines.append(_reader_line(reader))
             lines.extend(_judge_details(judge))
         lines.append(f"time       {self.elapsed:.2f} s")
         return "\n".join(lines)

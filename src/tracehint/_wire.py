@@ -1,9 +1,9 @@
 """The JSON wire format: traces and input issues to and from JSON-ready data.
 
 Output keeps the seeds' ``TraceExample`` shape so a trainer's collator reads it unchanged:
-``{trace_id, turns: [{role, content, tool_error?, error_meta?, hint?, hint_source?,
-message_index?, mistake_message_index?}], messages, final_reward, source}``; ``messages`` is
-the conversation as OpenAI chat messages. ``read_traces`` reads the output back.
+``{trace_id, turns: [{role, content, tool_error?, error_meta?, detected_by?, reader?, hint?,
+hint_source?, message_index?, mistake_message_index?}], messages, final_reward, source}``;
+``messages`` is the conversation as OpenAI chat messages. ``read_traces`` reads the output back.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._exceptions import InputError
-from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
-from tracehint._records import ErrorSite, Facts, Hint, Trace, TraceSource, Turn
+from tracehint._kinds import DetectedBy, ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._records import ErrorSite, Facts, Finding, Hint, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
     import os
@@ -61,6 +61,18 @@ def _error_meta(site: ErrorSite) -> dict[str, Any]:
     return meta
 
 
+def _finding(finding: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": finding.kind.value,
+        "message_index": finding.message_index,
+        "quote": finding.quote,
+        "hint": finding.hint,
+    }
+    if finding.model is not None:
+        out["model"] = finding.model
+    return out
+
+
 def _turn(turn: Turn) -> dict[str, Any]:
     out: dict[str, Any] = {"role": turn.role.value, "content": turn.content}
     if turn.kind.value != "message":
@@ -69,6 +81,9 @@ def _turn(turn: Turn) -> dict[str, Any]:
     if site is not None:
         out["tool_error"] = site.kind.value
         out["error_meta"] = _error_meta(site)
+        out["detected_by"] = site.detected_by.value
+        if site.finding is not None:
+            out["reader"] = _finding(site.finding)
         if site.message_index is not None:
             out["message_index"] = site.message_index
         if site.mistake_message_index is not None:
@@ -169,7 +184,7 @@ def _site(out: Mapping[str, Any]) -> ErrorSite:
         tool_target=_str(meta, "tool_target"),
         source_content_excerpt=_str(meta, "source_content_excerpt") or "",
         consecutive_failures=_int(meta, "consecutive_failures") or 1,
-        failed_calls=_int(meta, "failed_calls") or 1,
+        failed_calls=_int(meta, "failed_calls") or (0 if "failed_calls" in meta else 1),
         exit_code=_int(meta, "exit_code"),
         repeats=_int(meta, "repeats") or 0,
         earlier_errors=tuple(str(e) for e in meta.get("earlier_errors") or ()),
@@ -177,6 +192,25 @@ def _site(out: Mapping[str, Any]) -> ErrorSite:
         command=_str(meta, "command"),
         message_index=_int(out, "message_index"),
         mistake_message_index=_int(out, "mistake_message_index"),
+        detected_by=DetectedBy(out.get("detected_by") or DetectedBy.TOOL_ERROR.value),
+        finding=_finding_from(out.get("reader")),
+    )
+
+
+def _finding_from(data: object) -> Finding | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise InputError(f"'reader' is {type(data).__name__}, not an object")
+    index = _int(data, "message_index")
+    if index is None:
+        raise InputError("'reader' has no integer 'message_index'")
+    return Finding(
+        kind=ErrorKind(str(data.get("kind"))),
+        message_index=index,
+        quote=_str(data, "quote") or "",
+        hint=_str(data, "hint") or "",
+        model=_str(data, "model"),
     )
 
 

@@ -11,13 +11,20 @@ import anyio
 
 from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
-from tracehint._exceptions import ConfigError
+from tracehint._exceptions import ConfigError, StoppedError
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
-from tracehint._kinds import HintSource, HintStatus
+from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import Limits
-from tracehint._prompt import RESPONSE_FORMAT, build_prompt, cache_key, reask_messages
+from tracehint._plaintext import plain_text
+from tracehint._prompt import (
+    RESPONSE_FORMAT,
+    build_correction_prompt,
+    build_prompt,
+    cache_key,
+    reask_messages,
+)
 from tracehint._records import Hint
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from tracehint._judge import JudgeClient
@@ -102,6 +109,9 @@ class _CoalescedReader:
 class JudgeLayer:
     """Layer: a short corrective hint from an LLM judge, checked before it is kept.
 
+    A user correction (``detected_by: user``) gets the correction prompt: the judge checks that
+    the reply is a correction (``not_a_mistake`` when not) and rephrases it as a hint.
+
     Asks the cache first; identical prompts in flight at the same time are sent once and every
     waiting site gets the answer. Each request asks for JSON (``RESPONSE_FORMAT``); every
     answer goes through ``check_answer`` (cut off, reasoning, empty, too long, echoed, generic
@@ -111,7 +121,8 @@ class JudgeLayer:
     (not cached, so the next run asks again), and the chain asks its next layer. A verdict
     ``not_a_mistake`` (from most of the valid answers) is a ``not_a_mistake`` hint with no
     text. Raises only ``JudgeError`` (bad credentials, or the client's circuit breaker: a
-    judge that refuses every request or is gone).
+    judge that refuses every request or is gone) and, after ``drain()``, ``StoppedError`` for
+    a site that needs a new request.
     """
 
     def __init__(
@@ -131,7 +142,7 @@ class JudgeLayer:
         self.limits = limits or Limits()
         """``judge_prompt_budgets`` bound the prompt (a quarter of them after a context error)."""
         self.cache = cache
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or DEFAULT_REDACTOR
         self.hint_chars = hint_chars
         self.samples = samples
         self.show_next_action = show_next_action
@@ -146,11 +157,24 @@ class JudgeLayer:
         """``judge``."""
         return "judge"
 
+    def drain(self) -> None:
+        """Send no new request (a graceful stop): see ``JudgeClient.drain``."""
+        self.client.drain()
+
     def prompt(self, request: HintRequest) -> JudgePrompt:
         """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
         return self._build(request, 1)
 
     def _build(self, request: HintRequest, divisor: int) -> JudgePrompt:
+        if request.site.detected_by is DetectedBy.USER:
+            budgets = self.limits.judge_prompt_budgets(divisor)
+            return build_correction_prompt(
+                request,
+                self.redactor,
+                message_chars=budgets["action_chars"] + budgets["input_chars"],
+                input_chars=budgets["input_chars"],
+                reply_chars=budgets["error_chars"],
+            )
         return build_prompt(
             request,
             self.redactor,
@@ -254,13 +278,20 @@ class JudgeLayer:
         if self.samples == 1:
             return [await complete(messages, response_format=RESPONSE_FORMAT)]
         replies: list[JudgeReply | JudgeFailure] = []
+        stopped: list[StoppedError] = []
 
         async def one() -> None:
-            replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+            # A stop must not cancel the samples already on the wire: they finish first.
+            try:
+                replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+            except StoppedError as exc:
+                stopped.append(exc)
 
         async with anyio.create_task_group() as group:
             for _ in range(self.samples):
                 group.start_soon(one)
+        if stopped:
+            raise stopped[0]
         return replies
 
     async def _keep(self, answers: list[tuple[Answer, JudgeReply]], key: str) -> Hint:
@@ -276,14 +307,15 @@ class JudgeLayer:
         if len(not_mistake) > len(hints):
             answer, reply = not_mistake[0]
             self.stats.not_a_mistake += 1
-            note = answer.note or ""
+            note = plain_text(answer.note or "")
             await self._put(key, f"{_NOT_A_MISTAKE_MARK}{note}", reply)
             return _not_a_mistake(note, reply.model, cached=False)
         text = pick_answer([hint for hint, _ in hints])
         reply = next(r for hint, r in hints if hint == text)
         self.stats.hinted += 1
-        await self._put(key, text, reply)
-        return Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+        hint = Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+        await self._put(key, hint.text or "", reply)  # what is cached is the hint, plain text
+        return hint
 
     async def _put(self, key: str, text: str, reply: JudgeReply) -> None:
         if self.cache is not None:

@@ -68,6 +68,7 @@ def read_swe_agent(value: object, context: ReadContext) -> Outcome:
         outcome.problems.append("expected a SWE-agent run (an object with 'trajectory')")
         return outcome
     builder = context.builder(context.default_id(), session_id=context.default_id())
+    builder.user_text_corrections = False  # its "user" messages are mostly observations
     history = value.get("history")
     history = history if isinstance(history, list) else []
     steps = value.get("trajectory")
