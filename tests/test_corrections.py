@@ -7,7 +7,9 @@ parser and CLI; the rule table's classes checked one by one.
 from __future__ import annotations
 
 import json
+import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from tracehint import (
     site_rows,
     teacher_messages,
 )
-from tracehint._corrections import rejection_words
+from tracehint._corrections import DEFAULT_CORRECTION_RULES, rejection_words
 
 DATA = REPO / "tests" / "data" / "claude_code_corrections"
 IDE_SESSION = DATA / "9e953218-585f-4692-89df-9e0747a31c68.jsonl"  # CC 2.0.5, many corrections
@@ -327,3 +329,28 @@ async def test_the_judge_checks_and_rephrases_each_correction() -> None:
         assert hint.status is HintStatus.NOT_A_MISTAKE  # kept in the output, not for training
         assert hint.text is None
     assert not [r for r in site_rows(refused) if r["detected_by"] == "user"]
+
+
+def test_the_rules_prefilters_never_change_a_match() -> None:
+    """Each rule's literal prefilter only skips replies its regex could not match."""
+    plain = Corrections(rules=tuple(replace(r, needles=None) for r in DEFAULT_CORRECTION_RULES))
+    assert any(rule.needles for rule in DEFAULT_CORRECTION_RULES)
+    rng = random.Random(11)  # noqa: S311 -- reproducible test inputs, not secrets
+    phrases = (
+        "still doesn't work broken no longer works you lost removed is now failing regress",
+        "Error: Traceback (most recent call last) FAILED no nope that's wrong I meant are you",
+        "sure I don't think that's do we even need no need was clean before passing main was",
+        "green STILL Doesn'T WORK \u017ftill \u212aeep ok thanks great café",
+    )
+    words = [word for phrase in phrases for word in phrase.split(" ")]
+    claims = ["Done! The redirect now works.", "Should I continue?", "I've fixed it", "A plan."]
+    found = 0
+    for _ in range(5000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+        if rng.random() < 0.3:
+            text = text.upper()
+        claim = rng.choice(claims)
+        expected = plain.match(text, claim)
+        assert Corrections().match(text, claim) == expected, (text, claim)
+        found += expected is not None
+    assert found > 100

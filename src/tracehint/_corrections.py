@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tracehint._limits import clamp
+from tracehint._needles import case_free_substrings, required_substrings
 
 __all__ = [
     "DEFAULT_CORRECTION_RULES",
@@ -73,6 +74,20 @@ class CorrectionRule:
     """What the reply shows, in words (``the user says it still does not work``)."""
     needs: NeedsClaim = NeedsClaim.SUCCESS
     where: Where = Where.OPENING
+    needles: tuple[str, ...] | None = None
+    """Substrings one of which every match holds (lower-cased when ``pattern`` ignores case,
+    then checked in ASCII texts only): a plain ``in`` test skips the regex for most replies.
+    ``None``: always search."""
+
+    def search(self, text: str, lowered: str | None) -> bool:
+        """Whether ``pattern`` is found in ``text`` (``lowered``: its lower case, if ASCII)."""
+        needles = self.needles
+        if needles is not None:
+            folded = self.pattern.flags & re.IGNORECASE
+            haystack = lowered if folded else text
+            if haystack is not None and not any(needle in haystack for needle in needles):
+                return False
+        return self.pattern.search(text) is not None
 
 
 def _rule(
@@ -84,7 +99,11 @@ def _rule(
     where: Where = Where.OPENING,
     flags: int = re.IGNORECASE,
 ) -> CorrectionRule:
-    return CorrectionRule(name, re.compile(pattern, flags), problem, needs, where)
+    compiled = re.compile(pattern, flags)
+    needles = (
+        case_free_substrings(compiled) if flags & re.IGNORECASE else required_substrings(compiled)
+    )
+    return CorrectionRule(name, compiled, problem, needs, where, needles)
 
 
 _NOT = (
@@ -316,13 +335,19 @@ class Corrections:
             return None
         success = _SUCCESS.search(claim) is not None
         statement = _QUESTION_END.search(claim.strip()) is None
+        # Lower-cased once for the rules' prefilters (only an ASCII text folds exactly).
+        lowered_words = words.lower() if words.isascii() else None
+        lowered_opening = opening.lower() if opening.isascii() else None
         for rule in self.rules:
             if rule.needs is NeedsClaim.SUCCESS and not success:
                 continue
             if rule.needs is NeedsClaim.STATEMENT and not statement:
                 continue
-            where = words if rule.where is Where.ANYWHERE else opening
-            if rule.pattern.search(where) is None:
+            if rule.where is Where.ANYWHERE:
+                found = rule.search(words, lowered_words)
+            else:
+                found = rule.search(opening, lowered_opening)
+            if not found:
                 continue
             return Correction(rule.name, rule.problem, words, _first_error_line(words))
         return None

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover -- other Pythons: no prefilter
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Prefiltered", "prefiltered", "required_substrings"]
+__all__ = ["Prefiltered", "case_free_substrings", "prefiltered", "required_substrings"]
 
 
 _MIN_NEEDLE = 3
@@ -82,6 +82,21 @@ def required_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
         return None
     needles = _needles_of(list(parsed))
     return tuple(sorted(needles)) if needles else None
+
+
+def case_free_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Required substrings of a case-insensitive ``pattern``, lower-cased, for ASCII texts.
+
+    In an ASCII text, a case-insensitive match holds one of them in the lower-cased text. Only
+    ASCII needles are given (some non-ASCII letters match ASCII ones case-insensitively);
+    ``None`` when there are none.
+    """
+    if _parser is None:
+        return None
+    needles = required_substrings(re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE))
+    if needles is None or not all(needle.isascii() for needle in needles):
+        return None
+    return tuple(sorted({needle.lower() for needle in needles}))
 
 
 @dataclass(frozen=True, slots=True)
