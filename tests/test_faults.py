@@ -60,7 +60,8 @@ async def judged_run(
                 stats=stats,
                 config=PipelineConfig(hint_workers=8),
             )
-            counters = annotator.stats()
+            totals = annotator.stats()
+            counters = totals.to_dict() if totals is not None else {}
     return [orjson.loads(line) for line in sink.lines], counters
 
 

@@ -81,7 +81,8 @@ async def read(
         Annotator(config(judge.url, cache=cache, reader=reader)) as annotator,
     ):
         out = await annotator.annotate_trace(trace)
-        stats = annotator.stats()
+        totals = annotator.stats()
+        stats = totals.to_dict() if totals is not None else {}
     return out, stats, judge
 
 

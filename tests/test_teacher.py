@@ -230,7 +230,8 @@ async def test_a_rejected_answer_is_asked_once_more() -> None:
     async with MockJudge(mock) as judge:
         async with Annotator(annotator_config(judge.url)) as annotator:
             trace = await annotator.annotate(rollout())
-            counters = annotator.stats()
+            totals = annotator.stats()
+            counters = totals.to_dict() if totals is not None else {}
         assert judge.stats.requests == 2
         assert judge.stats.system_prompts == {SYSTEM_PROMPT: 2}
         last = list(judge.stats.prompts)[-1]
@@ -270,7 +271,8 @@ async def test_samples_keep_the_valid_answers_and_pick_one() -> None:
     async with MockJudge(mock) as judge:
         async with Annotator(annotator_config(judge.url, judge_samples=3)) as annotator:
             trace = await annotator.annotate(rollout())
-            counters = annotator.stats()
+            totals = annotator.stats()
+            counters = totals.to_dict() if totals is not None else {}
         assert judge.stats.requests == 3
         [prompt] = judge.stats.prompts
     [(_, turn, _)] = list(trace.sites())

@@ -111,7 +111,7 @@ from tracehint._records import (
     Turn,
 )
 from tracehint._redact import Redactor, SecretPattern, redact
-from tracehint._stats import RunStats
+from tracehint._stats import JudgeTotals, RunStats
 from tracehint._teacher import (
     HintPlacement,
     site_message_index,
@@ -180,6 +180,7 @@ __all__ = [
     "JudgePrompt",
     "JudgeReply",
     "JudgeStats",
+    "JudgeTotals",
     "JudgeUnavailableError",
     "LayerName",
     "Limits",

@@ -40,6 +40,7 @@ from tracehint._pipeline import PipelineConfig, hint_trace, redacted_output
 from tracehint._reader import ReaderConfig
 from tracehint._records import InputIssue, Trace, TraceSource
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._stats import JudgeTotals
 
 if TYPE_CHECKING:
     import os
@@ -327,29 +328,18 @@ class Annotator:
 
     # -- statistics -----------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        """Judge, reader and cache counters (empty without a judge)."""
-        out: dict[str, Any] = {}
-        if self.judge is not None:
-            layer = self.judge.stats
-            out.update(
-                {
-                    "sites_asked": layer.sites,
-                    "cache_hits": layer.cache_hits,
-                    "single_flight_shared": layer.shared,
-                    "judge_hinted": layer.hinted,
-                    "judge_failed": layer.failed,
-                    "judge_not_a_mistake": layer.not_a_mistake,
-                    "judge_asked_again": layer.asked_again,
-                    "judge_rejected": dict(layer.rejected.most_common()),
-                    "judge_shortened": layer.shortened,
-                }
-            )
-        if self._client is not None:
-            out.update(self._client.stats.to_dict())
-        if self.reader is not None:
-            out["reader"] = self.reader.stats.to_dict()
-        return out
+    def stats(self) -> JudgeTotals | None:
+        """Judge, reader and cache counters (``None`` without a judge)."""
+        if self._client is None and self.judge is None and self.reader is None:
+            return None
+        totals = JudgeTotals.of(
+            client=self._client.stats if self._client is not None else None,
+            layer=self.judge.stats if self.judge is not None else None,
+            reader=self.reader.stats if self.reader is not None else None,
+        )
+        if self.cache is not None:
+            totals.cache_path = str(self.cache.path)
+        return totals
 
 
 @contextmanager

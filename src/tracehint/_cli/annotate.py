@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -510,8 +511,6 @@ async def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the ru
                     status = EXIT_ERROR
                 group.cancel_scope.cancel()
         stats.judge = annotator.stats()
-        if annotator.cache is not None:
-            stats.judge["cache_path"] = str(annotator.cache.path)
     if stats.finished is None:
         stats.finished = time.monotonic()
     if signalled:
@@ -531,7 +530,7 @@ def _exit_status(status: int, stats: RunStats) -> int:
     if status != EXIT_OK:
         return status
     failed = stats.hint_status.get("failed", 0)
-    judge_failed = int(stats.judge.get("judge_failed", 0))
+    judge_failed = stats.judge.judge_failed if stats.judge is not None else 0
     if failed:
         print(  # noqa: T201 -- CLI output
             f'tracehint: {failed} of {stats.sites} site(s) failed (hint_status "failed", the '
@@ -539,7 +538,7 @@ def _exit_status(status: int, stats: RunStats) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    failures = stats.judge.get("failures") or {}
+    failures = stats.judge.failures if stats.judge is not None else Counter[str]()
     unanswered = sum(n for reason, n in failures.items() if reason != FailureReason.CUT_OFF)
     if judge_failed:
         print(  # noqa: T201 -- CLI output

@@ -33,6 +33,8 @@ from tracehint._reader import (
 from tracehint._redact import Redactor
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from tracehint._judge import JudgeClient
     from tracehint._reader import ReaderWindow
     from tracehint._records import Finding, Trace
@@ -63,6 +65,21 @@ class ReaderStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    def add(self, other: ReaderStats) -> None:
+        """Add another pass's counters (another batch of the same run)."""
+        for name in _READER_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.dropped.update(other.dropped)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReaderStats:
+        """The counters of a ``to_dict()`` (e.g. sent back by a Ray worker)."""
+        stats = cls()
+        for name in _READER_COUNTS:
+            setattr(stats, name, int(data.get(name, 0)))
+        stats.dropped.update(data.get("dropped") or {})
+        return stats
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready counters (``judge.reader`` in ``--stats-json``)."""
         return {
@@ -78,6 +95,18 @@ class ReaderStats:
             "completion_tokens": self.completion_tokens,
         }
 
+
+_READER_COUNTS = (
+    "traces",
+    "windows",
+    "requests",
+    "cache_hits",
+    "failed_windows",
+    "findings",
+    "merged",
+    "prompt_tokens",
+    "completion_tokens",
+)
 
 _ASK_AGAIN = (
     "That answer cannot be used: {problem}. Answer again with the JSON object only: "
