@@ -23,6 +23,7 @@ from tracehint import (
     HintCache,
     HintSource,
     HintStatus,
+    InputFormat,
     JudgeStats,
     MockJudge,
     MockJudgeConfig,
@@ -177,7 +178,7 @@ def every_field() -> dict[str, object]:
             Turn(Role.USER, "[TOOL_RESULT (ERROR)] boom", TurnKind.TOOL_RESULTS),
             Turn(Role.ASSISTANT, "fixing", site=site, hint=hint),
         ),
-        source=TraceSource("p", "claude_code", "s", "a", "general-purpose", "d"),
+        source=TraceSource("p", InputFormat.CLAUDE_CODE, "s", "a", "general-purpose", "d"),
     )
     return trace_to_dict(trace)
 

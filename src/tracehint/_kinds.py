@@ -19,6 +19,7 @@ __all__ = [
     "ErrorKind",
     "HintSource",
     "HintStatus",
+    "InputFormat",
     "LayerName",
     "Role",
     "TurnKind",
@@ -251,3 +252,22 @@ class LayerName(StrEnum):
         if not found:
             raise ConfigError("--layers is empty; give at least one of: template, judge, raw")
         return tuple(found)
+
+
+class InputFormat(StrEnum):
+    """Formats ``tracehint annotate`` reads (``--format``), and ``TraceSource.format``.
+
+    ``auto`` is only an option: it lets each file's content decide; a trace's source names
+    the format it was read in.
+    """
+
+    AUTO = "auto"
+    CLAUDE_CODE = "claude_code"
+    OPENAI = "openai"
+    CODEX = "codex"
+    SWE_AGENT = "swe_agent"
+    OPENHANDS = "openhands"
+    ATIF = "atif"
+    GEMINI_CLI = "gemini_cli"
+    ANTHROPIC = "anthropic"
+    OPENAI_RESPONSES = "openai_responses"

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from tracehint._kinds import DetectedBy, ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._kinds import (
+    DetectedBy,
+    ErrorKind,
+    HintSource,
+    HintStatus,
+    InputFormat,
+    Role,
+    TurnKind,
+)
 from tracehint._plaintext import plain_text
 
 if TYPE_CHECKING:
@@ -211,7 +219,7 @@ class TraceSource:
     """Where a trace came from."""
 
     path: str
-    format: str
+    format: InputFormat
     session_id: str | None = None
     agent_id: str | None = None
     agent_type: str | None = None

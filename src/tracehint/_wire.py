@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._exceptions import InputError
-from tracehint._kinds import DetectedBy, ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._kinds import (
+    DetectedBy,
+    ErrorKind,
+    HintSource,
+    HintStatus,
+    InputFormat,
+    Role,
+    TurnKind,
+)
 from tracehint._records import ErrorSite, Facts, Finding, Hint, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
@@ -239,6 +247,15 @@ def _turn_from(out: object) -> Turn:
     return Turn(role, content, kind, _site(out), _hint(out))
 
 
+def _source_format(source: Mapping[str, Any]) -> InputFormat:
+    name = _str(source, "format")
+    try:
+        return InputFormat(name or "")
+    except ValueError:
+        known = ", ".join(f.value for f in InputFormat if f is not InputFormat.AUTO)
+        raise InputError(f"source format {name!r} is not one of {known}") from None
+
+
 def trace_from_dict(data: Mapping[str, Any]) -> Trace:
     """A trace from one output line's data (what ``trace_to_dict`` wrote).
 
@@ -262,7 +279,7 @@ def trace_from_dict(data: Mapping[str, Any]) -> Trace:
         turns=tuple(_turn_from(turn) for turn in turns),
         source=TraceSource(
             path=_str(source, "path") or "",
-            format=_str(source, "format") or "",
+            format=_source_format(source),
             session_id=_str(source, "session_id"),
             agent_id=_str(source, "agent_id"),
             agent_type=_str(source, "agent_type"),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from tracehint._classify import Classifier
     from tracehint._ingest._lines import Line
+    from tracehint._kinds import InputFormat
     from tracehint._limits import Limits
     from tracehint._records import Trace
 
@@ -84,7 +85,7 @@ class ReadContext:
     """What a reader needs besides the document: where it is, and how to classify."""
 
     path: str
-    format: str
+    format: InputFormat
     classifier: Classifier
     limits: Limits
     line: int | None = None

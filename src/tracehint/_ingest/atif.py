@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, tool_call
 from tracehint._ingest._document import Outcome, as_int, as_str, shell_failed, text_of
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_trajectory", "read_atif"]
 
-FORMAT = "atif"
+FORMAT = InputFormat.ATIF
 
 _PARSE_ERROR = "Previous response had parsing errors"
 # What converted agents' tool errors look like in text: an editor's ``ERROR:`` opening, an

@@ -18,6 +18,7 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._files import open_regular
+from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "AgentMeta", "ClaudeCodeParser", "FileRejectedError", "read_agent_meta"]
 
-FORMAT = "claude_code"
+FORMAT = InputFormat.CLAUDE_CODE
 
 # Entry types that carry conversation; every other type (progress, file-history-snapshot,
 # queue-operation, attachment, permission-mode, last-prompt, and types not invented yet) is

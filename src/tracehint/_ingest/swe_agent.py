@@ -22,6 +22,7 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, call_in
 from tracehint._ingest._document import Outcome, as_str, shell_failed, text_of
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_trajectory", "read_swe_agent"]
 
-FORMAT = "swe_agent"
+FORMAT = InputFormat.SWE_AGENT
 
 _LINT_REJECTED = "Your proposed edit has introduced new syntax error(s)"
 
