@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import orjson
+import pytest
 
 from tracehint import (
     Classifier,
@@ -24,7 +25,7 @@ from tracehint import (
     annotate_files,
 )
 from tracehint._limits import clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
-from tracehint._output import JsonlSink, MemorySink
+from tracehint._output import JsonlSink, MemorySink, SinkState
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -124,3 +125,24 @@ def test_clamping_a_long_text_without_copying_it_keeps_the_result() -> None:
         for limit in (1, 7, 60, 300, 2000, 10**7):
             assert clamp_stripped(text, limit) == clamp(text.strip(), limit)
             assert clamp_middle_stripped(text, limit) == clamp_middle(text.strip(), limit)
+
+
+async def test_a_sink_takes_lines_only_while_open(tmp_path: Path) -> None:
+    """Lines written before the sink is entered, or after it closed, are an error, not lost."""
+    sink = JsonlSink(str(tmp_path / "out.jsonl"))
+
+    def state() -> SinkState:  # read afresh each time (no narrowing across awaits)
+        return sink.state
+
+    assert state() is SinkState.NEW
+    with pytest.raises(RuntimeError, match="is new"):
+        await sink.write(b"{}\n")
+    async with sink:
+        assert state() is SinkState.OPEN
+        await sink.write(b"{}\n")
+    assert state() is SinkState.CLOSED
+    assert (tmp_path / "out.jsonl").read_bytes() == b"{}\n"
+    with pytest.raises(RuntimeError, match="is closed"):
+        await sink.write(b"{}\n")
+    with pytest.raises(RuntimeError, match="entered once"):
+        await sink.__aenter__()

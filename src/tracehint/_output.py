@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from typing import IO, TYPE_CHECKING, Self
 
 import anyio
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-__all__ = ["JsonlSink", "MemorySink", "OutputPath", "check_outputs"]
+__all__ = ["JsonlSink", "MemorySink", "OutputPath", "SinkState", "check_outputs"]
 
 STDOUT = "-"
 
@@ -98,6 +99,14 @@ def _write_lines(file: IO[bytes], lines: list[bytes]) -> None:
     file.flush()
 
 
+class SinkState(Enum):
+    """Where a ``JsonlSink`` is in its life: lines are taken only while it is open."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class JsonlSink:
     """An append-only JSONL file (or stdout for ``-``), as an async context manager.
 
@@ -120,10 +129,14 @@ class JsonlSink:
         self._buffer: list[bytes] = []
         self._size = 0
         self._file: anyio.AsyncFile[bytes] | None = None
+        self.state = SinkState.NEW
 
     async def __aenter__(self) -> Self:
+        if self.state is not SinkState.NEW:
+            raise RuntimeError(f"a JsonlSink is entered once (this one is {self.state.value})")
         if self.path == STDOUT:
             self._file = anyio.wrap_file(sys.stdout.buffer)
+            self.state = SinkState.OPEN
             return self
         if not self._overwrite and not self._append and await anyio.Path(self.path).exists():
             raise ConfigError(
@@ -134,6 +147,7 @@ class JsonlSink:
             self._file = await anyio.open_file(self.path, "ab" if self._append else "wb")
         except OSError as exc:
             raise OutputError(f"cannot open output {self.path}: {exc.strerror or exc}") from exc
+        self.state = SinkState.OPEN
         return self
 
     @property
@@ -143,6 +157,11 @@ class JsonlSink:
 
     async def write(self, line: bytes) -> None:
         """Queue one complete line (ending in a newline); flush when the batch is full."""
+        if self.state is not SinkState.OPEN:
+            raise RuntimeError(
+                f"JsonlSink {self.path} is {self.state.value}: "
+                "write inside `async with JsonlSink(...)`"
+            )
         self._buffer.append(line)
         self._size += len(line)
         if self._size >= self._batch_bytes:
@@ -165,17 +184,18 @@ class JsonlSink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        file, self._file = self._file, None
-        if file is None:
+        if self.state is not SinkState.OPEN:
             return
+        self.state = SinkState.CLOSED
+        file = self._file
         try:
             with anyio.CancelScope(shield=True):
-                if self._buffer:
-                    self._file = file
+                try:
                     await self.flush()
+                finally:
                     self._file = None
-                if self.path != STDOUT:
-                    await file.aclose()
+                    if file is not None and self.path != STDOUT:
+                        await file.aclose()
         except OutputError:
             if exc is None:
                 raise
