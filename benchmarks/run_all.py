@@ -22,8 +22,10 @@ BENCHMARKS = (
     "bench_judge",
     "bench_pipeline",
     "bench_ingest",
+    "bench_stalls",
     "bench_memory",
     "bench_warm_cache",
+    "bench_redact",
     "bench_ray",
 )
 CLIENT_STYLE = {"tracehint": "o-", "aiohttp": "s-", "httpx": "^-"}

@@ -1,4 +1,11 @@
-"""Shared fixtures: the real session corpus, copied so tests never touch the original."""
+"""Shared fixtures: real Claude Code sessions, copied so tests never touch the originals.
+
+``sessions`` are the few real sessions shipped in ``tests/data/claude_code`` (byte-for-byte
+copies of shared-corpus files, see ``tests/data/README.md``): tests that need real sessions,
+not the whole corpus, use them and run anywhere. ``shared_corpus`` is the whole corpus beside
+the repository (``../shared``, as CI has it); tests of corpus-wide properties use it and skip
+without it. ``claude_corpus`` runs a test on both.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO.parent / "shared" / "corpus" / "claude_code"
 EXAMPLES = REPO / "examples" / "sessions"
+SESSIONS = REPO / "tests" / "data" / "claude_code"
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +36,31 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def shared_corpus() -> Path:
     """The read-only shared corpus (skip the test when it is not beside the repo)."""
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {SHARED_CORPUS}")
+    return SHARED_CORPUS
+
+
+@pytest.fixture(scope="session")
+def sessions() -> Path:
+    """Real Claude Code sessions shipped with the tests (read-only; a few corpus files)."""
+    return SESSIONS
+
+
+@pytest.fixture
+def sessions_copy(tmp_path: Path) -> Path:
+    """A private copy of ``sessions``."""
+    target = tmp_path / "sessions"
+    shutil.copytree(SESSIONS, target)
+    return target
+
+
+@pytest.fixture(scope="session", params=["tests/data", "shared"])
+def claude_corpus(request: pytest.FixtureRequest) -> Path:
+    """Real Claude Code sessions: those in tests/data (anywhere), then the whole shared corpus
+    (skipped when it is not beside the repo)."""
+    if request.param == "tests/data":
+        return SESSIONS
     if not SHARED_CORPUS.is_dir():
         pytest.skip(f"shared corpus not found at {SHARED_CORPUS}")
     return SHARED_CORPUS

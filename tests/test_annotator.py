@@ -238,6 +238,8 @@ async def test_bad_messages_name_the_message() -> None:
 
 
 def test_teacher_messages_rejects_non_sites() -> None:
-    trace = tracehint.Trace("t", (), tracehint.TraceSource(path="x", format="y"))
+    trace = tracehint.Trace(
+        "t", (), tracehint.TraceSource(path="x", format=tracehint.InputFormat.OPENAI)
+    )
     with pytest.raises(ConfigError):
         tracehint.teacher_messages(trace, 0)

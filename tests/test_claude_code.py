@@ -17,9 +17,10 @@ import anyio
 import orjson
 import pytest
 
+from conftest import SESSIONS, SHARED_CORPUS
 from tracehint import (
     Classifier,
-    ClaudeCodeParser,
+    DetectedBy,
     ErrorKind,
     HintChain,
     InputIssue,
@@ -34,6 +35,7 @@ from tracehint import (
     annotate_files,
 )
 from tracehint._ingest._lines import Line
+from tracehint._ingest.claude_code import ClaudeCodeParser
 from tracehint._output import MemorySink
 
 CHAIN = HintChain((TemplateLayer(), RawErrorLayer()))
@@ -116,7 +118,17 @@ def parse(path: Path) -> tuple[list[Trace], list[InputIssue]]:
 
 
 def sites(trace: dict[str, Any]) -> list[dict[str, Any]]:
-    return [turn for turn in trace["turns"] if "tool_error" in turn]
+    """The output trace's tool-error sites."""
+    return [
+        turn
+        for turn in trace["turns"]
+        if "tool_error" in turn and turn["detected_by"] == DetectedBy.TOOL_ERROR
+    ]
+
+
+def user_sites(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """The output trace's user-correction sites."""
+    return [turn for turn in trace["turns"] if turn.get("detected_by") == DetectedBy.USER]
 
 
 def assert_tool_input(found: str | None, arguments: object) -> None:
@@ -282,18 +294,37 @@ def corpus_file(root: Path, stem: str) -> Path:
     return path
 
 
+def session_file(stem: str) -> Path:
+    """The corpus file whose name starts with ``stem``: shipped in tests/data, else from the
+    shared corpus (the test is skipped when neither has it)."""
+    for root in (SESSIONS, SESSIONS.parent / "claude_code_corrections", SHARED_CORPUS):
+        found = [p for p in corpus_files(root) if p.name.startswith(stem)]
+        if found:
+            (path,) = found
+            return path
+    pytest.skip(f"{stem}* is not in tests/data and the shared corpus is not at {SHARED_CORPUS}")
+
+
 def test_session_files_cover_the_corpus(shared_corpus: Path) -> None:
     assert sorted(corpus_file(shared_corpus, stem) for stem in SESSION_FILES) == corpus_files(
         shared_corpus
     )
 
 
+def test_shipped_sessions_are_copies_of_the_corpus(shared_corpus: Path) -> None:
+    shipped = sorted(p for p in SESSIONS.rglob("*") if p.is_file())
+    assert len(shipped) >= 7
+    for path in shipped:
+        original = shared_corpus / path.relative_to(SESSIONS)
+        assert path.read_bytes() == original.read_bytes(), path
+
+
 @pytest.fixture(scope="module")
-def corpus_run(shared_corpus: Path) -> Run:
-    """The whole corpus through the pipeline, once for the module."""
+def corpus_run(claude_corpus: Path) -> Run:
+    """The sessions through the pipeline, once for the module (and each corpus)."""
 
     async def go() -> Run:
-        return await annotate([shared_corpus])
+        return await annotate([claude_corpus])
 
     return anyio.run(go)
 
@@ -301,8 +332,8 @@ def corpus_run(shared_corpus: Path) -> Run:
 # -- tests -------------------------------------------------------------------------------------
 
 
-def test_whole_corpus_has_no_input_issues(shared_corpus: Path, corpus_run: Run) -> None:
-    files = corpus_files(shared_corpus)
+def test_whole_corpus_has_no_input_issues(claude_corpus: Path, corpus_run: Run) -> None:
+    files = corpus_files(claude_corpus)
     raw = {f: raw_lines(f) for f in files}
     assert corpus_run.issues == []
     stats = corpus_run.stats
@@ -316,9 +347,9 @@ def test_whole_corpus_has_no_input_issues(shared_corpus: Path, corpus_run: Run) 
     assert stats.traces == len(corpus_run.traces)
 
 
-def test_other_entry_types_are_skipped_silently(shared_corpus: Path, corpus_run: Run) -> None:
+def test_other_entry_types_are_skipped_silently(claude_corpus: Path, corpus_run: Run) -> None:
     skipped: Counter[str] = Counter()
-    for path in corpus_files(shared_corpus):
+    for path in corpus_files(claude_corpus):
         for _, entry in raw_lines(path):
             if entry["type"] not in {"user", "assistant"}:
                 skipped[entry["type"]] += 1
@@ -332,9 +363,10 @@ def test_other_entry_types_are_skipped_silently(shared_corpus: Path, corpus_run:
 
 
 @pytest.mark.parametrize("stem", SESSION_FILES)
-def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
-    """Every mistake is a site or part of one's batch; rejections are counted, never sites."""
-    path = corpus_file(shared_corpus, stem)
+def test_sites_match_raw_failures(stem: str) -> None:
+    """Every mistake is a tool-error site or part of one's batch; a rejection is counted, or a
+    user correction when the user said why."""
+    path = session_file(stem)
     traces, issues = parse(path)
     assert issues == []
     conversations = raw_conversations(path)
@@ -352,19 +384,24 @@ def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
             if block.get("type") == "tool_result" and block.get("is_error") is True
         )
         rejected = [r for r in results if r.is_error and r.rejected]
-        assert dict(trace.non_mistakes) == (
-            {ErrorKind.USER_REJECTED: len(rejected)} if rejected else {}
-        )
+        rejected_ids = {r.tool_use_id for r in rejected}
+        said = [
+            s
+            for _, _, s in trace.sites()
+            if s.detected_by is DetectedBy.USER and s.tool_use_id in rejected_ids
+        ]
+        left = len(rejected) - len(said)
+        assert dict(trace.non_mistakes) == ({ErrorKind.USER_REJECTED: left} if left else {})
+        tool_sites = [s for _, _, s in trace.sites() if s.detected_by is DetectedBy.TOOL_ERROR]
         expected = [
             (batch[0].tool_use_id, batch[0].tool_name, len(batch)) for batch in conversation.batches
         ]
-        found = [(s.tool_use_id, s.tool_name, s.failed_calls) for _, _, s in trace.sites()]
+        found = [(s.tool_use_id, s.tool_name, s.failed_calls) for s in tool_sites]
         assert found == expected
-        rejected_ids = {r.tool_use_id for r in rejected}
-        assert not rejected_ids & {s.tool_use_id for _, _, s in trace.sites()}
+        assert not rejected_ids & {s.tool_use_id for s in tool_sites}
         # Every mistake that an assistant message answered is covered by a site's batch.
         batched = sum(len(batch) for batch in conversation.batches)
-        assert sum(s.failed_calls for _, _, s in trace.sites()) == batched
+        assert sum(s.failed_calls for s in tool_sites) == batched
         for _, turn, site in trace.sites():
             assert turn.role is Role.ASSISTANT
             assert turn.kind is TurnKind.MESSAGE
@@ -373,45 +410,65 @@ def test_sites_match_raw_failures(shared_corpus: Path, stem: str) -> None:
             assert len(site.earlier_errors) == min(site.repeats, 3)
 
 
-def test_all_corpus_mistakes_accounted_for(shared_corpus: Path, corpus_run: Run) -> None:
+def test_all_corpus_mistakes_accounted_for(claude_corpus: Path, corpus_run: Run) -> None:
     mistakes = rejections = answered = 0
-    for path in corpus_files(shared_corpus):
+    for path in corpus_files(claude_corpus):
         for conversation in raw_conversations(path).values():
             mistakes += sum(1 for r in conversation.results if r.mistake)
             rejections += sum(1 for r in conversation.results if r.is_error and r.rejected)
             answered += sum(len(batch) for batch in conversation.batches)
     stats = corpus_run.stats
     assert rejections > 0
-    assert dict(stats.non_mistakes) == {"user_rejected": rejections}
+    said = sum(
+        1 for t in corpus_run.traces for s in user_sites(t) if s["error_meta"]["tool_use_id"]
+    )
+    assert said > 0
+    assert set(stats.non_mistakes) <= {"user_rejected"}
+    assert stats.non_mistakes["user_rejected"] == rejections - said
     assert (
         sum(s["error_meta"]["failed_calls"] for t in corpus_run.traces for s in sites(t))
         == answered
     )
     assert answered == mistakes  # in this corpus every failure is answered by the agent
-    assert stats.sites == sum(len(sites(t)) for t in corpus_run.traces)
+    assert stats.sites == sum(len(sites(t)) + len(user_sites(t)) for t in corpus_run.traces)
+    assert stats.sites_by_detector["tool_error"] == sum(len(sites(t)) for t in corpus_run.traces)
 
 
-def test_feedback_rejections_are_not_sites(shared_corpus: Path) -> None:
-    path = corpus_file(shared_corpus, FEEDBACK_FILE)
+def test_feedback_rejections_are_user_corrections() -> None:
+    """A rejection whose result is the user's words is a user correction of the rejected call."""
+    path = session_file(FEEDBACK_FILE)
     raw = [r for c in raw_conversations(path).values() for r in c.results if r.is_error]
-    feedback = [r for r in raw if r.text in FEEDBACK_REJECTIONS]
-    assert {r.text for r in feedback} == FEEDBACK_REJECTIONS
-    assert all(r.tool_name == "Bash" for r in feedback)
-    assert all(REJECTION_MARKER not in r.text for r in feedback)
+    feedback = {r.tool_use_id: r for r in raw if r.text in FEEDBACK_REJECTIONS}
+    assert {r.text for r in feedback.values()} == FEEDBACK_REJECTIONS
+    assert all(r.tool_name == "Bash" for r in feedback.values())
+    assert all(REJECTION_MARKER not in r.text for r in feedback.values())
     traces, _ = parse(path)
     (trace,) = traces
-    assert trace.non_mistakes.get(ErrorKind.USER_REJECTED) == len(feedback)
-    site_ids = {site.tool_use_id for _, _, site in trace.sites()}
-    assert not site_ids & {r.tool_use_id for r in feedback}
-    for _, _, site in trace.sites():
-        assert site.error_message not in FEEDBACK_REJECTIONS
+    assert ErrorKind.USER_REJECTED not in trace.non_mistakes
+    corrected = {
+        site.tool_use_id: site
+        for _, _, site in trace.sites()
+        if site.detected_by is DetectedBy.USER and site.tool_use_id
+    }
+    assert set(corrected) == set(feedback)
+    for use_id, site in corrected.items():
+        assert site.kind is ErrorKind.USER_CORRECTION
+        assert site.error_message == feedback[use_id].text
+        assert site.tool_name == "Bash"
+        assert site.facts.codes == ("rejected",)
+        assert site.mistake_message_index is not None
+        assert site.message_index is not None
+        mistake = trace.messages[site.mistake_message_index]
+        assert use_id in {call["id"] for call in mistake["tool_calls"]}
+        assert site.message_index > site.mistake_message_index
+        assert trace.messages[site.message_index]["role"] == "assistant"
     # Real errors in the same file still make sites.
-    assert trace.site_count > 0
+    assert any(s.detected_by is DetectedBy.TOOL_ERROR for _, _, s in trace.sites())
 
 
-def test_marker_rejections_are_not_sites(shared_corpus: Path, corpus_run: Run) -> None:
+def test_marker_rejections_are_not_sites(claude_corpus: Path, corpus_run: Run) -> None:
     rejected_ids: set[str] = set()
-    for path in corpus_files(shared_corpus):
+    for path in corpus_files(claude_corpus):
         for conversation in raw_conversations(path).values():
             rejected_ids |= {
                 r.tool_use_id
@@ -422,12 +479,15 @@ def test_marker_rejections_are_not_sites(shared_corpus: Path, corpus_run: Run) -
     for trace in corpus_run.traces:
         for site in sites(trace):
             assert site["error_meta"]["tool_use_id"] not in rejected_ids
+        for site in user_sites(trace):  # the user's words, never Claude Code's boilerplate
             assert REJECTION_MARKER not in site["error_meta"]["error_message"]
+            assert site["hint_source"] == "user"
+            assert REJECTION_MARKER not in site["hint"]
 
 
-def test_error_meta_matches_raw_tool_use(shared_corpus: Path, corpus_run: Run) -> None:
+def test_error_meta_matches_raw_tool_use(claude_corpus: Path, corpus_run: Run) -> None:
     results: dict[str, RawResult] = {}
-    for path in corpus_files(shared_corpus):
+    for path in corpus_files(claude_corpus):
         for conversation in raw_conversations(path).values():
             results |= {r.tool_use_id: r for r in conversation.results}
     checked = 0
@@ -452,11 +512,11 @@ def test_error_meta_matches_raw_tool_use(shared_corpus: Path, corpus_run: Run) -
             assert turn["hint"]
             assert turn["hint_source"] in {"template", "raw"}
             checked += 1
-    assert checked == corpus_run.stats.sites > 0
+    assert checked == corpus_run.stats.sites_by_detector["tool_error"] > 0
 
 
-def test_file_not_read_errors(shared_corpus: Path) -> None:
-    path = corpus_file(shared_corpus, FILE_NOT_READ_FILE)
+def test_file_not_read_errors() -> None:
+    path = session_file(FILE_NOT_READ_FILE)
     raw = [
         r
         for c in raw_conversations(path).values()
@@ -482,8 +542,8 @@ def test_file_not_read_errors(shared_corpus: Path) -> None:
 
 
 @pytest.mark.parametrize("sub", [KIMUSON, DAAAIN])
-def test_assistant_entries_grouped_by_message_id(shared_corpus: Path, sub: str) -> None:
-    for path in sorted((shared_corpus / sub).rglob("*.jsonl")):
+def test_assistant_entries_grouped_by_message_id(claude_corpus: Path, sub: str) -> None:
+    for path in sorted((claude_corpus / sub).rglob("*.jsonl")):
         ids = [
             e["message"]["id"]
             for _, e in raw_lines(path)
@@ -497,8 +557,8 @@ def test_assistant_entries_grouped_by_message_id(shared_corpus: Path, sub: str) 
             assert len(ids) > len(set(ids))
 
 
-def test_split_message_keeps_all_blocks_in_one_turn(shared_corpus: Path) -> None:
-    path = corpus_file(shared_corpus, FEEDBACK_FILE)
+def test_split_message_keeps_all_blocks_in_one_turn() -> None:
+    path = session_file(FEEDBACK_FILE)
     entries = [e for _, e in raw_lines(path) if e["type"] == "assistant"]
     counts = Counter(e["message"]["id"] for e in entries)
     message_id, parts = counts.most_common(1)[0]
@@ -532,8 +592,9 @@ def test_split_message_keeps_all_blocks_in_one_turn(shared_corpus: Path) -> None
 @pytest.mark.parametrize(
     "name", ["5c0375b4-57a5-4f26-b12d-d022ee4e51b7", "fe5e1c67-53e7-4862-81ae-d0e013e3270b"]
 )
-def test_inline_sidechains_become_traces(shared_corpus: Path, corpus_run: Run, name: str) -> None:
-    path = shared_corpus / KIMUSON / f"{name}.jsonl"
+async def test_inline_sidechains_become_traces(name: str) -> None:
+    path = session_file(name)
+    run = await annotate([path])
     entries = [e for _, e in raw_lines(path) if e["type"] in {"user", "assistant"}]
     sidechain = {e["uuid"] for e in entries if e.get("isSidechain") is True}
     assert sidechain
@@ -542,7 +603,7 @@ def test_inline_sidechains_become_traces(shared_corpus: Path, corpus_run: Run, n
         for e in entries
         if e.get("isSidechain") is True and e.get("parentUuid") not in sidechain
     ]
-    traces = corpus_run.for_path(path)
+    traces = run.for_path(path)
     expected = {name} | {f"{name}/sidechain-{n}" for n in range(1, len(roots) + 1)}
     assert {t["trace_id"] for t in traces} == expected
     for trace in traces:
@@ -568,13 +629,14 @@ def test_inline_sidechains_become_traces(shared_corpus: Path, corpus_run: Run, n
         for turn in t["turns"]
         if turn["role"] == "assistant"
     )
-    main_turns = sum(1 for turn in corpus_run.by_id()[name]["turns"] if turn["role"] == "assistant")
+    main_turns = sum(1 for turn in run.by_id()[name]["turns"] if turn["role"] == "assistant")
     assert side_turns == len(side_ids)
     assert main_turns == len(main_ids)
 
 
-def test_top_level_agent_file_2_0(shared_corpus: Path, corpus_run: Run) -> None:
-    path = shared_corpus / DAAAIN / "-src-deep-manifest" / "agent-c8d9b115.jsonl"
+async def test_top_level_agent_file_2_0() -> None:
+    path = session_file("agent-c8d9b115")
+    corpus_run = await annotate([path.parent])  # the agent file and its main session
     first = raw_lines(path)[0][1]
     session, agent = first["sessionId"], first["agentId"]
     assert session == "a7da6a22-facc-4fcd-8bab-f83c87862004"
@@ -590,8 +652,8 @@ def test_top_level_agent_file_2_0(shared_corpus: Path, corpus_run: Run) -> None:
     assert sum(1 for turn in trace["turns"] if turn["role"] == "assistant") == len(ids)
 
 
-def test_subagents_folder_2_1(shared_corpus: Path, corpus_run: Run) -> None:
-    agent_files = sorted(shared_corpus.rglob("subagents/agent-*.jsonl"))
+def test_subagents_folder_2_1(claude_corpus: Path, corpus_run: Run) -> None:
+    agent_files = sorted(claude_corpus.rglob("subagents/agent-*.jsonl"))
     assert len(agent_files) == 2
     for path in agent_files:
         session = path.parent.parent.name
@@ -791,3 +853,58 @@ def test_user_message_after_failure_ends_it(tmp_path: Path) -> None:
     assert [s.tool_use_id for _, _, s in trace.sites()] == ["t0"]
     ((index, _, _),) = trace.sites()
     assert trace.turns[index].content.startswith("[TOOL_CALL Bash]")
+
+
+def _progress(uuid: str, data: dict[str, Any], use_id: str) -> bytes:
+    entry = {
+        "parentUuid": None,
+        "type": "progress",
+        "data": data,
+        "toolUseID": use_id,
+        "parentToolUseID": use_id,
+        "uuid": uuid,
+    }
+    return orjson.dumps(entry)
+
+
+def test_progress_entries_are_skipped_but_a_pre_tool_use_hook_is_read(tmp_path: Path) -> None:
+    """2.1.x ``progress`` lines: counted and skipped, except the PreToolUse hook of a call."""
+    blocked = "Blocked by policy: no force pushes"
+    lines = [
+        _entry("user", "u0", None, "push it"),
+        _call("a0", "u0", "t0", "Bash", "git push --force"),
+        _progress("p0", {"type": "bash_progress", "output": "x" * 5000}, "t0"),
+        _progress("p1", {"type": "hook_progress", "hookEvent": "PostToolUse"}, "t9"),
+        _progress(
+            "p2",
+            {"type": "hook_progress", "hookEvent": "PreToolUse", "hookName": "PreToolUse:Bash"},
+            "t0",
+        ),
+        _progress("p3", {"type": "agent_progress", "message": {"content": "in_progress"}}, "t0"),
+        _result("r0", "a0", "t0", blocked, error=True),
+        _entry("assistant", "end", "r0", [{"type": "text", "text": "I will not force push."}]),
+        # not a progress entry, though it names one
+        _entry("user", "u1", "end", 'what does "progress" mean here?'),
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    parser = ClaudeCodeParser(str(path), Classifier(), Limits())
+    for number, data in enumerate(lines, 1):
+        assert parser.feed(Line(number, data)) is None
+    (trace,) = parser.finish()
+    assert parser.skipped_entries == 4
+    assert parser.good_lines == len(lines)
+    ((_, _, site),) = trace.sites()
+    assert site.kind is ErrorKind.HOOK_BLOCKED
+    assert site.facts.hook == "PreToolUse:Bash"
+    assert trace.turns[-1].content == 'what does "progress" mean here?'
+
+
+def test_a_malformed_progress_line_is_an_issue(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    parser = ClaudeCodeParser(str(path), Classifier(), Limits())
+    assert parser.feed(Line(1, _entry("user", "u0", None, "hi"))) is None
+    found = parser.feed(Line(2, b'{"type":"progress","data":{"type":"bash_progress",}}'))
+    assert found is not None
+    assert found.line == 2
+    assert "invalid JSON" in found.reason

@@ -15,7 +15,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
+def test_annotate_sessions_end_to_end(sessions_copy: Path, tmp_path: Path) -> None:
+    corpus = sessions_copy
     out, stats_path, errors = (
         tmp_path / "traces.jsonl",
         tmp_path / "stats.json",
@@ -43,7 +44,8 @@ def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
     for turn in sites:
         assert turn["role"] == "assistant"
         assert turn["hint"]
-        assert turn["hint_source"] in {"template", "raw"}
+        assert turn["hint_source"] in {"template", "raw", "user"}
+        assert (turn["hint_source"] == "user") == (turn["detected_by"] == "user")
         meta = turn["error_meta"]
         assert {
             "error_message",
@@ -52,7 +54,9 @@ def test_annotate_corpus_end_to_end(corpus: Path, tmp_path: Path) -> None:
             "tool_use_id",
             "source_content_excerpt",
         } <= set(meta)
-    assert stats["non_mistakes"].get("user_rejected", 0) > 0
+    # Every rejection in this corpus carries the user's words: each is a user correction.
+    assert stats["non_mistakes"].get("user_rejected", 0) == 0
+    assert stats["sites_by_detector"]["user"] > 0
     for trace in traces:
         assert set(trace) >= {"trace_id", "turns", "final_reward", "source"}
         assert trace["source"]["format"] == "claude_code"

@@ -60,13 +60,14 @@ async def judged_run(
                 stats=stats,
                 config=PipelineConfig(max_traces_in_flight=8, concurrency=8),
             )
-            counters = annotator.stats()
+            totals = annotator.stats()
+            counters = totals.to_dict() if totals is not None else {}
     return [orjson.loads(line) for line in sink.lines], counters
 
 
-def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
     return {
-        (trace["trace_id"], turn["error_meta"]["tool_use_id"]): turn
+        (trace["trace_id"], turn["message_index"]): turn
         for trace in traces
         for turn in trace["turns"]
         if "tool_error" in turn
@@ -74,6 +75,7 @@ def sites_of(traces: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, An
 
 
 async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_path: Path) -> None:
+    # The whole corpus: enough requests for every fault kind to happen.
     cache = tmp_path / "hints.sqlite3"
     async with MockJudge(FLAKY) as judge:
         traces, counters = await judged_run([shared_corpus], judge, cache)
@@ -87,7 +89,11 @@ async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_p
     statuses = Counter(site["hint_status"] for site in sites.values())
     assert set(statuses) <= {"ok", "failed"}, statuses
     for site in sites.values():
-        if site["hint_status"] == "ok":
+        if site["hint_status"] == "ok" and site["hint_source"] == "user":
+            # A user correction the judge failed on falls back to the user's own words.
+            assert site["detected_by"] == "user"
+            assert site["judge_reason"]
+        elif site["hint_status"] == "ok":
             assert site["hint_source"] == "judge"
             assert site["hint"]
         else:
@@ -105,7 +111,12 @@ async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_p
         Counter(site["error_meta"]["error_message"] for site in sites.values()).values()
     )
     assert sum(per_prompt.values()) == counters["requests"]
-    failed = [key for key, site in sites.items() if site["hint_status"] == "failed"]
+    # Failed judge requests: a failed site, or a user correction answered by the user's words.
+    failed = [
+        key
+        for key, site in sites.items()
+        if site["hint_status"] == "failed" or site["hint_source"] == "user"
+    ]
 
     # A rerun against a healthy judge fills in exactly the failures; the hints it got stay.
     async with MockJudge(MockJudgeConfig(latency=0.0)) as healthy:
@@ -115,7 +126,7 @@ async def test_mixed_judge_faults_then_rerun_fills_in(shared_corpus: Path, tmp_p
     assert sites2.keys() == sites.keys()
     assert all(site["hint_status"] == "ok" for site in sites2.values())
     for key, site in sites.items():
-        if site["hint_status"] == "ok":
+        if site["hint_status"] == "ok" and key not in failed:
             assert sites2[key]["hint"] == site["hint"]
     assert 0 < rerun_requests <= len(failed) if failed else rerun_requests == 0
     assert counters2["cache_hits"] >= len(sites) - len(failed)
@@ -126,13 +137,13 @@ async def cli(*args: str) -> tuple[int, str]:
     return result.returncode, result.stderr.decode()
 
 
-async def test_corrupt_cache_is_a_clear_error(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_corrupt_cache_is_a_clear_error(sessions: Path, tmp_path: Path) -> None:
     cache = tmp_path / "hints.sqlite3"
     cache.write_bytes(b"SQLite format 3\x00" + b"\x13\x37" * 4000)
     out = tmp_path / "o.jsonl"
     async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
         code, err = await cli(
-            "annotate", str(shared_corpus), "-o", str(out), "--layers", "judge",
+            "annotate", str(sessions), "-o", str(out), "--layers", "judge",
             "--judge-url", judge.url, "--judge-model", "m", "--cache", str(cache),
         )  # fmt: skip
         assert judge.stats.requests == 0  # stopped before judging into nowhere
@@ -144,14 +155,14 @@ async def test_corrupt_cache_is_a_clear_error(shared_corpus: Path, tmp_path: Pat
     assert cache.read_bytes().startswith(b"SQLite format 3\x00\x13\x37")
 
 
-async def test_two_runs_share_one_cache(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_two_runs_share_one_cache(sessions: Path, tmp_path: Path) -> None:
     cache = tmp_path / "hints.sqlite3"
     outs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     async with MockJudge(MockJudgeConfig(latency=0.01, jitter=0.01)) as judge:
 
         async def run(out: Path) -> None:
             code, err = await cli(
-                "annotate", str(shared_corpus), "-o", str(out), "--layers", "judge",
+                "annotate", str(sessions), "-o", str(out), "--layers", "judge",
                 "--judge-url", judge.url, "--judge-model", "m", "--cache", str(cache),
                 "--concurrency", "16", "--stats-json", f"{out}.stats",
             )  # fmt: skip

@@ -442,6 +442,7 @@ def test_cli_reads_every_format_and_resumes(tmp_path: Path) -> None:
     written = out.read_text().splitlines()
     formats = {json.loads(line)["source"]["format"] for line in written}
     assert formats == {
+        "claude_code",
         "openhands",
         "swe_agent",
         "codex",

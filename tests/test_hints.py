@@ -13,6 +13,7 @@ from tracehint import (
     HintRequest,
     HintSource,
     HintStatus,
+    LayerName,
     RawErrorLayer,
     TemplateLayer,
     build_layers,
@@ -78,7 +79,7 @@ GROUNDED: dict[ErrorKind, dict[str, object]] = {
 @pytest.mark.parametrize("kind", [k for k in ErrorKind if k.is_mistake])
 def test_every_mistake_kind_has_a_grounded_template_or_abstains(kind: ErrorKind) -> None:
     """With its grounds a template answers; without them it abstains (never a bare claim)."""
-    if kind is ErrorKind.TOOL_ERROR:
+    if kind is ErrorKind.TOOL_ERROR or not kind.is_tool_error:  # the user's or reader's words
         assert DEFAULT_TEMPLATES.render(request(kind)) is None
         return
     fields: dict[str, object] = {"message": "boom", **GROUNDED[kind]}
@@ -262,8 +263,11 @@ def test_build_layers_rejects_unknown_and_duplicates() -> None:
         "raw",
         "template",
     ]
-    with pytest.raises(ConfigError, match="unknown hint layer 'judge'"):
+    with pytest.raises(ConfigError, match="hint layer 'judge' is not available here"):
         build_layers(["judge"], available)
+    with pytest.raises(ConfigError, match="unknown hint layer 'oracle'"):
+        build_layers(["oracle"], available)
+    assert LayerName.parse([" judge", "raw "]) == (LayerName.JUDGE, LayerName.RAW)
     with pytest.raises(ConfigError, match="twice"):
         build_layers(["raw", "raw"], available)
     with pytest.raises(ConfigError, match="empty"):

@@ -319,13 +319,13 @@ REFERENCE_VOLATILE = (
 )
 
 
-def test_fast_normalise_matches_the_plain_patterns(shared_corpus: Path) -> None:
+def test_fast_normalise_matches_the_plain_patterns(claude_corpus: Path) -> None:
     texts = [
         "at 0x7ffd1234 and x0x12 and 0xZZ, 2024-05-01T12:30:45.123Z, a12:30:45, 12:30:45.5",
         "ran in 12.5 ms, took 3s, after 2 seconds; /tmp/pytest-of-me/x.py /private/var/folders/ab",
         "C:\\Users\\dev\\AppData\\Local\\Temp\\tmp123 and 2024-05-01 12:30:45+02:00",
     ]
-    for path in sorted(shared_corpus.rglob("*.jsonl"))[:6]:
+    for path in sorted(claude_corpus.rglob("*.jsonl"))[:6]:
         texts += [line.decode("utf-8", "replace") for line in path.read_bytes().split(b"\n")]
     for text in texts:
         expected = text

@@ -40,14 +40,12 @@ def judged_sites(out: Path) -> list[dict[str, Any]]:
     return [t for trace in traces for t in trace["turns"] if "tool_error" in t]
 
 
-async def test_judge_run_then_warm_rerun(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_judge_run_then_warm_rerun(sessions: Path, tmp_path: Path) -> None:
     cache = tmp_path / "hints.sqlite3"
     out1, out2, stats2 = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "s.json"
     async with MockJudge(MockJudgeConfig(latency=0.01, require_key=SECRET)) as judge:
         common = ["--judge-url", judge.url, "--judge-model", "mock-judge", "--cache", str(cache)]
-        code, err = await annotate(
-            str(shared_corpus), "-o", str(out1), "--layers", "judge", *common
-        )
+        code, err = await annotate(str(sessions), "-o", str(out1), "--layers", "judge", *common)
         assert code == 0, err
         cold_requests = judge.stats.requests
         sites = judged_sites(out1)
@@ -56,7 +54,7 @@ async def test_judge_run_then_warm_rerun(shared_corpus: Path, tmp_path: Path) ->
         # Identical prompts were asked once: fewer requests than sites.
         assert 0 < cold_requests <= len(sites)
         code, err = await annotate(
-            str(shared_corpus),
+            str(sessions),
             "-o",
             str(out2),
             "--layers",
@@ -78,7 +76,7 @@ async def test_judge_run_then_warm_rerun(shared_corpus: Path, tmp_path: Path) ->
 
 
 async def test_failed_sites_are_recorded_and_filled_on_rerun(
-    shared_corpus: Path, tmp_path: Path
+    sessions: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "hints.sqlite3"
     out1, out2 = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
@@ -87,16 +85,23 @@ async def test_failed_sites_are_recorded_and_filled_on_rerun(
             "--judge-url", judge.url, "--judge-model", "m", "--cache", str(cache),
             "--layers", "judge", "--max-attempts", "2",
         ]  # fmt: skip
-        code, err = await annotate(str(shared_corpus), "-o", str(out1), *common)
+        code, err = await annotate(str(sessions), "-o", str(out1), *common)
         assert code == 1, err  # some sites failed: exit 1, the count on stderr
-        failed = judged_sites(out1)
-        assert f"{len(failed)} of {len(failed)} site(s) failed" in err
+        every = judged_sites(out1)
+        failed = [s for s in every if s["detected_by"] == "tool_error"]
+        assert f"{len(failed)} of {len(every)} site(s) failed" in err
+        # The user's corrections fall back to the user's own words when the judge fails.
+        corrected = [s for s in every if s["detected_by"] == "user"]
+        assert corrected
+        for site in corrected:
+            assert (site["hint_source"], site["hint_status"]) == ("user", "ok")
+            assert "http_500" in site["judge_reason"]
         assert "The server had an error (mock judge)." in err  # the server's words
         assert all(s["hint_source"] is None and s["hint_status"] == "failed" for s in failed)
         assert all("http_500" in s["hint_reason"] for s in failed)
         assert "failures: http_500" in err
         judge.set_config(MockJudgeConfig(latency=0.0))
-        code, err = await annotate(str(shared_corpus), "-o", str(out2), *common)
+        code, err = await annotate(str(sessions), "-o", str(out2), *common)
         assert code == 0, err
     assert all(s["hint_status"] == "ok" for s in judged_sites(out2))
 

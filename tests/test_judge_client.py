@@ -373,15 +373,13 @@ async def test_context_length_does_not_stop_the_run() -> None:
 # -- overload: 429 without Retry-After, adaptive in-flight limit ---------------------------
 
 
-async def test_cli_rate_limited_proxy_costs_time_not_hints(
-    shared_corpus: Path, tmp_path: Path
-) -> None:
+async def test_cli_rate_limited_proxy_costs_time_not_hints(sessions: Path, tmp_path: Path) -> None:
     stats = tmp_path / "stats.json"
     async with MockJudge(strict(latency=0.05, max_in_flight=4)) as judge:
         code, err = await annotate(
-            str(shared_corpus), "-o", str(tmp_path / "out.jsonl"), "--no-cache",
+            str(sessions), "-o", str(tmp_path / "out.jsonl"), "--no-cache",
             "--layers", "judge", "--judge-url", judge.url, "--judge-model", "judge-7b",
-            "--stats-json", str(stats),
+            "--stats-json", str(stats), "--concurrency", "16",
         )  # fmt: skip
         limited = judge.stats.faults["429"]
         assert judge.stats.max_in_flight <= 5  # the 5th is counted before it is refused

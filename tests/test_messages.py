@@ -417,11 +417,15 @@ async def test_trace_round_trips_through_its_output_line() -> None:
 
 def test_loader_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
-    path.write_text('{"trace_id": "a", "turns": [], "messages": []}\n\n[1, 2]\n')
+    source = '"source": {"path": "s.jsonl", "format": "codex"}'
+    path.write_text('{"trace_id": "a", "turns": [], ' + source + "}\n\n[1, 2]\n")
     with pytest.raises(InputError, match=r"out\.jsonl:3: .*expected a JSON object"):
         list(read_traces(path))
     path.write_text('{"trace_id": "a", "turns": [{"role": "wizard", "content": ""}]}\n')
     with pytest.raises(InputError, match=r"out\.jsonl:1: not a tracehint output trace"):
+        list(read_traces(path))
+    path.write_text('{"trace_id": "a", "turns": [], "source": {"path": "s", "format": "x"}}\n')
+    with pytest.raises(InputError, match=r"out\.jsonl:1: .*source format 'x' is not one of"):
         list(read_traces(path))
     with pytest.raises(InputError, match="cannot read"):
         list(read_traces(tmp_path / "missing.jsonl"))

@@ -13,6 +13,7 @@ from tracehint import (
     ErrorKind,
     ErrorSite,
     HintRequest,
+    InputFormat,
     Limits,
     PromptOptions,
     Redactor,
@@ -69,7 +70,9 @@ def trace(*, at_site: ErrorSite | None = None) -> Trace:
         Turn(Role.ASSISTANT, NEXT, site=at_site or site()),
         Turn(Role.USER, "LATER-INSTRUCTION never seen by the site above"),
     )
-    return Trace("t1", turns, TraceSource("x.jsonl", "claude_code"), tools_used=("Read", "Bash"))
+    return Trace(
+        "t1", turns, TraceSource("x.jsonl", InputFormat.CLAUDE_CODE), tools_used=("Read", "Bash")
+    )
 
 
 def only_request(t: Trace) -> HintRequest:
@@ -218,7 +221,7 @@ def test_a_site_with_no_instruction_or_call_text_still_builds() -> None:
             Turn(Role.USER, "[TOOL_RESULT (ERROR)] Bash: boom", TurnKind.TOOL_RESULTS),
             Turn(Role.ASSISTANT, "ok", site=site(tool_input="{}", error_message="boom")),
         ),
-        TraceSource("y.jsonl", "openai"),
+        TraceSource("y.jsonl", InputFormat.OPENAI),
     )
     [(index, request)] = requests_for(bare, Limits())
     assert index == 2

@@ -12,9 +12,17 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
-from tracehint._quality import HintVerdict, load_labels, load_traces, score
+from tracehint._quality import (
+    HintVerdict,
+    load_corrections,
+    load_labels,
+    load_traces,
+    score,
+    score_corrections,
+)
 
 LABELS = REPO / "quality" / "labels"
+REPLIES = REPO / "quality" / "corrections"
 CORPUS = REPO.parent / "shared" / "corpus"
 
 
@@ -50,6 +58,29 @@ def test_offline_hints_meet_the_targets(annotated: Path) -> None:
 
 
 def test_eval_command_exit_code(annotated: Path) -> None:
-    result = run_cli("eval", str(LABELS), str(annotated))
+    result = run_cli("eval", str(LABELS), str(annotated), "--corrections", str(REPLIES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "kind accuracy" in result.stdout
+    assert "user corrections (replies)" in result.stdout
+
+
+def test_rejections_with_words_are_user_corrections(annotated: Path) -> None:
+    """Every labelled rejection that carries the user's words is a site hinted with them."""
+    report = score(load_labels([LABELS]), load_traces([annotated]))
+    rejections = [s for s in report.scores if s.label.kind.value == "user_correction"]
+    assert len(rejections) >= 10
+    for found in rejections:
+        assert found.site is not None, found.label.call_id
+        assert found.site.source == "user"
+        assert found.verdict == HintVerdict.SPECIFIC, (found.label.call_id, found.why)
+
+
+def test_user_corrections_precision_over_recall(annotated: Path) -> None:
+    """Replies that correct the agent: no wrong site on the labelled replies, most found."""
+    labels = load_corrections([REPLIES])
+    assert sum(label.correction for label in labels.labels) >= 10
+    assert sum(not label.correction for label in labels.labels) >= 15
+    report = score_corrections(labels, load_traces([annotated]))
+    assert report.wrong == []
+    assert report.precision == 1.0
+    assert report.recall >= 0.75, [label.quote for label in report.missed]

@@ -16,7 +16,9 @@ from tracehint import (
     HintCache,
     HintChain,
     JudgeAuthError,
+    JudgeTotals,
     RawErrorLayer,
+    ReaderStats,
     RunStats,
     TemplateLayer,
     annotate_files,
@@ -136,7 +138,8 @@ async def test_judged_on_ray_then_seeded_rerun_sends_nothing(
         )
         cold = judge.stats.requests
         assert cold > 0
-        assert stats.judge["requests"] == cold
+        assert stats.judge is not None
+        assert stats.judge.requests == cold
         assert stats.hint_status == {"ok": stats.sites}
         # A fresh worker cache seeded from the first run's: nothing is asked again.
         options = ray_data.RayOptions(seed_cache=str(first_cache))
@@ -144,8 +147,9 @@ async def test_judged_on_ray_then_seeded_rerun_sends_nothing(
             ray_run, corpus, tmp_path / "two", config(second_cache), options
         )
         assert judge.stats.requests == cold
-    assert stats2.judge["requests"] == 0
-    assert stats2.judge["cache_hits"] == stats2.sites
+    assert stats2.judge is not None
+    assert stats2.judge.requests == 0
+    assert stats2.judge.cache_hits == stats2.sites
     one, two = folder_lines(tmp_path / "one", "traces"), folder_lines(tmp_path / "two", "traces")
     assert sorted(one) == sorted(two)
     # The key reached the workers (every site was answered) but was written nowhere.
@@ -194,18 +198,24 @@ def test_stats_merge() -> None:
     a, b = RunStats(files=2, sites=3), RunStats(files=1, sites=4)
     a.sites_by_kind["timeout"] = 1
     b.sites_by_kind.update({"timeout": 2, "file_not_found": 1})
-    a.judge = {"requests": 5, "failures": {"timeout": 1}, "max_in_flight": 4}
-    b.judge = {"requests": 2, "failures": {"timeout": 2, "http_500": 1}, "max_in_flight": 7}
+    a.judge = JudgeTotals(requests=5, max_in_flight=4, min_in_flight_limit=8, notes=["n1"])
+    a.judge.failures["timeout"] = 1
+    b.judge = JudgeTotals(requests=2, max_in_flight=7, min_in_flight_limit=3, notes=["n1", "n2"])
+    b.judge.failures.update({"timeout": 2, "http_500": 1})
+    b.judge.reader = ReaderStats(windows=2, findings=1)
     total = RunStats()
     total.merge(a.to_dict())
     total.merge(b.to_dict())
     assert (total.files, total.sites) == (3, 7)
     assert total.sites_by_kind == {"timeout": 3, "file_not_found": 1}
-    assert total.judge == {
-        "requests": 7,
-        "failures": {"timeout": 3, "http_500": 1},
-        "max_in_flight": 7,
-    }
+    assert total.judge is not None
+    assert (total.judge.requests, total.judge.max_in_flight) == (7, 7)
+    assert total.judge.min_in_flight_limit == 3
+    assert total.judge.failures == {"timeout": 3, "http_500": 1}
+    assert total.judge.notes == ["n1", "n2"]
+    assert total.judge.reader is not None
+    assert (total.judge.reader.windows, total.judge.reader.findings) == (2, 1)
+    assert JudgeTotals.from_dict(total.judge.to_dict()) == total.judge
 
 
 async def test_auth_failure_on_the_workers_is_a_clear_error(cluster: str, tmp_path: Path) -> None:
@@ -288,7 +298,8 @@ async def test_one_judge_client_per_actor_and_hints_merged_back(
             folder_run, corpus, tmp_path / "out", config, options
         )
         assert judge.stats.model_lists == 1  # one preflight: one client for the actor
-        assert stats.judge["requests"] == judge.stats.requests > 0
+        assert stats.judge is not None
+        assert stats.judge.requests == judge.stats.requests > 0
     assert stats.hint_status == {"ok": stats.sites}
     count = await anyio.to_thread.run_sync(ray_data.merge_hints, tmp_path / "out", merged)
     assert count >= judge.stats.requests

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from secret_formats import FORMATS
 from tracehint._exceptions import ConfigError
 from tracehint._redact import (
     DEFAULT_SECRET_PATTERNS,
@@ -131,7 +132,8 @@ CASES: list[tuple[str, str, str]] = [
         HUGGINGFACE,
         f"huggingface-cli login --token {kind('huggingface_token')}",
     ),
-    (f"cookie: session={JWT}; path=/", JWT, f"cookie: session={kind('jwt')}; path=/"),
+    (f"cookie: session={JWT}; path=/", JWT, f"cookie: {kind('cookie')}"),
+    (f"token={JWT}; path=/", JWT, f"token={kind('jwt')}; path=/"),
     (f"before\n{PEM_RSA}\nafter", BASE64_LINE, f"before\n{kind('private_key')}\nafter"),
     (f"key:\n{PEM_OPENSSH}\n", "b3BlbnNzaC1rZXkt", f"key:\n{kind('private_key')}\n"),
     (f"{PEM_ENCRYPTED}\nok", BASE64_LINE, f"{kind('private_key')}\nok"),
@@ -254,6 +256,8 @@ def test_secrets_are_redacted_and_the_rest_is_kept(text: str, secret: str, expec
 
 def test_every_default_kind_is_exercised() -> None:
     tested = {m for _, _, expected in CASES for m in re.findall(r"\[REDACTED:(\w+)\]", expected)}
+    for _, line in FORMATS.values():
+        tested |= set(re.findall(r"\[REDACTED:(\w+)\]", redact(line)))
     assert {p.kind for p in DEFAULT_SECRET_PATTERNS} <= tested
 
 
@@ -414,9 +418,9 @@ def test_empty_text() -> None:
     assert redact("") == ""
 
 
-def test_prefilters_never_change_a_redaction(shared_corpus: Path) -> None:
+def test_prefilters_never_change_a_redaction(claude_corpus: Path) -> None:
     texts = [case[0] for case in CASES] + ORDINARY
-    for path in sorted(shared_corpus.rglob("*.jsonl"))[:6]:
+    for path in sorted(claude_corpus.rglob("*.jsonl"))[:6]:
         texts += [
             line.decode("utf-8", "replace")[:20_000] for line in path.read_bytes().split(b"\n")
         ]

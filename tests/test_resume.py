@@ -19,12 +19,12 @@ from tracehint import OutputError
 from tracehint._resume import journal_path, prepare_resume
 
 
-def corpus_many(shared_corpus: Path, tmp_path: Path, copies: int) -> Path:
-    """The shared corpus replicated under new names (so a run takes a moment)."""
+def corpus_many(sessions: Path, tmp_path: Path, copies: int) -> Path:
+    """The sessions replicated under new names (so a run takes a moment)."""
     root = tmp_path / "many"
     for i in range(copies):
         target = root / f"copy{i}"
-        shutil.copytree(shared_corpus, target)
+        shutil.copytree(sessions, target)
         for path in sorted(target.rglob("*.jsonl")):
             if path.name.startswith("agent-"):
                 continue
@@ -65,17 +65,15 @@ def test_foreign_file_is_not_resumed(tmp_path: Path) -> None:
         prepare_resume(str(out))
 
 
-def test_resume_of_a_finished_run_reads_nothing(shared_corpus: Path, tmp_path: Path) -> None:
+def test_resume_of_a_finished_run_reads_nothing(sessions: Path, tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     stats = tmp_path / "s.json"
-    subprocess.run(
-        cli("annotate", str(shared_corpus), "-o", str(out), "-q"), check=True, timeout=120
-    )
+    subprocess.run(cli("annotate", str(sessions), "-o", str(out), "-q"), check=True, timeout=120)
     before = out.read_bytes()
     subprocess.run(
         cli(
             "annotate",
-            str(shared_corpus),
+            str(sessions),
             "-o",
             str(out),
             "--resume",
@@ -89,15 +87,15 @@ def test_resume_of_a_finished_run_reads_nothing(shared_corpus: Path, tmp_path: P
     assert out.read_bytes() == before
     summary = json.loads(stats.read_text())
     assert summary["files"] == 0
-    assert summary["files_resumed"] == len(list(shared_corpus.rglob("*.jsonl")))
+    assert summary["files_resumed"] == len(list(sessions.rglob("*.jsonl")))
     assert Path(journal_path(str(out))).exists()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_kill_9_then_resume_gives_the_same_traces(
-    shared_corpus: Path, tmp_path: Path, seed: int
+    sessions: Path, tmp_path: Path, seed: int
 ) -> None:
-    data = corpus_many(shared_corpus, tmp_path, copies=8)
+    data = corpus_many(sessions, tmp_path, copies=16)
     reference = tmp_path / "ref.jsonl"
     subprocess.run(cli("annotate", str(data), "-o", str(reference), "-q"), check=True, timeout=300)
     expected = sorted(trace_ids(reference))
@@ -128,8 +126,8 @@ def test_kill_9_then_resume_gives_the_same_traces(
         assert record == by_key[record["source"]["path"], record["trace_id"]]
 
 
-def test_sigterm_stops_gracefully(shared_corpus: Path, tmp_path: Path) -> None:
-    data = corpus_many(shared_corpus, tmp_path, copies=8)
+def test_sigterm_stops_gracefully(sessions: Path, tmp_path: Path) -> None:
+    data = corpus_many(sessions, tmp_path, copies=16)
     out = tmp_path / "o.jsonl"
     proc = subprocess.Popen(
         cli("annotate", str(data), "-o", str(out)),
@@ -195,6 +193,7 @@ def run_once(tmp_path: Path, *args: str) -> Path:
         (["--layers", "raw"], "--layers: template,raw before, raw now"),
         (["--format", "claude_code"], "--format: auto before, claude_code now"),
         (["--drop-reasoning"], "reasoning kept (--drop-reasoning): True before, False now"),
+        (["--detect", "tool_error"], "--detect: tool_error,user before, tool_error now"),
         (
             ["--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "m", "--no-judge-check"],
             "--layers: template,raw before, template,judge,raw now; judge model: none before, "

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
+from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
+from tracehint import JudgeClient, JudgeConfig, JudgeReply, StoppedError
 from tracehint._mockjudge import MockJudge, MockJudgeConfig
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from anyio.abc import Process
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -44,6 +47,19 @@ async def finish(proc: Process, seconds: float) -> tuple[int, str]:
     return code, err.decode()
 
 
+async def read_until(proc: Process, marker: str, seen: bytearray) -> None:
+    """Read the process's stderr into ``seen`` until ``marker`` is in it (a readiness signal)."""
+    assert proc.stderr is not None
+    with anyio.fail_after(30):
+        while marker.encode() not in seen:
+            seen += await proc.stderr.receive()
+
+
+async def finish_after(proc: Process, seen: bytearray, seconds: float) -> tuple[int, str]:
+    code, rest = await finish(proc, seconds)
+    return code, seen.decode() + rest
+
+
 def check_lines(out: Path) -> list[str]:
     """Every output line is complete JSON; returns the trace ids."""
     data = out.read_bytes()
@@ -57,13 +73,11 @@ def cached_rows(cache: Path) -> int:
     return int(rows)
 
 
-async def test_first_ctrl_c_lets_requests_in_flight_finish(
-    shared_corpus: Path, tmp_path: Path
-) -> None:
+async def test_first_ctrl_c_lets_requests_in_flight_finish(sessions: Path, tmp_path: Path) -> None:
     out, cache = tmp_path / "o.jsonl", tmp_path / "c.sqlite3"
     async with MockJudge(MockJudgeConfig(latency=1.0)) as judge:
         async with await anyio.open_process(
-            command(judge, shared_corpus, out, cache, "--grace", "20")
+            command(judge, sessions, out, cache, "--grace", "20")
         ) as proc:
             await wait_in_flight(judge, proc)
             proc.send_signal(signal.SIGINT)
@@ -81,7 +95,7 @@ async def test_first_ctrl_c_lets_requests_in_flight_finish(
         # The resumed run finishes the job, and does not ask again for what is cached.
         judge.set_config(MockJudgeConfig(latency=0.0))
         async with await anyio.open_process(
-            command(judge, shared_corpus, out, cache, "--resume")
+            command(judge, sessions, out, cache, "--resume")
         ) as proc:
             code, err = await finish(proc, 120)
         assert code == 0, err
@@ -91,14 +105,12 @@ async def test_first_ctrl_c_lets_requests_in_flight_finish(
     assert max(judge.stats.prompts.values()) == 1
 
 
-async def test_second_ctrl_c_stops_at_once(shared_corpus: Path, tmp_path: Path) -> None:
+async def test_second_ctrl_c_stops_at_once(sessions: Path, tmp_path: Path) -> None:
     out, cache = tmp_path / "o.jsonl", tmp_path / "c.sqlite3"
     # Requests that take a minute: only the second Ctrl-C can end the run quickly.
     async with (
         MockJudge(MockJudgeConfig(latency=60.0)) as judge,
-        await anyio.open_process(
-            command(judge, shared_corpus, out, cache, "--grace", "60")
-        ) as proc,
+        await anyio.open_process(command(judge, sessions, out, cache, "--grace", "60")) as proc,
     ):
         await wait_in_flight(judge, proc)
         proc.send_signal(signal.SIGINT)
@@ -109,3 +121,94 @@ async def test_second_ctrl_c_stops_at_once(shared_corpus: Path, tmp_path: Path) 
     assert code == 130, err
     assert "Traceback" not in err
     check_lines(out)
+
+
+def traces_by_file(out: Path) -> Counter[str]:
+    return Counter(json.loads(line)["source"]["path"] for line in out.read_bytes().splitlines())
+
+
+async def test_no_new_file_or_request_after_the_first_signal(
+    sessions: Path, tmp_path: Path
+) -> None:
+    out, cache, reference = tmp_path / "o.jsonl", tmp_path / "c.sqlite3", tmp_path / "r.jsonl"
+    data = tmp_path / "data"
+    shutil.copytree(sessions, data)
+    offline = await anyio.run_process(
+        [*command_offline(data, reference)], check=False, stderr=subprocess.PIPE
+    )
+    assert offline.returncode == 0, offline.stderr
+    expected = traces_by_file(reference)
+    async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
+        # Held: the requests the run sends are received and counted, but not answered, so
+        # the test knows exactly what is in flight when it signals.
+        judge.hold()
+        seen = bytearray()
+        async with await anyio.open_process(
+            command(judge, data, out, cache, "--concurrency", "2", "--grace", "60")
+        ) as proc:
+            with anyio.fail_after(60):  # both request slots taken: nothing more can be
+                await judge.wait_in_flight(2)  # sent until an answer comes back
+            proc.send_signal(signal.SIGINT)
+            await read_until(proc, "finishing work in flight", seen)
+            sent = judge.stats.requests
+            judge.release()
+            code, err = await finish_after(proc, seen, 60)
+        assert code == 130, err
+        assert sent == 2
+        assert judge.stats.requests == sent, "judge requests were sent after the signal"
+        assert judge.stats.by_status[200] == sent  # the requests in flight finished
+        assert cached_rows(cache) == sent  # and were cached
+        # Only traces whose every site was answered were written, and a file is journaled
+        # only when all its traces are in the output: the rest is left for --resume.
+        written = traces_by_file(out)
+        assert sum(written.values()) < sum(expected.values())
+        for record in (json.loads(x) for x in out.read_bytes().splitlines()):
+            assert all(t["hint_status"] == "ok" for t in record["turns"] if "tool_error" in t)
+        for path in journaled(out):
+            assert written[path] == expected[path], path
+        # The resumed run finishes the job without asking again for what was answered.
+        async with await anyio.open_process(command(judge, data, out, cache, "--resume")) as proc:
+            code, err = await finish(proc, 120)
+        assert code == 0, err
+    assert traces_by_file(out) == expected
+    assert max(judge.stats.prompts.values()) == 1
+
+
+def journaled(out: Path) -> list[str]:
+    """The input files the resume journal beside ``out`` says are done."""
+    records = [json.loads(line) for line in Path(f"{out}.done").read_bytes().splitlines()]
+    return [record["path"] for record in records if "path" in record]  # not the settings line
+
+
+def command_offline(data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "tracehint._main", "annotate", str(data), "-o", str(out), "-q"]
+
+
+async def test_drained_client_finishes_what_is_in_flight_and_sends_nothing_new() -> None:
+    async with MockJudge(MockJudgeConfig(latency=0.0)) as judge:
+        judge.hold()
+        config = JudgeConfig(url=judge.url, model="m", concurrency=1)
+        async with JudgeClient(config) as client:
+            results: dict[str, JudgeReply | str] = {}
+
+            async def ask(name: str) -> None:
+                try:
+                    reply = await client.complete([{"role": "user", "content": name}])
+                except StoppedError:
+                    results[name] = "stopped"
+                else:
+                    assert isinstance(reply, JudgeReply)
+                    results[name] = reply
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(ask, "first")
+                with anyio.fail_after(30):
+                    await judge.wait_in_flight(1)
+                group.start_soon(ask, "second")  # waits for the one slot, or is not sent yet
+                client.drain()
+                judge.release()
+            with pytest.raises(StoppedError):
+                await client.complete([{"role": "user", "content": "third"}])
+    assert isinstance(results["first"], JudgeReply)
+    assert results["second"] == "stopped"
+    assert judge.stats.requests == 1

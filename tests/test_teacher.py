@@ -17,6 +17,7 @@ import pytest
 
 from conftest import EXAMPLES
 from tracehint import (
+    CORRECTION_SYSTEM_PROMPT,
     DEFAULT_TEMPLATES,
     SYSTEM_PROMPT,
     Annotator,
@@ -128,7 +129,7 @@ async def test_the_next_message_is_shown_only_when_asked_for() -> None:
 
 
 async def test_default_layers_judge_every_site_no_template_answers(
-    shared_corpus: Path,
+    sessions: Path,
 ) -> None:
     # Templates that answer one kind only: the judge must answer every other site.
     only_one = Templates(
@@ -141,21 +142,27 @@ async def test_default_layers_judge_every_site_no_template_answers(
         config = AnnotatorConfig(judge=judge_config(judge.url), use_cache=False, templates=only_one)
         async with Annotator(config) as annotator:
             await annotate_files(
-                [shared_corpus], chain=annotator.chain, sink=sink, stats=stats,
+                [sessions], chain=annotator.chain, sink=sink, stats=stats,
                 config=PipelineConfig(max_traces_in_flight=4),
             )  # fmt: skip
         prompts = list(judge.stats.prompts)
         systems = judge.stats.system_prompts
-    sites = [
+    every = [
         turn for line in sink.lines for turn in orjson.loads(line)["turns"] if "tool_error" in turn
     ]
+    sites = [s for s in every if s["detected_by"] == "tool_error"]
+    corrections = [s for s in every if s["detected_by"] == "user"]
+    assert corrections  # the user's corrections are rephrased by the judge too
+    assert all(s["hint_source"] == "judge" for s in corrections)
     judged = [s for s in sites if s["tool_error"] != "file_not_read"]
     assert judged
     assert len(judged) < len(sites)
     for site in sites:
         expected = "template" if site["tool_error"] == "file_not_read" else "judge"
         assert (site["hint_source"], site["hint_status"]) == (expected, "ok"), site["tool_error"]
-    assert list(systems) == [SYSTEM_PROMPT]  # one system message, byte for byte, every time
+    # one system message per kind of request, byte for byte, every time
+    assert set(systems) == {SYSTEM_PROMPT, CORRECTION_SYSTEM_PROMPT}
+    assert systems[CORRECTION_SYSTEM_PROMPT] == len(corrections)
     hints = {mock_hint(p) for p in prompts}
     for site in judged:
         assert site["hint"] in hints
@@ -223,7 +230,8 @@ async def test_a_rejected_answer_is_asked_once_more() -> None:
     async with MockJudge(mock) as judge:
         async with Annotator(annotator_config(judge.url)) as annotator:
             trace = await annotator.annotate(rollout())
-            counters = annotator.stats()
+            totals = annotator.stats()
+            counters = totals.to_dict() if totals is not None else {}
         assert judge.stats.requests == 2
         assert judge.stats.system_prompts == {SYSTEM_PROMPT: 2}
         last = list(judge.stats.prompts)[-1]
@@ -263,7 +271,8 @@ async def test_samples_keep_the_valid_answers_and_pick_one() -> None:
     async with MockJudge(mock) as judge:
         async with Annotator(annotator_config(judge.url, judge_samples=3)) as annotator:
             trace = await annotator.annotate(rollout())
-            counters = annotator.stats()
+            totals = annotator.stats()
+            counters = totals.to_dict() if totals is not None else {}
         assert judge.stats.requests == 3
         [prompt] = judge.stats.prompts
     [(_, turn, _)] = list(trace.sites())

@@ -20,6 +20,13 @@ from tracehint._answer import (
 from tracehint._cache import CachedHint, CacheMode, CacheStats, HintCache, default_cache_path
 from tracehint._classify import DEFAULT_RULES, Classification, Classifier, Rule, RuleScope
 from tracehint._context import requests_for
+from tracehint._corrections import (
+    DEFAULT_CORRECTION_RULES,
+    Correction,
+    CorrectionRule,
+    Corrections,
+    NeedsClaim,
+)
 from tracehint._exceptions import (
     CacheError,
     ConfigError,
@@ -29,13 +36,21 @@ from tracehint._exceptions import (
     JudgeError,
     JudgeUnavailableError,
     OutputError,
+    StoppedError,
     TracehintError,
 )
 from tracehint._hints.judge import JudgeLayer, JudgeLayerStats
-from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
+from tracehint._hints.layers import (
+    HintChain,
+    HintLayer,
+    RawErrorLayer,
+    TemplateLayer,
+    UserLayer,
+    build_layers,
+)
+from tracehint._hints.reader import ReaderPass, ReaderStats
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
-from tracehint._ingest._builder import Block, CallIn, ResultIn, Thinking, TraceBuilder, call_in
-from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, read_agent_meta
+from tracehint._ingest.claude_code import AgentMeta, read_agent_meta
 from tracehint._ingest.formats import InputFormat, ParsedSession, parse_session
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import (
@@ -48,24 +63,46 @@ from tracehint._judge import (
     JudgeStats,
     RetryPolicy,
 )
-from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._kinds import (
+    READER_KINDS,
+    DetectedBy,
+    ErrorKind,
+    HintSource,
+    HintStatus,
+    LayerName,
+    Role,
+    TurnKind,
+)
 from tracehint._limits import Limits
 from tracehint._mockjudge import MockAnswer, MockJudge, MockJudgeConfig, MockJudgeStats
 from tracehint._output import JsonlSink, MemorySink
 from tracehint._pipeline import PipelineConfig, SessionBlob, annotate_files, hint_trace
 from tracehint._prompt import (
+    CORRECTION_SYSTEM_PROMPT,
     PROMPT_VERSION,
     RESPONSE_FORMAT,
     SYSTEM_PROMPT,
     JudgePrompt,
     PromptOptions,
+    build_correction_prompt,
     build_prompt,
     cache_key,
+)
+from tracehint._reader import (
+    READER_PROMPT_VERSION,
+    READER_RESPONSE_FORMAT,
+    READER_SYSTEM_PROMPT,
+    ReaderConfig,
+    ReaderWindow,
+    place_findings,
+    read_findings,
+    reader_windows,
 )
 from tracehint._records import (
     ChatMessage,
     ErrorSite,
     Facts,
+    Finding,
     Hint,
     HintRequest,
     InputIssue,
@@ -75,7 +112,7 @@ from tracehint._records import (
     Turn,
 )
 from tracehint._redact import Redactor, SecretPattern, redact
-from tracehint._stats import RunStats
+from tracehint._stats import JudgeTotals, RunStats
 from tracehint._teacher import (
     HintPlacement,
     site_message_index,
@@ -86,32 +123,40 @@ from tracehint._teacher import (
 from tracehint._wire import read_traces, trace_from_dict, trace_to_dict
 
 __all__ = [
+    "CORRECTION_SYSTEM_PROMPT",
+    "DEFAULT_CORRECTION_RULES",
     "DEFAULT_RULES",
     "DEFAULT_TEMPLATES",
     "GENERIC_PHRASES",
     "PROMPT_VERSION",
+    "READER_KINDS",
+    "READER_PROMPT_VERSION",
+    "READER_RESPONSE_FORMAT",
+    "READER_SYSTEM_PROMPT",
     "RESPONSE_FORMAT",
     "SYSTEM_PROMPT",
     "AgentMeta",
     "Annotator",
     "AnnotatorConfig",
     "Answer",
-    "Block",
     "CacheError",
     "CacheMode",
     "CacheStats",
     "CachedHint",
-    "CallIn",
     "ChatMessage",
     "Classification",
     "Classifier",
-    "ClaudeCodeParser",
     "ConfigError",
+    "Correction",
+    "CorrectionRule",
+    "Corrections",
+    "DetectedBy",
     "ErrorDetector",
     "ErrorKind",
     "ErrorSite",
     "Facts",
     "FailureReason",
+    "Finding",
     "Hint",
     "HintCache",
     "HintChain",
@@ -136,22 +181,28 @@ __all__ = [
     "JudgePrompt",
     "JudgeReply",
     "JudgeStats",
+    "JudgeTotals",
     "JudgeUnavailableError",
+    "LayerName",
     "Limits",
     "MemorySink",
     "MockAnswer",
     "MockJudge",
     "MockJudgeConfig",
     "MockJudgeStats",
+    "NeedsClaim",
     "OutputError",
     "ParsedSession",
     "PipelineConfig",
     "PromptOptions",
     "RawErrorLayer",
+    "ReaderConfig",
+    "ReaderPass",
+    "ReaderStats",
+    "ReaderWindow",
     "Redactor",
     "Rejected",
     "Rejection",
-    "ResultIn",
     "RetryPolicy",
     "Role",
     "Rule",
@@ -159,32 +210,35 @@ __all__ = [
     "RunStats",
     "SecretPattern",
     "SessionBlob",
+    "StoppedError",
     "TemplateLayer",
     "Templates",
-    "Thinking",
     "ToolCall",
     "Trace",
-    "TraceBuilder",
     "TraceSource",
     "TraceStream",
     "TracehintError",
     "Turn",
     "TurnKind",
+    "UserLayer",
     "Verdict",
     "__version__",
     "annotate_files",
+    "build_correction_prompt",
     "build_layers",
     "build_prompt",
     "cache_key",
-    "call_in",
     "check_answer",
     "default_cache_path",
     "hint_trace",
     "parse_openai_messages",
     "parse_session",
     "pick_answer",
+    "place_findings",
     "read_agent_meta",
+    "read_findings",
     "read_traces",
+    "reader_windows",
     "redact",
     "requests_for",
     "site_message_index",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
@@ -20,16 +20,27 @@ from tracehint._cache import HintCache, default_cache_path
 from tracehint._classify import Classifier
 from tracehint._exceptions import ConfigError, InputError
 from tracehint._hints.judge import JudgeLayer
-from tracehint._hints.layers import HintChain, HintLayer, RawErrorLayer, TemplateLayer, build_layers
+from tracehint._hints.layers import (
+    HintChain,
+    HintLayer,
+    RawErrorLayer,
+    TemplateLayer,
+    UserLayer,
+    build_layers,
+)
+from tracehint._hints.reader import ReaderPass
 from tracehint._hints.templates import DEFAULT_TEMPLATES, Templates
 from tracehint._ingest.formats import InputFormat
 from tracehint._ingest.openai import FORMAT as OPENAI
 from tracehint._ingest.openai import ErrorDetector, parse_openai_messages
 from tracehint._judge import JudgeClient, JudgeConfig, JudgePreflight
+from tracehint._kinds import DetectedBy, LayerName
 from tracehint._limits import Limits
-from tracehint._pipeline import PipelineConfig, hint_trace
+from tracehint._pipeline import PipelineConfig, hint_trace, redacted_output
+from tracehint._reader import ReaderConfig
 from tracehint._records import InputIssue, Trace, TraceSource
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._stats import JudgeTotals
 
 if TYPE_CHECKING:
     import os
@@ -62,8 +73,13 @@ class AnnotatorConfig:
     limits: Limits = field(default_factory=Limits)
     classifier: Classifier = field(default_factory=Classifier)
     templates: Templates = DEFAULT_TEMPLATES
-    redactor: Redactor = field(default_factory=Redactor)
-    """Secrets it finds never reach the judge, nor a template's hint."""
+    redactor: Redactor = DEFAULT_REDACTOR
+    """Secrets it finds never reach the judge, nor a hint (template or raw error text)."""
+    redact_output: bool = False
+    """Also redact the traces it returns (``redact_trace``: turns, ``error_meta``, hints,
+    ``messages``). Off by default here: a rollout worker builds the teacher's context from
+    the messages it passed in, which must stay what the student saw. ``tracehint annotate``
+    turns it on (its output files become training data); ``--no-redact-output`` turns it off."""
     detector: ErrorDetector = field(default_factory=ErrorDetector)
     concurrency: int = 16
     """Traces annotated at once by ``annotate_many``."""
@@ -75,6 +91,12 @@ class AnnotatorConfig:
     """More traces than ``max_traces_in_flight`` are hinted at once while they are small: up
     to this many characters of text in all, and only while they have fewer open sites than
     twice the judge's concurrency (``--max-trace-bytes-in-flight``)."""
+    detect: frozenset[DetectedBy] = frozenset({DetectedBy.TOOL_ERROR, DetectedBy.USER})
+    """What finds sites (``--detect``): failed tool results (always), the user's corrections
+    (``user``, on by default, offline), the reader pass (``reader``, needs a judge: one request
+    per trace window). Without ``user`` the classifier's ``corrections`` are turned off."""
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    """How the reader pass reads a trace (window size, answer budget)."""
     input_format: InputFormat = InputFormat.AUTO
     """How session files are read (``auto``: each file's content decides)."""
     reasoning: bool = True
@@ -92,6 +114,16 @@ class AnnotatorConfig:
                 "max_trace_bytes_in_flight must not be negative, got "
                 f"{self.max_trace_bytes_in_flight}"
             )
+        try:
+            detect = frozenset(DetectedBy(name) for name in self.detect) | {DetectedBy.TOOL_ERROR}
+        except ValueError:
+            known = ", ".join(d.value for d in DetectedBy)
+            raise ConfigError(
+                f"detect: unknown detector in {sorted(self.detect)}; use {known}"
+            ) from None
+        object.__setattr__(self, "detect", detect)
+        if DetectedBy.USER not in detect and self.classifier.corrections is not None:
+            object.__setattr__(self, "classifier", replace(self.classifier, corrections=None))
 
     def pipeline(self, *, exclude: frozenset[str] = frozenset()) -> PipelineConfig:
         """The file pipeline's settings from this configuration (the one place they are made).
@@ -108,17 +140,20 @@ class AnnotatorConfig:
             exclude=exclude,
             reasoning=self.reasoning,
             detector=self.detector,
+            output_redactor=self.redactor if self.redact_output else None,
         )
 
-    def layer_names(self) -> tuple[str, ...]:
-        """The layers to use, defaults applied.
+    def layer_names(self) -> tuple[LayerName, ...]:
+        """The layers to use, defaults applied, checked (``ConfigError`` for a bad list).
 
         With a judge: ``template,judge,raw`` (grounded templates first, the judge for the rest,
         the raw error only when the judge finally fails); without one: ``template,raw``.
         """
         if self.layers is not None:
-            return self.layers
-        return ("template", "judge", "raw") if self.judge is not None else ("template", "raw")
+            return LayerName.parse(self.layers)
+        if self.judge is not None:
+            return (LayerName.TEMPLATE, LayerName.JUDGE, LayerName.RAW)
+        return (LayerName.TEMPLATE, LayerName.RAW)
 
 
 class Annotator:
@@ -147,9 +182,17 @@ class Annotator:
         self.judge_preflight: JudgePreflight | None = None
         """What the judge preflight found (``None`` without a judge or with it turned off)."""
         self._count = 0
+        self.reader: ReaderPass | None = None
+        """The reader pass (``detect`` with ``reader``; available inside ``async with``)."""
+        self._client: JudgeClient | None = None
         names = self.config.layer_names()
         if "judge" in names and self.config.judge is None:
             raise ConfigError("the judge layer needs a judge: pass --judge-url and --judge-model")
+        if DetectedBy.READER in self.config.detect and self.config.judge is None:
+            raise ConfigError(
+                "the reader pass (--detect reader) needs a judge: pass --judge-url and "
+                "--judge-model"
+            )
         if self.config.concurrency < 1:
             raise ConfigError("Annotator concurrency must be at least 1")
 
@@ -167,31 +210,46 @@ class Annotator:
         try:
             available: dict[str, HintLayer] = {
                 "template": TemplateLayer(config.templates, config.redactor),
-                "raw": RawErrorLayer(),
+                "raw": RawErrorLayer(redactor=config.redactor),
             }
-            if config.judge is not None and "judge" in config.layer_names():
+            reading = DetectedBy.READER in config.detect
+            if config.judge is not None and ("judge" in config.layer_names() or reading):
                 if config.use_cache:
                     path = config.cache_path or default_cache_path()
                     self.cache = await stack.enter_async_context(HintCache(path))
-                client = await stack.enter_async_context(
+                client = self._client = await stack.enter_async_context(
                     JudgeClient(
                         config.judge, transport=self._transport, limiter=self._judge_limiter
                     ),
                 )
-                self.judge = JudgeLayer(
-                    client,
-                    cache=self.cache,
-                    redactor=config.redactor,
-                    hint_chars=config.limits.hint_chars,
-                    samples=config.judge_samples,
-                    show_next_action=config.judge_show_next_action,
-                    limits=config.limits,
-                )
+                if "judge" in config.layer_names():
+                    self.judge = JudgeLayer(
+                        client,
+                        cache=self.cache,
+                        redactor=config.redactor,
+                        hint_chars=config.limits.hint_chars,
+                        samples=config.judge_samples,
+                        show_next_action=config.judge_show_next_action,
+                        limits=config.limits,
+                    )
+                    available["judge"] = self.judge
+                if reading:
+                    self.reader = ReaderPass(
+                        client,
+                        cache=self.cache,
+                        redactor=config.redactor,
+                        config=config.reader,
+                        limits=config.limits,
+                    )
                 if config.judge.preflight:
                     self.judge_preflight = await client.preflight()
-                available["judge"] = self.judge
             layers = build_layers(config.layer_names(), available)
-            self._chain = HintChain(layers, hint_chars=config.limits.hint_chars)
+            self._chain = HintChain(
+                layers,
+                hint_chars=config.limits.hint_chars,
+                user=UserLayer(config.redactor),
+                reader=self.reader,
+            )
             self._group = await stack.enter_async_context(anyio.create_task_group())
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -249,8 +307,11 @@ class Annotator:
         return await self.annotate_trace(self.parse(messages, trace_id=trace_id, tools=tools))
 
     async def annotate_trace(self, trace: Trace) -> Trace:
-        """Hint the sites of an already tagged trace."""
-        return await hint_trace(trace, self.chain, self.config.limits)
+        """Hint the sites of an already tagged trace (redacted with ``redact_output``)."""
+        trace = await hint_trace(trace, self.chain, self.config.limits)
+        if self.config.redact_output:
+            trace = await redacted_output(trace, self.config.redactor)
+        return trace
 
     # -- many traces ----------------------------------------------------------------------
 
@@ -280,23 +341,18 @@ class Annotator:
 
     # -- statistics -----------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        """Judge and cache counters (empty without a judge)."""
-        if self.judge is None:
-            return {}
-        layer = self.judge.stats
-        return {
-            "sites_asked": layer.sites,
-            "cache_hits": layer.cache_hits,
-            "single_flight_shared": layer.shared,
-            "judge_hinted": layer.hinted,
-            "judge_failed": layer.failed,
-            "judge_not_a_mistake": layer.not_a_mistake,
-            "judge_asked_again": layer.asked_again,
-            "judge_rejected": dict(layer.rejected.most_common()),
-            "judge_shortened": layer.shortened,
-            **self.judge.client.stats.to_dict(),
-        }
+    def stats(self) -> JudgeTotals | None:
+        """Judge, reader and cache counters (``None`` without a judge)."""
+        if self._client is None and self.judge is None and self.reader is None:
+            return None
+        totals = JudgeTotals.of(
+            client=self._client.stats if self._client is not None else None,
+            layer=self.judge.stats if self.judge is not None else None,
+            reader=self.reader.stats if self.reader is not None else None,
+        )
+        if self.cache is not None:
+            totals.cache_path = str(self.cache.path)
+        return totals
 
 
 @contextmanager

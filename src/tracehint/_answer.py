@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from tracehint._plaintext import plain_text
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -46,6 +48,7 @@ __all__ = [
     "Verdict",
     "check_answer",
     "pick_answer",
+    "strip_thinking",
 ]
 
 
@@ -221,7 +224,7 @@ _SENTENCE_END = re.compile(
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-./]*", re.IGNORECASE)
 
 
-def _strip_thinking(text: str) -> str | None:
+def strip_thinking(text: str) -> str | None:
     """``text`` without reasoning blocks, or ``None`` when one is never closed."""
     if "<" not in text:  # every tag starts with it
         return text
@@ -358,21 +361,22 @@ def check_answer(  # noqa: C901, PLR0911, PLR0912 -- one ordered list of checks,
     """
     if finish_reason == "length":
         return Rejected(Rejection.CUT_OFF, "the answer hit max_tokens")
-    body = _strip_thinking(text)
+    body = strip_thinking(text)
     if body is None:
         return Rejected(Rejection.UNTERMINATED_THINK, "a <think> block is never closed")
-    body = body.strip()
+    # Checked as what would be kept: plain text (``Hint`` keeps nothing else).
+    body = plain_text(body).strip()
     if not body:
         return Rejected(Rejection.EMPTY, "no text besides reasoning" if text.strip() else "empty")
     found = _json_object(body)
     if found.value is not None:
-        verdict, hint = found.value.get("verdict"), found.value.get("hint")
+        verdict, value = found.value.get("verdict"), found.value.get("hint")
+        hint = plain_text(value).strip() if isinstance(value, str) else None
         if verdict == Verdict.NOT_A_MISTAKE.value:
-            note = hint.strip() if isinstance(hint, str) and hint.strip() else None
-            return Answer(Verdict.NOT_A_MISTAKE, None, note)
-        if not isinstance(hint, str):
+            return Answer(Verdict.NOT_A_MISTAKE, None, hint or None)
+        if hint is None:
             return Rejected(Rejection.MALFORMED_JSON, 'JSON without a string "hint"')
-        body = hint.strip()
+        body = hint
         if not body:
             return Rejected(Rejection.EMPTY, 'an empty "hint"')
     elif found.found:

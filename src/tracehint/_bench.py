@@ -257,9 +257,9 @@ async def bench_pipeline(
                     "seconds": round(seconds, 3),
                     "sites_per_second": round(stats.sites / seconds, 1) if seconds else None,
                     "hints_per_second": round(hinted / seconds, 1) if seconds else None,
-                    "judge_requests": judge.get("requests", 0),
-                    "cache_hits": judge.get("cache_hits", 0),
-                    "failures": judge.get("failures", {}),
+                    "judge_requests": judge.requests if judge is not None else 0,
+                    "cache_hits": judge.cache_hits if judge is not None else 0,
+                    "failures": dict(judge.failures) if judge is not None else {},
                 },
             )
     return results

@@ -10,23 +10,24 @@ nothing here is global or mutable.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
-
-try:  # CPython's regex parser, to find the literal text a pattern requires (a prefilter)
-    from re import _constants, _parser  # type: ignore[attr-defined]
-
-    _LITERAL, _BRANCH, _SUBPATTERN = _constants.LITERAL, _constants.BRANCH, _constants.SUBPATTERN
-except ImportError:  # pragma: no cover -- other Pythons: no prefilter
-    _parser = None
-    _LITERAL = _BRANCH = _SUBPATTERN = object()
 
 from tracehint._command import analyse_command, programs_of, split_exit_header
+from tracehint._corrections import DEFAULT_CORRECTIONS, Corrections
 from tracehint._kinds import ErrorKind
+from tracehint._needles import required_substrings
 from tracehint._records import NO_FACTS, Facts
 
-__all__ = ["DEFAULT_RULES", "SHELL_TOOLS", "Classification", "Classifier", "Rule", "RuleScope"]
+__all__ = [
+    "DEFAULT_RULES",
+    "SHELL_TOOLS",
+    "Classification",
+    "Classifier",
+    "Rule",
+    "RuleScope",
+    "required_substrings",
+]
 
 # Tools that ask the user for permission in Claude Code; a rejection with feedback from the
 # user arrives as the failed result of one of these.
@@ -129,65 +130,6 @@ def _rule(
         needles=required_substrings(compiled),
         scope=scope,
     )
-
-
-_MIN_NEEDLE = 3
-
-
-def _literal_run(items: list[tuple[Any, Any]]) -> str:
-    """The longest run of consecutive literal characters in a parsed sequence."""
-    best, run = "", ""
-    for op, value in items:
-        if op is _LITERAL:
-            run += chr(value)
-            continue
-        if len(run) > len(best):
-            best = run
-        run = ""
-    return run if len(run) > len(best) else best
-
-
-def _needles_of(items: list[tuple[Any, Any]]) -> set[str] | None:
-    run = _literal_run(items)
-    if len(run) >= _MIN_NEEDLE:
-        return {run}
-    for op, value in items:
-        branch = value if op is _BRANCH else None
-        if (
-            op is _SUBPATTERN
-            and not value[1] & re.IGNORECASE
-            and len(value[-1]) == 1
-            and value[-1][0][0] is _BRANCH
-        ):
-            branch = value[-1][0][1]
-        if branch is None:
-            continue
-        found: set[str] = set()
-        for alternative in branch[1]:
-            needles = _needles_of(list(alternative))
-            if needles is None:
-                break
-            found |= needles
-        else:
-            return found
-    return None
-
-
-def required_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
-    """Literal substrings one of which every match of ``pattern`` contains, if found.
-
-    Read from the parsed pattern: a run of at least three literal characters, or one such run
-    in every alternative of an alternation. ``None`` when there is none (or the pattern has
-    flags that make literals match more than themselves).
-    """
-    if pattern.flags & re.IGNORECASE or _parser is None:
-        return None
-    try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
-    except Exception:  # noqa: BLE001 -- a private parser: no prefilter rather than a crash
-        return None
-    needles = _needles_of(list(parsed))
-    return tuple(sorted(needles)) if needles else None
 
 
 def _lower_pattern(pattern: str) -> str:
@@ -372,7 +314,9 @@ class Classifier:
     for shell tools the command's output read by ``tracehint._command`` (a test runner's
     verdict, a missing path a program named, a traceback), and for other tools their error
     message against the rule table. ``rules`` are tried first (each within its ``scope``);
-    ``with_rules`` adds your own.
+    ``with_rules`` adds your own. ``corrections`` reads the user's replies (a rejection's words,
+    a reply that contradicts the agent: ``user_correction`` sites); ``None`` turns that off, and
+    rejections are then never sites.
 
     >>> Classifier().classify("File has not been read yet.", "Edit").kind
     <ErrorKind.FILE_NOT_READ: 'file_not_read'>
@@ -381,12 +325,11 @@ class Classifier:
     rules: tuple[Rule, ...] = DEFAULT_RULES
     fallback: ErrorKind = ErrorKind.TOOL_ERROR
     shell_tools: frozenset[str] = SHELL_TOOLS
+    corrections: Corrections | None = DEFAULT_CORRECTIONS
 
     def with_rules(self, *rules: Rule) -> Classifier:
         """Return a classifier that tries ``rules`` before this one's."""
-        return Classifier(
-            rules=(*rules, *self.rules), fallback=self.fallback, shell_tools=self.shell_tools
-        )
+        return replace(self, rules=(*rules, *self.rules))
 
     def _first(
         self, scopes: frozenset[RuleScope], text: str, tool_name: str | None, length: int
@@ -418,6 +361,7 @@ class Classifier:
         the call ran, its exit code, its stderr when kept apart, the hook that blocked it,
         an interruption. Each is trusted before any text rule.
         """
+        text, stderr = _bounded(text), _bounded(stderr) if stderr is not None else None
         wrapped, message = _strip_wrapper(text)
         header_code, body = split_exit_header(message)
         code = exit_code if exit_code is not None else header_code
@@ -510,6 +454,18 @@ def _facts_of(kind: ErrorKind, message: str, tool_name: str | None) -> Facts:  #
 # of a traceback); rules look at both ends of a long output, not at megabytes of log between.
 _HEAD_CHARS = 3000
 _TAIL_CHARS = 1000
+
+
+# Of a longer text only the two ends are read: the bound makes classifying a 50 MB output cost
+# what a 512 KB one does (its regexes ran for seconds, holding the GIL). The bound is far above
+# what agents show a model (Claude Code cuts a tool's output to 30,000 characters).
+_BOUND_CHARS = 256 * 1024
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= 2 * _BOUND_CHARS:
+        return text
+    return f"{text[:_BOUND_CHARS]}\n…\n{text[-_BOUND_CHARS:]}"
 
 
 def _window(text: str) -> str:

@@ -15,10 +15,10 @@ runner's output is only taken for a test run when a test runner ran, and so on.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from tracehint._kinds import ErrorKind
+from tracehint._needles import Prefiltered, prefiltered
 from tracehint._records import Facts
 
 __all__ = ["CommandReport", "analyse_command", "programs_of", "split_exit_header"]
@@ -62,24 +62,68 @@ _LAUNCHERS = frozenset(
     },
 )
 _ENV_ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
+_PYTHON = re.compile(r"python(?:\d(?:\.\d+)?)?")
+
+
+# A shell line's tokens as ``shlex.shlex(posix=True, punctuation_chars=";&|()<>")`` with
+# ``whitespace_split`` and no comments splits it (the same tokens), in one regex pass instead
+# of a Python loop per character: whitespace, a run of punctuation, or a word of plain
+# characters, quoted strings and escaped characters. A quote or escape that ends nowhere is
+# what shlex rejects (``ValueError``).
+_TOKEN = re.compile(
+    r"""[ \t\r\n]+"""
+    r"""|(?P<punct>[;&|()<>]+)"""
+    r"""|(?P<word>(?:[^ \t\r\n;&|()<>'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+)"""
+    r"""|(?P<bad>.)""",
+    re.DOTALL,
+)
+_WORD_PART = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.DOTALL)
+_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
+_SEPARATOR_CHARS = frozenset(";&|()\n")
+_REDIRECT_CHARS = frozenset("<>")
+
+
+def _word(source: str) -> str:
+    """A word's value: quotes removed, escapes resolved (as shlex does in POSIX mode)."""
+    if "'" not in source and '"' not in source and "\\" not in source:
+        return source
+    parts: list[str] = []
+    for single, double, escaped, plain in _WORD_PART.findall(source):
+        if double:
+            parts.append(_QUOTED_ESCAPE.sub(r"\1", double))
+        else:  # at most one group of a part is not empty
+            parts.append(single or escaped or plain)
+    return "".join(parts)
+
+
+def _tokens(command: str) -> list[str]:
+    """The tokens shlex makes of ``command``; raises ``ValueError`` where shlex does."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(command):
+        kind = match.lastgroup
+        if kind == "word":
+            tokens.append(_word(match.group()))
+        elif kind == "punct":
+            tokens.append(match.group())
+        elif kind == "bad":
+            raise ValueError("No closing quotation")
+    return tokens
 
 
 def _segments(command: str) -> list[list[str]]:
     """The simple commands of a shell line, as words (quotes respected)."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
     segments: list[list[str]] = [[]]
     try:
-        for token in lexer:
-            if token and set(token) <= set(";&|()\n"):
-                segments.append([])
-            elif token and set(token) <= set("<>"):
-                continue
-            else:
-                segments[-1].append(token)
+        tokens = _tokens(command)
     except ValueError:  # unbalanced quotes: split on the separators themselves
         return [segment.split() for segment in _SEPARATORS.split(command)]
+    for token in tokens:
+        if token and _SEPARATOR_CHARS.issuperset(token):
+            segments.append([])
+        elif token and _REDIRECT_CHARS.issuperset(token):
+            continue
+        else:
+            segments[-1].append(token)
     return [segment for segment in segments if segment]
 
 
@@ -104,7 +148,7 @@ def programs_of(command: str) -> tuple[tuple[str, ...], ...]:
         if not words:
             continue
         program = words[0].rsplit("/", 1)[-1]
-        if re.fullmatch(r"python(?:\d(?:\.\d+)?)?", program) and words[1:2] == ["-m"]:
+        if words[1:2] == ["-m"] and _PYTHON.fullmatch(program):
             found.append(tuple(words[2:8]))
             continue
         found.append((program, *words[1:8]))
@@ -140,12 +184,10 @@ class _Ran:
     """The git subcommand, when git ran."""
 
 
-def _ran(command: str | None) -> _Ran:  # noqa: C901, PLR0912 -- one branch per tool family
-    if not command:
-        return _Ran()
+def _ran(programs: tuple[tuple[str, ...], ...]) -> _Ran:  # noqa: C901, PLR0912 -- per family
     tests = build = lint = fmt = False
     git: str | None = None
-    for words in programs_of(command):
+    for words in programs:
         program, rest = words[0], words[1:]
         sub = rest[0] if rest else ""
         if program in _TEST_RUNNERS:
@@ -187,115 +229,115 @@ def _ran(command: str | None) -> _Ran:  # noqa: C901, PLR0912 -- one branch per 
 
 _MISSING_PATH = (
     # GNU tools: ls: cannot access 'x': No such file or directory / cat: x: No such file ...
-    re.compile(
+    prefiltered(
         r"^(?:[\w.+/-]+: )+(?:cannot (?:access|stat|open|remove|find)|can't open|"
         r"cannot read from|unable to open)? ?'?(?P<path>[^'\n:]+?)'?: No such file or directory",
         re.MULTILINE | re.IGNORECASE,
     ),
     # zsh: (eval):1: no such file or directory: x / (eval):cd:1: no such file or directory: x
-    re.compile(r"^\(eval\):(?:\w+:)?\d+: no such file or directory: (?P<path>.+)$", re.MULTILINE),
+    prefiltered(r"^\(eval\):(?:\w+:)?\d+: no such file or directory: (?P<path>.+)$", re.MULTILINE),
     # bash: cd: x: No such file or directory (matched above); python: can't open file 'x'
-    re.compile(r"can't open file '(?P<path>[^']+)': \[Errno 2\]"),
+    prefiltered(r"can't open file '(?P<path>[^']+)': \[Errno 2\]"),
     # pytest: ERROR: file or directory not found: x
-    re.compile(r"^ERROR: file or directory not found: (?P<path>\S+)", re.MULTILINE),
+    prefiltered(r"^ERROR: file or directory not found: (?P<path>\S+)", re.MULTILINE),
     # ruff and other linters: x:1:1: E902 No such file or directory
-    re.compile(r"^(?P<path>\S+?):\d+:\d+: E902 No such file or directory", re.MULTILINE),
+    prefiltered(r"^(?P<path>\S+?):\d+:\d+: E902 No such file or directory", re.MULTILINE),
     # node: Error: Cannot find module '/abs/x.js' / ENOENT: no such file or directory, open 'x'
-    re.compile(r"ENOENT: no such file or directory, \w+ '(?P<path>[^']+)'"),
-    re.compile(r"Error: Cannot find module '(?P<path>[./][^']+)'"),
+    prefiltered(r"ENOENT: no such file or directory, \w+ '(?P<path>[^']+)'"),
+    prefiltered(r"Error: Cannot find module '(?P<path>[./][^']+)'"),
 )
 _NOT_FOUND_PROGRAM = (
-    re.compile(
+    prefiltered(
         r"^(?:/bin/|/usr/bin/)?(?:ba|z|da)?sh: (?:line \d+: )?(?P<prog>[^\s:]+): "
         r"(?:command )?not found",
         re.MULTILINE,
     ),
-    re.compile(r"^\(eval\):\d+: command not found: (?P<prog>\S+)", re.MULTILINE),
-    re.compile(r"^zsh: command not found: (?P<prog>\S+)", re.MULTILINE),
-    re.compile(r"^(?P<prog>[^\s:]+): command not found", re.MULTILINE),
-    re.compile(r"'(?P<prog>[^']+)' is not recognized as an internal or external command"),
+    prefiltered(r"^\(eval\):\d+: command not found: (?P<prog>\S+)", re.MULTILINE),
+    prefiltered(r"^zsh: command not found: (?P<prog>\S+)", re.MULTILINE),
+    prefiltered(r"^(?P<prog>[^\s:]+): command not found", re.MULTILINE),
+    prefiltered(r"'(?P<prog>[^']+)' is not recognized as an internal or external command"),
 )
 _EXEC_DENIED = (
-    re.compile(r"^\(eval\):\d+: permission denied: (?P<path>.+)$", re.MULTILINE),
-    re.compile(
+    prefiltered(r"^\(eval\):\d+: permission denied: (?P<path>.+)$", re.MULTILINE),
+    prefiltered(
         r"^(?:/bin/)?(?:ba|z)?sh: (?:line \d+: )?(?P<path>[^\s:]+): Permission denied", re.MULTILINE
     ),
 )
-_OS_DENIED = re.compile(
+_OS_DENIED = prefiltered(
     r"^(?:[\w.+/-]+: )+(?:cannot \w+ )?'?(?P<path>[^'\n:]+?)'?: (?:Permission denied|"
     r"Operation not permitted)|\bEACCES: permission denied, \w+ '(?P<path2>[^']+)'",
     re.MULTILINE,
 )
-_TIMED_OUT = re.compile(r"\A\s*Command timed out after|\A\s*Timeout: command|timed out after \d")
+_TIMED_OUT = prefiltered(r"\A\s*Command timed out after|\A\s*Timeout: command|timed out after \d")
 
-_PY_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):", re.MULTILINE)
-_PY_FRAME = re.compile(
+_PY_TRACEBACK = prefiltered(r"^Traceback \(most recent call last\):", re.MULTILINE)
+_PY_FRAME = prefiltered(
     r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)', re.MULTILINE
 )
-_PY_EXCEPTION = re.compile(
+_PY_EXCEPTION = prefiltered(
     r"^(?P<exc>(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning|"
     r"NotFound|Failure|Fault))(?::\s*(?P<msg>.*))?$",
     re.MULTILINE,
 )
-_JS_EXCEPTION = re.compile(
+_JS_EXCEPTION = prefiltered(
     r"^(?:Uncaught )?(?P<exc>[A-Z]\w*Error)(?: \[\w+\])?: (?P<msg>.+)\n\s+at (?P<frame>.+)$",
     re.MULTILINE,
 )
 
-_PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+?)(?: - .*)?$", re.MULTILINE)
-_PYTEST_HEADER = re.compile(r"^_{3,} (?P<test>[\w.\[\]-]+(?:\.[\w\[\]-]+)*) _{3,}$", re.MULTILINE)
-_PYTEST_ASSERT = re.compile(r"^E\s{2,}(?P<line>\S.*)$", re.MULTILINE)
-_PYTEST_SUMMARY = re.compile(r"^=+ .*?\b(?P<n>\d+) (?:failed|error)", re.MULTILINE)
-_JEST_FAILED = re.compile(r"^\s*● (?P<test>.+?)$", re.MULTILINE)
-_JEST_SUMMARY = re.compile(r"^Tests?:\s+(?P<n>\d+) failed", re.MULTILINE)
-_VITEST_FAILED = re.compile(
+_PYTEST_FAILED = prefiltered(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+?)(?: - .*)?$", re.MULTILINE)
+_PYTEST_HEADER = prefiltered(r"^_{3,} (?P<test>[\w.\[\]-]+(?:\.[\w\[\]-]+)*) _{3,}$", re.MULTILINE)
+_PYTEST_ASSERT = prefiltered(r"^E\s{2,}(?P<line>\S.*)$", re.MULTILINE)
+_PYTEST_SUMMARY = prefiltered(r"^=+ .*?\b(?P<n>\d+) (?:failed|error)", re.MULTILINE)
+_JEST_FAILED = prefiltered(r"^\s*● (?P<test>.+?)$", re.MULTILINE)
+_JEST_SUMMARY = prefiltered(r"^Tests?:\s+(?P<n>\d+) failed", re.MULTILINE)
+_VITEST_FAILED = prefiltered(
     r"^\s*(?:FAIL|×|✗|✕)\s+(?P<test>\S.*?)(?:\s+\d+ms)?$",  # noqa: RUF001 -- runners' marks
     re.MULTILINE,
 )
-_GO_FAILED = re.compile(r"^\s*--- FAIL: (?P<test>\S+)", re.MULTILINE)
-_CARGO_FAILED = re.compile(r"^test (?P<test>\S+) \.\.\. FAILED$", re.MULTILINE)
-_CARGO_SUMMARY = re.compile(r"^test result: FAILED\. \d+ passed; (?P<n>\d+) failed", re.MULTILINE)
-_MIX_FAILED = re.compile(r"^\s+\d+\) test (?P<test>.+?) \(", re.MULTILINE)
-_RSPEC_FAILED = re.compile(r"^rspec (?P<test>\./\S+:\d+)", re.MULTILINE)
+_GO_FAILED = prefiltered(r"^\s*--- FAIL: (?P<test>\S+)", re.MULTILINE)
+_CARGO_FAILED = prefiltered(r"^test (?P<test>\S+) \.\.\. FAILED$", re.MULTILINE)
+_CARGO_SUMMARY = prefiltered(r"^test result: FAILED\. \d+ passed; (?P<n>\d+) failed", re.MULTILINE)
+_MIX_FAILED = prefiltered(r"^\s+\d+\) test (?P<test>.+?) \(", re.MULTILINE)
+_RSPEC_FAILED = prefiltered(r"^rspec (?P<test>\./\S+:\d+)", re.MULTILINE)
 
 _BUILD_ERROR = (
     # Next.js / webpack: "> Build error occurred" then the error
-    re.compile(
+    prefiltered(
         r"^> Build error occurred\n\[?(?P<msg>\w*(?:Error|Exception)\b[^\]\n]*)", re.MULTILINE
     ),
     # tsc: src/x.ts(12,5): error TS2322: ... / src/x.ts:12:5 - error TS2322: ...
-    re.compile(
+    prefiltered(
         r"^(?P<loc>\S+?(?:\(\d+,\d+\)|:\d+:\d+)):? -? ?error (?P<code>TS\d+): (?P<msg>.+)$",
         re.MULTILINE,
     ),
     # pyright: /abs/x.py:184:17 - error: Type of ... (also inside a CI log: "[job] | ...")
-    re.compile(r"^(?:.*\| )?\s*(?P<loc>\S+?:\d+:\d+) - error: (?P<msg>.+)$", re.MULTILINE),
+    prefiltered(r"^(?:.*\| )?\s*(?P<loc>\S+?:\d+:\d+) - error: (?P<msg>.+)$", re.MULTILINE),
     # mypy / gcc / go: x.py:12: error: msg  /  x.c:3:5: error: msg / ./x.go:3:5: undefined: foo
-    re.compile(r"^(?P<loc>\S+?:\d+(?::\d+)?): (?:fatal )?error: (?P<msg>.+)$", re.MULTILINE),
+    prefiltered(r"^(?P<loc>\S+?:\d+(?::\d+)?): (?:fatal )?error: (?P<msg>.+)$", re.MULTILINE),
     # rustc: error[E0308]: mismatched types\n  --> src/main.rs:4:5
-    re.compile(r"^error\[(?P<code>E\d+)\]: (?P<msg>.+)\n\s*--> (?P<loc>\S+)$", re.MULTILINE),
-    re.compile(r"^(?P<loc>\./\S+?\.go:\d+:\d+): (?P<msg>.+)$", re.MULTILINE),
+    prefiltered(r"^error\[(?P<code>E\d+)\]: (?P<msg>.+)\n\s*--> (?P<loc>\S+)$", re.MULTILINE),
+    prefiltered(r"^(?P<loc>\./\S+?\.go:\d+:\d+): (?P<msg>.+)$", re.MULTILINE),
 )
 _LINT_FINDING = (
     # ruff/flake8 concise: path:line:col: CODE message
-    re.compile(r"^(?P<loc>\S+?:\d+:\d+): (?P<code>[A-Z]+\d+) (?P<msg>.+)$", re.MULTILINE),
+    prefiltered(r"^(?P<loc>\S+?:\d+:\d+): (?P<code>[A-Z]+\d+) (?P<msg>.+)$", re.MULTILINE),
     # ruff full: CODE message\n --> path:line:col
-    re.compile(r"^(?P<code>[A-Z]+\d+) (?P<msg>.+)\n\s*--> (?P<loc>\S+)$", re.MULTILINE),
+    prefiltered(r"^(?P<code>[A-Z]+\d+) (?P<msg>.+)\n\s*--> (?P<loc>\S+)$", re.MULTILINE),
     # eslint: "  12:5  error  msg  rule-name" under the file's path
-    re.compile(
+    prefiltered(
         r"^\s+(?P<loc>\d+:\d+)\s+error\s+(?P<msg>.+?)\s{2,}(?P<code>[\w@/-]+)$", re.MULTILINE
     ),
     # pylint: path:line:col: C0114: msg
-    re.compile(r"^(?P<loc>\S+?:\d+:\d+): (?P<code>[A-Z]\d{4}): (?P<msg>.+)$", re.MULTILINE),
+    prefiltered(r"^(?P<loc>\S+?:\d+:\d+): (?P<code>[A-Z]\d{4}): (?P<msg>.+)$", re.MULTILINE),
 )
-_FORMAT_FINDING = re.compile(
+_FORMAT_FINDING = prefiltered(
     r"^(?:.*\| )?(?:would reformat |Would reformat: |\[warn\] |Diff in )(?P<path>\S+)",
     re.MULTILINE,
 )
-_FORMAT_SUMMARY = re.compile(
+_FORMAT_SUMMARY = prefiltered(
     r"\d+ files? would be reformatted|Code style issues found|would reformat", re.IGNORECASE
 )
-_NO_TESTS = re.compile(
+_NO_TESTS = prefiltered(
     r"^=* ?(?:no tests (?:ran|collected)|.*\b\d+ deselected\b.*\b0 selected|"
     r"\d+ deselected in [\d.]+s)",
     re.MULTILINE,
@@ -321,11 +363,11 @@ _GIT_PROBLEMS = (
     ("does not appear to be a git repository", "the remote is not a git repository"),
     ("Authentication failed", "authentication to the remote failed"),
 )
-_GIT_FATAL = re.compile(r"^(?:fatal|error): (?P<msg>.+)$", re.MULTILINE)
-_PRE_COMMIT_FAILED = re.compile(r"^(?P<hook>[^\n.]{3,}?)\.{3,}\s*Failed$", re.MULTILINE)
-_PRE_COMMIT_ID = re.compile(r"^- hook id: (?P<hook>\S+)", re.MULTILINE)
-_HUSKY = re.compile(r"husky - (?P<hook>[\w-]+) (?:hook exited|script failed)", re.IGNORECASE)
-_GIT_HOOK = re.compile(r"\b(?P<hook>pre-commit|commit-msg|pre-push) hook\b.{0,40}\b(?:fail|exit)")
+_GIT_FATAL = prefiltered(r"^(?:fatal|error): (?P<msg>.+)$", re.MULTILINE)
+_PRE_COMMIT_FAILED = prefiltered(r"^(?P<hook>[^\n.]{3,}?)\.{3,}\s*Failed$", re.MULTILINE)
+_PRE_COMMIT_ID = prefiltered(r"^- hook id: (?P<hook>\S+)", re.MULTILINE)
+_HUSKY = prefiltered(r"husky - (?P<hook>[\w-]+) (?:hook exited|script failed)", re.IGNORECASE)
+_GIT_HOOK = prefiltered(r"\b(?P<hook>pre-commit|commit-msg|pre-push) hook\b.{0,40}\b(?:fail|exit)")
 
 _ERROR_LINE = re.compile(
     r"^.*(?:\berror\b|\bERR!|\bfatal\b|\bfailed\b|\bFAIL\b|\bexception\b|\bdenied\b|"
@@ -354,7 +396,7 @@ def _head(text: str, chars: int = 3000) -> str:
     return text[:chars]
 
 
-def _first(patterns: tuple[re.Pattern[str], ...], text: str, group: str) -> str | None:
+def _first(patterns: tuple[Prefiltered, ...], text: str, group: str) -> str | None:
     for pattern in patterns:
         match = pattern.search(text)
         if match is not None:
@@ -450,7 +492,8 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
     errors = stderr if stderr and stderr.strip() else output
     head, tail = _head(errors), _tail(errors)
     window = head if len(errors) <= len(head) else f"{head}\n{tail}"
-    ran = _ran(command)
+    programs = programs_of(command) if command else ()
+    ran = _ran(programs)
 
     if _TIMED_OUT.search(output[:300]):
         return CommandReport(ErrorKind.TIMEOUT, Facts())
@@ -521,7 +564,7 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
     if exc is not None:
         return CommandReport(ErrorKind.SCRIPT_ERROR, Facts(exception=_clip(exc), frame=frame))
 
-    search = _search_segment(command)
+    search = _search_segment(programs)
     if search is not None and len(errors.strip()) <= len("Error"):
         # grep, rg and friends exit 1 when nothing matches: an answer, not a broken command
         return CommandReport(None, Facts(problem="no match", key_line=search))
@@ -531,11 +574,9 @@ def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure c
 _SEARCHERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack", "git"})
 
 
-def _search_segment(command: str | None) -> str | None:
+def _search_segment(ran: tuple[tuple[str, ...], ...]) -> str | None:
     """The search a command ends with (``grep -l useTodos``), when it ends with one."""
-    if not command:
-        return None
-    programs = list(programs_of(command))
+    programs = list(ran)
     while programs and programs[-1][0] in _FILTERS:
         programs.pop()
     if not programs:

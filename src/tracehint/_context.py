@@ -12,15 +12,21 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from tracehint._kinds import Role, TurnKind
-from tracehint._limits import clamp
+from tracehint._kinds import DetectedBy, Role, TurnKind
+from tracehint._limits import clamp, clamp_middle
 from tracehint._records import HintRequest
 
 if TYPE_CHECKING:
     from tracehint._limits import Limits
-    from tracehint._records import ErrorSite, Trace, Turn
+    from tracehint._records import ChatMessage, ErrorSite, Trace, Turn
 
-__all__ = ["intent_before_call", "is_instruction", "requests_for"]
+__all__ = [
+    "instruction_text",
+    "intent_before_call",
+    "is_instruction",
+    "message_text",
+    "requests_for",
+]
 
 _TOOL_CALL = "[TOOL_CALL "
 _THINKING = "[THINKING]"
@@ -52,7 +58,15 @@ def is_instruction(turn: Turn) -> str | None:
     """
     if turn.role is not Role.USER or turn.kind is not TurnKind.MESSAGE:
         return None
-    text = _NOTICES.sub("", turn.content).strip()
+    return instruction_text(turn.content)
+
+
+def instruction_text(content: str) -> str | None:
+    """A user message's own words, or ``None`` when it is not an instruction.
+
+    Local-command echoes, interruption markers and hook output are not; IDE notices are dropped.
+    """
+    text = _NOTICES.sub("", content).strip()
     if not text or text.startswith(_NOT_INSTRUCTIONS):
         return None
     return text
@@ -93,6 +107,33 @@ def intent_before_call(content: str, site: ErrorSite) -> str:
     return "\n".join(kept).strip()
 
 
+def message_text(message: ChatMessage) -> str:
+    """The text of a chat message's ``content`` (a string, or a list of text parts).
+
+    Never its thinking (``reasoning_content``).
+    """
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def _mistake_text(trace: Trace, site: ErrorSite, limits: Limits) -> str:
+    """For a user correction, the text of the message the user corrected (bounded)."""
+    index = site.mistake_message_index
+    if site.detected_by is not DetectedBy.USER or index is None:
+        return ""
+    if not 0 <= index < len(trace.messages):
+        return ""
+    return clamp_middle(message_text(trace.messages[index]).strip(), limits.next_action_chars)
+
+
 def requests_for(trace: Trace, limits: Limits) -> list[tuple[int, HintRequest]]:
     """The hint requests of a trace's sites, with the index of each site's turn.
 
@@ -117,6 +158,7 @@ def requests_for(trace: Trace, limits: Limits) -> list[tuple[int, HintRequest]]:
                         first_instruction=first,
                         latest_instruction=latest,
                         intent=_tail(intent, limits.intent_chars),
+                        mistake_text=_mistake_text(trace, site, limits),
                     ),
                 ),
             )

@@ -8,6 +8,8 @@ Every exception tracehint raises on purpose derives from one root, so a caller c
     ├── InputError           an input path cannot be used at all (missing, not a file or folder)
     ├── OutputError          the output cannot be written (exists, disk full, permission)
     ├── CacheError           the hint cache cannot be opened or used
+    ├── StoppedError         the run is stopping (``JudgeClient.drain()``): a site that needs a
+    │                        new judge request is left unhinted
     └── JudgeError           the LLM judge cannot be used for this run
         ├── JudgeAuthError   the judge refused our credentials (401/403): the run stops early
         ├── JudgeConfigError the judge rejects what we ask (unknown model, a permanent 4xx on
@@ -30,6 +32,7 @@ __all__ = [
     "JudgeError",
     "JudgeUnavailableError",
     "OutputError",
+    "StoppedError",
     "TracehintError",
 ]
 
@@ -52,6 +55,15 @@ class OutputError(TracehintError):
 
 class CacheError(TracehintError):
     """The hint cache cannot be opened or used."""
+
+
+class StoppedError(TracehintError):
+    """The run is stopping: the judge client sends no new request (``JudgeClient.drain()``).
+
+    Requests already sent still finish (and are cached). The pipeline catches it and leaves
+    the trace for ``--resume``; an embedding caller that drained the judge sees it raised by
+    ``Annotator.annotate`` for a trace that needed a new request.
+    """
 
 
 class JudgeError(TracehintError):

@@ -202,6 +202,7 @@ def _schema() -> Any:  # noqa: ANN401 -- pyarrow is optional and untyped here
             ("mistake_message_index", pa.int64()),
             ("recovery_message_index", pa.int64()),
             ("kind", pa.string()),
+            ("detected_by", pa.string()),
             ("tool_name", pa.string()),
             ("hint", pa.string()),
             ("hint_source", pa.string()),

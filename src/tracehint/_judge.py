@@ -26,6 +26,8 @@ The client tells the truth about the server:
   requests in a row (``JudgeUnavailableError``); 401/403 raise ``JudgeAuthError`` at once.
 * Answer bodies are read up to ``max_response_bytes``; a bigger one is a malformed answer, and
   no body outlives the attempt that read it (failures keep short strings, not exceptions).
+* ``drain()`` (a graceful stop) sends nothing new: requests on the wire finish, and every
+  request or retry not yet sent raises ``StoppedError``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from tracehint._exceptions import (
     JudgeConfigError,
     JudgeError,
     JudgeUnavailableError,
+    StoppedError,
 )
 from tracehint._ratelimit import AdaptiveLimiter, TokenBucket
 
@@ -390,6 +393,14 @@ class _Kind(enum.Enum):
     """401/403: the run stops."""
 
 
+class _Intake(enum.Enum):
+    """Whether the client sends new requests."""
+
+    OPEN = "open"
+    DRAINING = "draining"
+    """After ``drain()``: requests on the wire finish, nothing new is sent."""
+
+
 class _Support(enum.Enum):
     """Whether the server takes an optional request field, as learnt from its answers."""
 
@@ -674,6 +685,7 @@ class JudgeClient:
         self._response_format = _Support.UNKNOWN
         self._breaker = _Breaker(config.retry)
         self._auth_failed: JudgeAuthError | None = None
+        self._intake = _Intake.OPEN
 
     @property
     def base_url(self) -> str:
@@ -731,6 +743,15 @@ class JudgeClient:
                 await client.aclose()
             if session is not None:
                 await session.close()
+
+    def drain(self) -> None:
+        """Send no new request from now on (a graceful stop); it cannot be undone.
+
+        Requests already on the wire finish and are returned as usual; a call of ``complete``
+        whose request (or retry) is not sent yet raises ``StoppedError`` instead, also when it
+        is waiting for a free slot.
+        """
+        self._intake = _Intake.DRAINING
 
     def _check_open(self) -> None:
         if self._client is None and self._session is None:
@@ -827,18 +848,20 @@ class JudgeClient:
         messages: list[dict[str, str]],
         *,
         response_format: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> JudgeReply | JudgeFailure:
         """Ask the judge; retry per the policy; return the reply or the final failure.
 
         ``response_format`` (e.g. ``{"type": "json_schema", ...}``) is sent while the server
-        accepts it; the reply says whether it was (``structured``).
+        accepts it; the reply says whether it was (``structured``). ``max_tokens`` replaces
+        ``config.max_tokens`` for this request (the reader's longer answers).
         """
         self._check_open()
         self._raise_if_stopped()
         request = _Request(
             messages,
             response_format if self._response_format is not _Support.NO else None,
-            self.config.max_tokens,
+            max_tokens if max_tokens is not None else self.config.max_tokens,
         )
         outcome = await self._complete(request)
         if isinstance(outcome, JudgeReply):
@@ -859,6 +882,8 @@ class JudgeClient:
         return JudgeFailure(failed.reason, detail, attempts, failed.status, failed.server_message)
 
     def _raise_if_stopped(self) -> None:
+        if self._intake is _Intake.DRAINING:
+            raise StoppedError("the run is stopping: no new judge request is sent")
         if self._auth_failed is not None:
             raise self._auth_failed
         if self._breaker.tripped is not None:
@@ -974,17 +999,7 @@ class JudgeClient:
         epoch = await self._limiter.acquire()
         try:
             self._raise_if_stopped()  # the breaker may have tripped while this one waited
-            shared = self._shared_limiter
-            if shared is not None:
-                try:
-                    shared.acquire_nowait()
-                except anyio.WouldBlock:
-                    await shared.acquire()
-            try:
-                answer = await self._timed_post(body)
-            finally:
-                if shared is not None:
-                    shared.release()
+            answer = await self._post(body)
         finally:
             self._limiter.release()
         if isinstance(answer, _Failed):
@@ -997,6 +1012,21 @@ class JudgeClient:
                 self._limiter.answered()  # the server works, if not for this request
         self._settle_tokens(reserved, request.max_tokens, outcome)
         return outcome
+
+    async def _post(self, body: bytes) -> _Answer | _Failed:
+        """One attempt on the wire, also holding a slot of the shared limiter when there is one."""
+        shared = self._shared_limiter
+        if shared is None:
+            return await self._timed_post(body)
+        try:
+            shared.acquire_nowait()
+        except anyio.WouldBlock:
+            await shared.acquire()
+        try:
+            self._raise_if_stopped()  # the run may have stopped while this one waited
+            return await self._timed_post(body)
+        finally:
+            shared.release()
 
     async def _timed_post(self, body: bytes) -> _Answer | _Failed:
         stats = self.stats

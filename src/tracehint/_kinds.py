@@ -8,8 +8,22 @@ are the stable wire format written to ``tool_error``.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["ErrorKind", "HintSource", "HintStatus", "Role", "TurnKind"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "READER_KINDS",
+    "DetectedBy",
+    "ErrorKind",
+    "HintSource",
+    "HintStatus",
+    "InputFormat",
+    "LayerName",
+    "Role",
+    "TurnKind",
+]
 
 
 class ErrorKind(StrEnum):
@@ -74,6 +88,24 @@ class ErrorKind(StrEnum):
     # -- patterns and fallback ------------------------------------------------------------
     TOOL_ERROR = "tool_error"
     """A failure no rule recognises (the generic fallback)."""
+    # -- mistakes no tool reported: the user's correction, the reader's findings ----------
+    USER_CORRECTION = "user_correction"
+    """The user rejected the call with words, or contradicted the agent's claim ("still
+    doesn't work", "we lost X")."""
+    FALSE_CLAIM = "false_claim"
+    """The agent said something was done or works, and it was not (the reader)."""
+    UNVERIFIED_CLAIM = "unverified_claim"
+    """The agent claimed success without running what would show it (the reader)."""
+    TEST_WEAKENED = "test_weakened"
+    """A failing test made to pass by weakening it (the reader)."""
+    CHECK_BYPASSED = "check_bypassed"
+    """A hook, linter or check skipped or silenced (``--no-verify``, ``# noqa``) (the reader)."""
+    INSTRUCTION_IGNORED = "instruction_ignored"
+    """The agent did something other than what the user asked (the reader)."""
+    WASTED_EFFORT = "wasted_effort"
+    """Work that did not move the task on: loops, redoing, needless detours (the reader)."""
+    OTHER_MISTAKE = "other"
+    """Another mistake the reader found (its hint says which)."""
     # -- not mistakes ---------------------------------------------------------------------
     USER_REJECTED = "user_rejected"
     """The user declined the tool call (with or without feedback)."""
@@ -92,6 +124,11 @@ class ErrorKind(StrEnum):
         """Whether a failure of this kind is the agent's mistake (and so an error site)."""
         return self not in _NON_MISTAKES
 
+    @property
+    def is_tool_error(self) -> bool:
+        """Whether the kind is a failed tool result's (a template or the raw text may answer)."""
+        return self is not ErrorKind.USER_CORRECTION and self not in READER_KINDS
+
 
 _COMMAND_FAMILY = frozenset(
     {
@@ -109,6 +146,30 @@ _NON_MISTAKES = frozenset(
     {ErrorKind.USER_REJECTED, ErrorKind.INTERRUPTED, ErrorKind.SIBLING_CANCELLED},
 )
 
+READER_KINDS: frozenset[ErrorKind] = frozenset(
+    {
+        ErrorKind.FALSE_CLAIM,
+        ErrorKind.UNVERIFIED_CLAIM,
+        ErrorKind.TEST_WEAKENED,
+        ErrorKind.CHECK_BYPASSED,
+        ErrorKind.INSTRUCTION_IGNORED,
+        ErrorKind.WASTED_EFFORT,
+        ErrorKind.OTHER_MISTAKE,
+    },
+)
+"""The closed set of kinds the reader pass may report (``--detect reader``)."""
+
+
+class DetectedBy(StrEnum):
+    """Which detector found a site (``detected_by`` on the output turn)."""
+
+    TOOL_ERROR = "tool_error"
+    """A failed tool result (the classifier)."""
+    USER = "user"
+    """The user's own correction: a rejection with words, or a reply contradicting a claim."""
+    READER = "reader"
+    """The reader pass: the judge read the trace (``--detect reader``)."""
+
 
 class HintSource(StrEnum):
     """Which layer produced a site's hint."""
@@ -116,6 +177,10 @@ class HintSource(StrEnum):
     TEMPLATE = "template"
     RAW = "raw"
     JUDGE = "judge"
+    USER = "user"
+    """The user's own words (a user correction, offline)."""
+    READER = "reader"
+    """The reader pass's hint, written with its finding (``--detect reader``)."""
 
 
 class HintStatus(StrEnum):
@@ -151,3 +216,58 @@ class TurnKind(StrEnum):
     """A summary Claude Code wrote when it compacted the context."""
     API_ERROR = "api_error"
     """A synthetic assistant entry recording an API error, not model output."""
+
+
+class LayerName(StrEnum):
+    """A hint layer (``--layers``), asked in the order given; the first answer wins."""
+
+    TEMPLATE = "template"
+    """A grounded template for the site's kind (abstains without grounds)."""
+    JUDGE = "judge"
+    """The LLM judge."""
+    RAW = "raw"
+    """The failed result's own error text, bounded and redacted."""
+
+    @classmethod
+    def parse(cls, names: Iterable[str]) -> tuple[LayerName, ...]:
+        """Layer names as given (``template,raw`` split), checked: known, each once, some.
+
+        Raises ``ConfigError`` naming the problem.
+        """
+        from tracehint._exceptions import ConfigError  # noqa: PLC0415 -- no import cycle
+
+        found: list[LayerName] = []
+        for raw in names:
+            name = raw.strip()
+            if not name:
+                continue
+            try:
+                layer = cls(name)
+            except ValueError:
+                known = ", ".join(layer.value for layer in cls)
+                raise ConfigError(f"unknown hint layer {name!r}; choose from: {known}") from None
+            if layer in found:
+                raise ConfigError(f"hint layer {name!r} is listed twice in --layers")
+            found.append(layer)
+        if not found:
+            raise ConfigError("--layers is empty; give at least one of: template, judge, raw")
+        return tuple(found)
+
+
+class InputFormat(StrEnum):
+    """Formats ``tracehint annotate`` reads (``--format``), and ``TraceSource.format``.
+
+    ``auto`` is only an option: it lets each file's content decide; a trace's source names
+    the format it was read in.
+    """
+
+    AUTO = "auto"
+    CLAUDE_CODE = "claude_code"
+    OPENAI = "openai"
+    CODEX = "codex"
+    SWE_AGENT = "swe_agent"
+    OPENHANDS = "openhands"
+    ATIF = "atif"
+    GEMINI_CLI = "gemini_cli"
+    ANTHROPIC = "anthropic"
+    OPENAI_RESPONSES = "openai_responses"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["Limits", "clamp", "clamp_middle"]
+__all__ = ["Limits", "clamp", "clamp_middle", "clamp_middle_stripped", "clamp_stripped"]
 
 _ELLIPSIS = "…"
 
@@ -93,3 +94,43 @@ def clamp_middle(text: str, limit: int) -> str:
     head = keep // 2
     tail = keep - head
     return text[:head] + marker + text[len(text) - tail :]
+
+
+def _strip_span(text: str) -> tuple[int, int]:
+    """Where ``text.strip()`` starts and ends in ``text``, without copying ``text``."""
+    leading = _LEADING_SPACE.match(text)
+    start = leading.end() if leading is not None else 0
+    stop = len(text)
+    while stop > start and text[stop - 1].isspace():
+        stop -= 1
+    return start, stop
+
+
+_LEADING_SPACE = re.compile(r"\s*")
+_COPY_CHARS = 1024 * 1024
+"""From this length on, stripping a text to clamp it would copy more than it keeps."""
+
+
+def clamp_stripped(text: str, limit: int) -> str:
+    """``clamp(text.strip(), limit)``, without copying all of a long ``text``."""
+    if len(text) < _COPY_CHARS:
+        return clamp(text.strip(), limit)
+    start, stop = _strip_span(text)
+    return clamp(text[start : min(stop, start + limit + 1)], limit)
+
+
+def clamp_middle_stripped(text: str, limit: int) -> str:
+    """``clamp_middle(text.strip(), limit)``, without copying all of a long ``text``."""
+    if len(text) < _COPY_CHARS:
+        return clamp_middle(text.strip(), limit)
+    start, stop = _strip_span(text)
+    size = stop - start
+    if size <= limit:
+        return text[start:stop]
+    marker = f"\n{_ELLIPSIS}[{size - limit} chars elided]{_ELLIPSIS}\n"
+    if limit < len(marker) + 2:
+        return clamp(text[start : start + limit + 1], limit)
+    keep = limit - len(marker)
+    head = keep // 2
+    tail = keep - head
+    return text[start : start + head] + marker + text[stop - tail : stop]

@@ -7,6 +7,12 @@ that never answer, 200 with a body that is not JSON, 200 with an empty answer, a
 reset without an answer. The hint it answers is deterministic in the prompt, so runs against it
 are reproducible; ``stats`` counts what it saw, for tests to assert on.
 
+Reader requests (``--detect reader``: ``response_format`` named ``reader_findings``, or the
+reader's system message) are answered with findings, as ``MockJudgeConfig.reader_answers``
+says: good findings read from the numbered transcript, none, or findings a reader must drop
+(a message number that does not exist or is not an assistant's, a quote that is not in the
+transcript, a generic hint), or an answer that is not JSON.
+
 ``strict=True`` makes it behave like vLLM's server, for the client's failure paths: only
 ``/v1/...`` paths (others 404 ``{"detail": "Not Found"}``), a model it does not serve is 404
 with vLLM's error body, a malformed request is 400; and it can act out what real servers do
@@ -24,6 +30,7 @@ import contextlib
 import enum
 import hashlib
 import random
+import re
 import socket
 import struct
 import sys
@@ -37,6 +44,7 @@ import orjson
 from aiohttp import web
 
 from tracehint._exceptions import ConfigError
+from tracehint._reader import READER_SYSTEM_PROMPT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,6 +55,7 @@ __all__ = [
     "MockJudge",
     "MockJudgeConfig",
     "MockJudgeStats",
+    "MockReaderAnswer",
     "mock_hint",
     "serve_forever",
 ]
@@ -107,6 +116,118 @@ class MockAnswer(enum.StrEnum):
     """Generic filler: "Be careful and try again." """
     NOT_A_MISTAKE = "not_a_mistake"
     """The verdict that the failure was deliberate: ``{"hint": "", "verdict": "not_a_mistake"}``."""
+    CONTROL = "control"
+    """The good hint with terminal escapes, NUL, BEL, backspace and bidi overrides woven in
+    (``control_hint``); as plain text it is the good hint."""
+
+
+class MockReaderAnswer(enum.StrEnum):
+    """What the mock judge answers to a reader request (``MockJudgeConfig.reader_answers``)."""
+
+    FINDINGS = "findings"
+    """Good findings: each assistant message of the window whose text claims success ("done",
+    "fixed", "works", ...) is a ``false_claim``, quoted verbatim, with a good hint (at most 3)."""
+    NONE = "none"
+    """``{"findings": []}``."""
+    BAD_MESSAGE = "bad_message"
+    """Findings naming a message that does not exist and a message that is not an assistant's."""
+    FAKE_QUOTE = "fake_quote"
+    """A finding whose quote is not in the transcript."""
+    BAD_HINT = "bad_hint"
+    """A finding whose hint is generic filler."""
+    MIXED = "mixed"
+    """The good findings, plus one of each bad kind."""
+    MALFORMED = "malformed"
+    """Prose, not JSON."""
+
+
+_READER_SCHEMA = "reader_findings"
+_BLOCK = re.compile(r"^\[(\d+)\] (\w+):\n(.*?)(?=^\[\d+\] \w+:\n|\Z)", re.MULTILINE | re.DOTALL)
+_CLAIM = re.compile(
+    r"\b(?:done|fixed|works|working|success\w*|complete\w*|pass\w*)\b", re.IGNORECASE
+)
+_FAKE_QUOTE = "this passage is nowhere in the transcript"
+
+
+def _is_reader(body: dict[str, Any], messages: list[Any]) -> bool:
+    found = body.get("response_format")
+    schema = found.get("json_schema") if isinstance(found, dict) else None
+    if isinstance(schema, dict) and schema.get("name") == _READER_SCHEMA:
+        return True
+    first = messages[0]
+    return (
+        isinstance(first, dict)
+        and first.get("role") == "system"
+        and _text(first.get("content")) == READER_SYSTEM_PROMPT
+    )
+
+
+def _blocks(prompt: str) -> list[tuple[int, str, str]]:
+    """The numbered messages of a reader request: ``(number, role, text)``."""
+    return [(int(m.group(1)), m.group(2), m.group(3)) for m in _BLOCK.finditer(prompt)]
+
+
+def _good_findings(prompt: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for number, role, text in _blocks(prompt):
+        if role != "assistant":
+            continue
+        for line in text.splitlines():
+            if line.startswith("-> call") or not _CLAIM.search(line):
+                continue
+            quote = line.strip()[:120].strip()
+            if len(quote) < 12:
+                continue
+            digest = hashlib.sha256(quote.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            found.append(
+                {
+                    "message": number,
+                    "kind": "false_claim",
+                    "quote": quote,
+                    "hint": f"Mock reader hint {digest}: run the checks that show the change "
+                    "works before you report it as finished.",
+                }
+            )
+            break
+        if len(found) == 3:
+            break
+    return found
+
+
+def _any_finding(blocks: list[tuple[int, str, str]]) -> dict[str, Any]:
+    """A finding on the first assistant message, quoting its first line (for the bad kinds)."""
+    for number, role, text in blocks:
+        line = text.strip().splitlines()[0] if text.strip() else ""
+        if role == "assistant" and len(line) >= 12:
+            return {"message": number, "kind": "false_claim", "quote": line[:120], "hint": ""}
+    return {"message": 0, "kind": "false_claim", "quote": "", "hint": ""}
+
+
+def _reader_text(answer: MockReaderAnswer, prompt: str) -> str:
+    """The content of one reader answer."""
+    if answer is MockReaderAnswer.MALFORMED:
+        return "I read the transcript; message 3 looks wrong to me."
+    good = _good_findings(prompt) if answer is not MockReaderAnswer.NONE else []
+    blocks = _blocks(prompt)
+    last = max((number for number, _, _ in blocks), default=0)
+    users = [number for number, role, _ in blocks if role != "assistant"]
+    template = good[0] if good else _any_finding(blocks)
+    hint = "Run the page's tests before you say that the redirect works."
+    bad = {
+        MockReaderAnswer.BAD_MESSAGE: [
+            {**template, "message": last + 1000, "hint": hint},
+            *([{**template, "message": users[0], "hint": hint}] if users else []),
+        ],
+        MockReaderAnswer.FAKE_QUOTE: [{**template, "quote": _FAKE_QUOTE, "hint": hint}],
+        MockReaderAnswer.BAD_HINT: [{**template, "hint": _GENERIC}],
+    }
+    if answer is MockReaderAnswer.MIXED:
+        findings = [*good, *(item for items in bad.values() for item in items)]
+    elif answer in bad:
+        findings = bad[answer]
+    else:
+        findings = good
+    return orjson.dumps({"findings": findings}).decode()
 
 
 _ESSAY = (
@@ -132,6 +253,15 @@ def _shape(text: str, *, as_json: bool, verdict: str = "mistake") -> str:
     return orjson.dumps({"hint": text, "verdict": verdict}).decode() if as_json else text
 
 
+def control_hint(hint: str) -> str:
+    """``hint`` with control characters woven in that ``plain_text`` removes again."""
+    third = len(hint) // 3
+    return (
+        f"\x1b[1;31m{hint[:third]}\x1b[0m\x00\x07{hint[third : 2 * third]}\u202e\u200b\x08"
+        f"{hint[2 * third :]}\x1b]0;pwned\x07\u2066"
+    )
+
+
 def _answer_text(answer: MockAnswer, prompt: str, *, as_json: bool) -> tuple[str, str]:
     """The content and ``finish_reason`` of one answer."""
     hint = mock_hint(prompt)
@@ -150,6 +280,7 @@ def _answer_text(answer: MockAnswer, prompt: str, *, as_json: bool) -> tuple[str
         ),
         MockAnswer.GENERIC: (_shape(_GENERIC, as_json=as_json), "stop"),
         MockAnswer.NOT_A_MISTAKE: (_shape("", as_json=True, verdict="not_a_mistake"), "stop"),
+        MockAnswer.CONTROL: (_shape(control_hint(hint), as_json=as_json), "stop"),
     }
     return answers.get(answer, (good, "stop"))
 
@@ -217,14 +348,16 @@ class MockJudgeConfig:
     """When set, a request with ``response_format`` is a 400 with this message."""
     garbage_bytes: int = 0
     """Size of the non-JSON body of a ``garbage`` fault (0: a short one); a proxy's HTML page."""
+    reader_answers: tuple[MockReaderAnswer, ...] = (MockReaderAnswer.FINDINGS,)
+    """What reader requests are answered, cycled over them (apart from ``answers``)."""
     answers: tuple[MockAnswer, ...] = (MockAnswer.HINT,)
     """What the answers are, cycled over the requests that draw no fault: ``(HINT,)`` answers
     every request well; ``(ESSAY,)`` sends only essays; ``(GENERIC, HINT)`` sends a generic
     answer, then a good one, then a generic one, …"""
 
     def __post_init__(self) -> None:
-        if not self.answers:
-            raise ConfigError("MockJudgeConfig.answers must name at least one answer")
+        if not self.answers or not self.reader_answers:
+            raise ConfigError("MockJudgeConfig.answers and reader_answers must name one at least")
         total = 0.0
         for spec in fields(self):
             if spec.name.startswith("rate_"):
@@ -278,6 +411,10 @@ class MockJudgeStats:
     10,000 distinct ones only."""
     answers: Counter[str] = field(default_factory=Counter)
     """Answers sent, by ``MockAnswer`` value."""
+    reader_answers: Counter[str] = field(default_factory=Counter)
+    """Answers sent to reader requests, by ``MockReaderAnswer`` value."""
+    reader_requests: int = 0
+    """Reader requests answered (faults aside)."""
     response_formats: Counter[str] = field(default_factory=Counter)
     """Requests per ``response_format`` type (``json_schema``, ``json_object``, ``none``)."""
     bodies: list[dict[str, Any]] = field(default_factory=list)
@@ -450,7 +587,9 @@ class MockJudge:
 
     The server runs in the current event loop (asyncio) from ``__aenter__`` to ``__aexit__``;
     on exit, hung requests are cut and answers still in their latency get a short grace.
-    ``port=0`` picks a free port. ``set_config`` changes the behaviour between phases of a test.
+    ``port=0`` picks a free port. ``set_config`` changes the behaviour between phases of a test;
+    ``hold()`` keeps chat requests waiting (received and counted, not answered) until
+    ``release()``, so a test can act while it knows exactly what is in flight.
     """
 
     def __init__(
@@ -467,6 +606,8 @@ class MockJudge:
         self._runner: web.ServerRunner | None = None
         self._url: str | None = None
         self._closing: anyio.Event | None = None
+        self._held: anyio.Event | None = None
+        self._in_flight_waiters: list[tuple[int, anyio.Event]] = []
         self.set_config(config or MockJudgeConfig())
 
     @property
@@ -494,6 +635,30 @@ class MockJudge:
         self._fault_rng = random.Random(config.seed)  # noqa: S311 -- test faults, not cryptography
         self._jitter_rng = random.Random(config.seed)  # noqa: S311 -- same
         self._answered = 0
+        self._read = 0
+
+    def hold(self) -> None:
+        """Keep every chat request waiting before its answer until ``release()``.
+
+        Held requests are received and counted (``stats.requests``, ``stats.in_flight``), so a
+        test can wait until a known number is in flight; no answer leaves meanwhile.
+        """
+        if self._held is None:
+            self._held = anyio.Event()
+
+    async def wait_in_flight(self, count: int) -> None:
+        """Return once at least ``count`` chat requests are in flight (a readiness signal)."""
+        if self.stats.in_flight >= count:
+            return
+        event = anyio.Event()
+        self._in_flight_waiters.append((count, event))
+        await event.wait()
+
+    def release(self) -> None:
+        """Let the held requests (and every later one) go on to their answers."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.set()
 
     async def __aenter__(self) -> Self:
         if self._state is not _State.NEW:
@@ -523,6 +688,7 @@ class MockJudge:
         tb: TracebackType | None,
     ) -> None:
         self._state = _State.CLOSED
+        self.release()
         if self._closing is not None:
             self._closing.set()  # hung requests drop their connections now
         runner, self._runner = self._runner, None
@@ -566,7 +732,16 @@ class MockJudge:
         number = stats.requests
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        if self._in_flight_waiters:
+            waiting = self._in_flight_waiters
+            self._in_flight_waiters = [w for w in waiting if w[0] > stats.in_flight]
+            for count, event in waiting:
+                if count <= stats.in_flight:
+                    event.set()
         try:
+            held = self._held
+            if held is not None:
+                await held.wait()
             answer = await self._answer(request, number)
             if answer is _Fault.RESET:
                 return await _cut(request)
@@ -612,7 +787,7 @@ class MockJudge:
             await anyio.sleep(delay)
 
         if fault is None or fault is _Fault.EMPTY:
-            content, finish = ("", "stop") if fault else self._next_answer(body, prompt)
+            content, finish = ("", "stop") if fault else self._content(body, messages, prompt)
             return _json(200, self._completion(body, messages, content, number, finish))
         if fault is _Fault.RESET:
             return fault
@@ -665,6 +840,23 @@ class MockJudge:
         self._answered += 1
         self.stats.answers[answer.value] += 1
         return _answer_text(answer, prompt, as_json=_wants_json(body))
+
+    def _content(self, body: dict[str, Any], messages: list[Any], prompt: str) -> tuple[str, str]:
+        """The content and ``finish_reason`` of the next answer (a reader's or a hint's)."""
+        if _is_reader(body, messages):  # the transcript is the first user message
+            first = next(
+                (m for m in messages if isinstance(m, dict) and m.get("role") == "user"), {}
+            )
+            return self._next_reader_answer(_text(first.get("content"))), "stop"
+        return self._next_answer(body, prompt)
+
+    def _next_reader_answer(self, prompt: str) -> str:
+        answers = self._config.reader_answers
+        answer = answers[self._read % len(answers)]
+        self._read += 1
+        self.stats.reader_requests += 1
+        self.stats.reader_answers[answer.value] += 1
+        return _reader_text(answer, prompt)
 
     def _draw_fault(self) -> _Fault | None:
         draw = self._fault_rng.random()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from enum import Enum
+from typing import IO, TYPE_CHECKING, Self
 
 import anyio
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
-__all__ = ["JsonlSink", "MemorySink", "OutputPath", "check_outputs"]
+__all__ = ["JsonlSink", "MemorySink", "OutputPath", "SinkState", "check_outputs"]
 
 STDOUT = "-"
 
@@ -92,6 +93,20 @@ def check_outputs(outputs: Sequence[OutputPath], inputs: Sequence[str | os.PathL
                 )
 
 
+def _write_lines(file: IO[bytes], lines: list[bytes]) -> None:
+    """Write and flush ``lines`` (blocking: a worker thread)."""
+    file.writelines(lines)
+    file.flush()
+
+
+class SinkState(Enum):
+    """Where a ``JsonlSink`` is in its life: lines are taken only while it is open."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class JsonlSink:
     """An append-only JSONL file (or stdout for ``-``), as an async context manager.
 
@@ -114,10 +129,14 @@ class JsonlSink:
         self._buffer: list[bytes] = []
         self._size = 0
         self._file: anyio.AsyncFile[bytes] | None = None
+        self.state = SinkState.NEW
 
     async def __aenter__(self) -> Self:
+        if self.state is not SinkState.NEW:
+            raise RuntimeError(f"a JsonlSink is entered once (this one is {self.state.value})")
         if self.path == STDOUT:
             self._file = anyio.wrap_file(sys.stdout.buffer)
+            self.state = SinkState.OPEN
             return self
         if not self._overwrite and not self._append and await anyio.Path(self.path).exists():
             raise ConfigError(
@@ -128,6 +147,7 @@ class JsonlSink:
             self._file = await anyio.open_file(self.path, "ab" if self._append else "wb")
         except OSError as exc:
             raise OutputError(f"cannot open output {self.path}: {exc.strerror or exc}") from exc
+        self.state = SinkState.OPEN
         return self
 
     @property
@@ -137,21 +157,24 @@ class JsonlSink:
 
     async def write(self, line: bytes) -> None:
         """Queue one complete line (ending in a newline); flush when the batch is full."""
+        if self.state is not SinkState.OPEN:
+            raise RuntimeError(
+                f"JsonlSink {self.path} is {self.state.value}: "
+                "write inside `async with JsonlSink(...)`"
+            )
         self._buffer.append(line)
         self._size += len(line)
         if self._size >= self._batch_bytes:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write the queued lines."""
+        """Write the queued lines (in one worker-thread trip, never joined on the event loop)."""
         if not self._buffer or self._file is None:
             return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
+        lines, self._buffer = self._buffer, []
         self._size = 0
         try:
-            await self._file.write(data)
-            await self._file.flush()
+            await anyio.to_thread.run_sync(_write_lines, self._file.wrapped, lines)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
@@ -161,17 +184,18 @@ class JsonlSink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        file, self._file = self._file, None
-        if file is None:
+        if self.state is not SinkState.OPEN:
             return
+        self.state = SinkState.CLOSED
+        file = self._file
         try:
             with anyio.CancelScope(shield=True):
-                if self._buffer:
-                    self._file = file
+                try:
                     await self.flush()
+                finally:
                     self._file = None
-                if self.path != STDOUT:
-                    await file.aclose()
+                    if file is not None and self.path != STDOUT:
+                        await file.aclose()
         except OutputError:
             if exc is None:
                 raise

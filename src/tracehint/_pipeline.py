@@ -8,33 +8,36 @@ the hint stage's workers get cloned ends (trio's discipline).
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from tracehint._classify import Classifier
 from tracehint._context import requests_for
-from tracehint._ingest._discover import Found, FoundKind, Skipped, discover
-from tracehint._ingest._lines import Line, OverlongLine, lines_from, open_and_read, split_lines
-from tracehint._ingest.claude_code import AgentMeta, FileRejectedError, read_agent_meta
+from tracehint._exceptions import StoppedError
+from tracehint._ingest._lines import Line, OverlongLine
+from tracehint._ingest._reader import Batch, FileEnd, FileItem, FileStart, SessionBlob, produce
+from tracehint._ingest.claude_code import AgentMeta, FileRejectedError
 from tracehint._ingest.formats import FormatParser, InputFormat, make_parser
-from tracehint._ingest.openhands import read_event_folder
 from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
-from tracehint._resume import FileKey, ResumeState, file_key, journal_line
-from tracehint._wire import dump_issue, dump_trace
+from tracehint._redact_records import redact_trace
+from tracehint._resume import FileKey, ResumeState, journal_line
+from tracehint._wire import approx_size, dump_issue, dump_trace
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Sequence
 
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
     from tracehint._hints.layers import HintChain
+    from tracehint._ingest._discover import Found
     from tracehint._ingest.openai import ErrorDetector
+    from tracehint._redact import Redactor
     from tracehint._stats import RunStats
 
 __all__ = [
@@ -43,21 +46,9 @@ __all__ = [
     "SessionBlob",
     "annotate_files",
     "hint_trace",
+    "redacted_output",
     "requests_for",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionBlob:
-    """A session file already in memory (e.g. a row of a Ray dataset), read like a file.
-
-    ``path`` names it in traces and issues; ``meta`` is what an ``agent-*.meta.json`` beside
-    it says, when the reader had it.
-    """
-
-    path: str
-    data: bytes
-    meta: AgentMeta | None = None
 
 
 class LineSink(Protocol):
@@ -104,16 +95,12 @@ class PipelineConfig:
     """Keep the assistants' thinking (``reasoning_content``) in the output ``messages``."""
     detector: ErrorDetector | None = None
     """Decides which ``tool`` messages of OpenAI-style input report a failure."""
-
-
-# -- items on the producer → adapter stream ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _FileStart:
-    path: str
-    meta: AgentMeta | None
-    key: FileKey | None
+    output_redactor: Redactor | None = None
+    """Redact each trace with it before it is written (``--redact-output``: turns,
+    ``error_meta``, hints and ``messages``); ``None`` writes the transcripts' text as read."""
+    large_json_bytes: int = 1024 * 1024
+    """A line this long or longer is parsed, and a trace about this large is serialised, in a
+    worker thread (so is the end of a file this large), so the event loop never waits on it."""
 
 
 @dataclass(slots=True)
@@ -146,94 +133,9 @@ class _Ledger:
             self.ready.append(found[0])
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    lines: list[Line | OverlongLine]
-    size: int
-
-    @classmethod
-    def of(cls, lines: list[Line | OverlongLine]) -> _Batch:
-        """A batch and its size in bytes (an overlong line counts what it had)."""
-        return cls(lines, sum(len(x.data) if isinstance(x, Line) else x.size for x in lines))
-
-
-@dataclass(frozen=True, slots=True)
-class _FileEnd:
-    error: str | None
-
-
-_FileItem = _FileStart | _Batch | _FileEnd | InputIssue
-
-
-def _meta_for(path: str) -> AgentMeta | None:
-    if os.path.basename(path).startswith("agent-"):  # noqa: PTH119 -- str paths
-        return read_agent_meta(path)
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Excluded:
-    """The run's own output files, by name and by identity (any spelling, symlink or link)."""
-
-    paths: frozenset[str]
-    ids: frozenset[tuple[int, int]]
-
-    @classmethod
-    def of(cls, paths: frozenset[str]) -> _Excluded:
-        """The files named in ``paths`` as they are now (blocking: stats each)."""
-        ids = set()
-        for path in paths:
-            try:
-                found = os.stat(path)  # noqa: PTH116 -- str paths
-            except OSError:
-                continue
-            ids.add((found.st_dev, found.st_ino))
-        return cls(frozenset(os.path.abspath(p) for p in paths), frozenset(ids))  # noqa: PTH100
-
-    def __contains__(self, path: str) -> bool:
-        if not self.paths:
-            return False
-        if os.path.abspath(path) in self.paths:  # noqa: PTH100 -- str paths
-            return True
-        try:
-            found = os.stat(path)  # noqa: PTH116 -- str paths
-        except OSError:
-            return False
-        return (found.st_dev, found.st_ino) in self.ids
-
-
-@dataclass(slots=True)
-class _Opened:
-    """A session file opened for reading, with what the run needs to know about it."""
-
-    skip: bool = False
-    own: bool = False
-    key: FileKey | None = None
-    meta: AgentMeta | None = None
-    handle: BinaryIO | None = None
-    first: bytes = b""
-    error: str | None = None
-
-
-def _open_file(
-    path: str, resume: ResumeState | None, chunk_bytes: int, exclude: _Excluded
-) -> _Opened:
-    """Everything a file needs before parsing, in one worker-thread trip (blocking)."""
-    if path in exclude:
-        return _Opened(own=True)
-    if resume is not None and resume.file_done(path):
-        return _Opened(skip=True)
-    opened = _Opened(key=file_key(path), meta=_meta_for(path))
-    try:
-        opened.handle, opened.first = open_and_read(path, chunk_bytes)
-    except OSError as exc:
-        opened.error = f"cannot read file: {exc.strerror or exc}"
-    return opened
-
-
 async def _produce(
     paths: Sequence[str | os.PathLike[str] | SessionBlob | Found],
-    send: MemoryObjectSendStream[_FileItem],
+    send: MemoryObjectSendStream[list[FileItem]],
     config: PipelineConfig,
     stats: RunStats,
     resume: ResumeState | None,
@@ -247,129 +149,15 @@ async def _produce(
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
-        await _produce_files(paths, send, config, stats, resume)
+        await produce(
+            paths,
+            send,
+            limits=config.limits,
+            exclude=config.exclude,
+            stats=stats,
+            resume=resume,
+        )
         group.cancel_scope.cancel()
-
-
-async def _produce_blob(
-    blob: SessionBlob,
-    send: MemoryObjectSendStream[_FileItem],
-    limits: Limits,
-    resume: ResumeState | None,
-    stats: RunStats,
-) -> None:
-    if resume is not None and resume.file_done(blob.path):
-        stats.files_resumed += 1
-        return
-    await send.send(_FileStart(blob.path, blob.meta, None))
-    for batch in split_lines(blob.data, max_line_bytes=limits.max_line_bytes):
-        await send.send(_Batch.of(batch))
-    await send.send(_FileEnd(None))
-
-
-async def _produce_files(
-    inputs: Sequence[str | os.PathLike[str] | SessionBlob | Found],
-    send: MemoryObjectSendStream[_FileItem],
-    config: PipelineConfig,
-    stats: RunStats,
-    resume: ResumeState | None,
-) -> None:
-    paths: list[str | os.PathLike[str]] = []
-    listed: list[Found] = []
-    for item in inputs:
-        if isinstance(item, SessionBlob):
-            await _produce_blob(item, send, config.limits, resume, stats)
-        elif isinstance(item, Found):
-            listed.append(item)
-        else:
-            paths.append(item)
-    # By identity too: an output reached through a symlinked input folder is still the output.
-    exclude = await anyio.to_thread.run_sync(_Excluded.of, config.exclude)
-    for item in listed:  # sessions an earlier discovery found: read as they are, no search
-        if item.kind is FoundKind.EVENT_FOLDER:
-            await _produce_event_folder(item.path, send, config, stats, resume, exclude)
-        else:
-            await _produce_file(item.path, send, config, stats, resume, exclude)
-    async for found in discover(paths):
-        if isinstance(found, Skipped):
-            stats.record_skipped_file(found.reason)
-        elif isinstance(found, Found) and found.kind is FoundKind.EVENT_FOLDER:
-            await _produce_event_folder(found.path, send, config, stats, resume, exclude)
-        elif isinstance(found, Found):
-            await _produce_file(found.path, send, config, stats, resume, exclude)
-        else:
-            await send.send(found)
-
-
-def _open_event_folder(
-    path: str, resume: ResumeState | None, exclude: _Excluded
-) -> tuple[_Opened, bytes, list[InputIssue]]:
-    """An OpenHands ``events/`` folder read as one JSONL session (blocking)."""
-    if path in exclude:
-        return _Opened(own=True), b"", []
-    if resume is not None and resume.file_done(path):
-        return _Opened(skip=True), b"", []
-    key = file_key(path)
-    data, issues = read_event_folder(path)
-    return _Opened(key=key), data, issues
-
-
-async def _produce_event_folder(
-    path: str,
-    send: MemoryObjectSendStream[_FileItem],
-    config: PipelineConfig,
-    stats: RunStats,
-    resume: ResumeState | None,
-    exclude: _Excluded,
-) -> None:
-    opened, data, issues = await anyio.to_thread.run_sync(_open_event_folder, path, resume, exclude)
-    if opened.own:
-        return
-    if opened.skip:
-        stats.files_resumed += 1
-        return
-    await send.send(_FileStart(path, None, opened.key))
-    for found in issues:
-        await send.send(found)
-    for batch in split_lines(data, max_line_bytes=config.limits.max_line_bytes):
-        await send.send(_Batch.of(batch))
-    await send.send(_FileEnd(None))
-
-
-async def _produce_file(
-    path: str,
-    send: MemoryObjectSendStream[_FileItem],
-    config: PipelineConfig,
-    stats: RunStats,
-    resume: ResumeState | None,
-    exclude: _Excluded,
-) -> None:
-    limits = config.limits
-    opened = await anyio.to_thread.run_sync(_open_file, path, resume, limits.chunk_bytes, exclude)
-    if opened.own:
-        return
-    if opened.skip:
-        stats.files_resumed += 1
-        return
-    await send.send(_FileStart(path, opened.meta, opened.key))
-    if opened.handle is None:
-        await send.send(_FileEnd(opened.error))
-        return
-    try:
-        async with aclosing(
-            lines_from(
-                opened.handle,
-                opened.first,
-                chunk_bytes=limits.chunk_bytes,
-                max_line_bytes=limits.max_line_bytes,
-            ),
-        ) as batches:
-            async for batch in batches:
-                await send.send(_Batch.of(batch))
-    except OSError as exc:
-        await send.send(_FileEnd(f"cannot read file: {exc.strerror or exc}"))
-    else:
-        await send.send(_FileEnd(None))
 
 
 @dataclass(slots=True)
@@ -383,6 +171,7 @@ class _FileState:
     reported: int = 0
     """Every issue of this file, line or whole-file."""
     lines: int = 0
+    bytes: int = 0
     sent: int = 0
     rejected: bool = False
 
@@ -397,121 +186,180 @@ async def _send_new(
     if resume is not None and resume.trace_done(trace.source.path, trace.trace_id):
         stats.traces_resumed += 1
         return 0
+    stats.sites_found += trace.site_count
     await send.send(trace)
     return 1
 
 
-async def _adapt(  # noqa: C901, PLR0912, PLR0915 -- one dispatch over the item types, kept whole
-    receive: MemoryObjectReceiveStream[_FileItem],
-    send: MemoryObjectSendStream[Trace],
-    issues: MemoryObjectSendStream[InputIssue],
-    stats: RunStats,
-    config: PipelineConfig,
-    ledger: _Ledger,
-    resume: ResumeState | None,
-) -> None:
-    limits = config.limits
-    state: _FileState | None = None
+_SLICE_SECONDS = 0.005
+"""The adapter parses for at most about this long before it lets other tasks run."""
 
-    async def issue(found: InputIssue) -> None:
-        stats.record_issue(found)
+
+@dataclass(slots=True)
+class _Adapter:
+    """Turns the producer's lines into traces and input issues, one file after the other.
+
+    Parsing is sync; the adapter yields to the event loop every ``_SLICE_SECONDS`` of it, and a
+    line (or a file's end) of ``PipelineConfig.large_json_bytes`` or more is parsed in a
+    worker thread, so no step of it stalls the loop for long.
+    """
+
+    send: MemoryObjectSendStream[Trace]
+    issues: MemoryObjectSendStream[InputIssue]
+    stats: RunStats
+    config: PipelineConfig
+    ledger: _Ledger
+    resume: ResumeState | None
+    limiter: anyio.CapacityLimiter
+    state: _FileState | None = None
+    deadline: float = 0.0
+
+    async def issue(self, found: InputIssue) -> None:
+        state = self.state
+        self.stats.record_issue(found)
         if state is not None:
             state.reported += 1
         # Only per-line issues are capped: a whole-file issue (why the file was skipped or
         # could not be read) is always listed, even after the cap swallowed line issues.
         if state is not None and found.line is not None:
+            cap = self.config.limits.issues_per_file
             state.issues += 1
-            if state.issues > limits.issues_per_file:
+            if state.issues > cap:
                 return
-            if state.issues == limits.issues_per_file:
+            if state.issues == cap:
                 found = InputIssue(
                     found.path,
                     found.line,
                     f"{found.reason} (further issues in this file not listed)",
                 )
-        await issues.send(found)
+        await self.issues.send(found)
 
-    async with receive, send, issues:
-        async for item in receive:
-            if isinstance(item, InputIssue):
-                await issue(item)
-            elif isinstance(item, _FileStart):
-                state = _FileState(item.path, item.meta, item.key)
-                stats.files += 1
-            elif isinstance(item, _Batch):
-                if state is None or state.rejected:
-                    continue
-                stats.bytes_read += item.size
-                for line in item.lines:
-                    state.lines += 1
-                    if isinstance(line, OverlongLine):
-                        await issue(
-                            InputIssue(
-                                state.path,
-                                line.number,
-                                f"line of {line.size} bytes is over the "
-                                f"{limits.max_line_bytes}-byte limit; skipped "
-                                "(raise Limits.max_line_bytes to read it)",
-                            ),
-                        )
-                        continue
-                    if state.parser is None:
-                        state.parser = make_parser(
-                            config.input_format,
-                            state.path,
-                            classifier=config.classifier,
-                            limits=limits,
-                            meta=state.meta,
-                            detector=config.detector,
-                        )
-                    try:
-                        found = state.parser.feed(line)
-                    except FileRejectedError as exc:
-                        state.rejected = True
-                        await issue(InputIssue(state.path, None, str(exc)))
-                        break
-                    for extra in state.parser.take_issues():
-                        await issue(extra)
-                    if found is not None:
-                        await issue(found)
-                        if state.parser.good_lines == 0 and state.issues >= limits.issues_per_file:
-                            state.rejected = True
-                            await issue(
-                                InputIssue(
-                                    state.path,
-                                    None,
-                                    f"no valid line among the first {state.issues} lines; file "
-                                    "skipped (is it a session JSONL file?)",
-                                ),
-                            )
-                            break
-                if state.parser is not None and not state.rejected:
-                    for trace in state.parser.drain():
-                        state.sent += await _send_new(trace, send, stats, resume)
-                await anyio.lowlevel.checkpoint()
+    async def run(self, receive: MemoryObjectReceiveStream[list[FileItem]]) -> None:
+        async with receive, self.send, self.issues:
+            self.deadline = time.perf_counter() + _SLICE_SECONDS
+            async for items in receive:
+                for item in items:
+                    if isinstance(item, InputIssue):
+                        await self.issue(item)
+                    elif isinstance(item, FileStart):
+                        self.state = _FileState(item.path, item.meta, item.key)
+                        self.stats.files += 1
+                    elif isinstance(item, Batch):
+                        await self.batch(item)
+                    else:
+                        await self.end(item)
+
+    async def batch(self, batch: Batch) -> None:
+        state = self.state
+        if state is None or state.rejected:
+            return
+        self.stats.bytes_read += batch.size
+        state.bytes += batch.size
+        for line in batch.lines:
+            state.lines += 1
+            if isinstance(line, OverlongLine):
+                await self.overlong(state, line)
+                continue
+            if not await self.line(state, line):
+                break
+        if state.parser is not None and not state.rejected:
+            for trace in state.parser.drain():
+                state.sent += await _send_new(trace, self.send, self.stats, self.resume)
+        await self.pause()
+
+    async def pause(self) -> None:
+        """Let other tasks run when this slice of parsing is used up."""
+        if time.perf_counter() >= self.deadline:
+            await anyio.lowlevel.checkpoint()
+            self.deadline = time.perf_counter() + _SLICE_SECONDS
+
+    async def overlong(self, state: _FileState, line: OverlongLine) -> None:
+        await self.issue(
+            InputIssue(
+                state.path,
+                line.number,
+                f"line of {line.size} bytes is over the "
+                f"{self.config.limits.max_line_bytes}-byte limit; skipped "
+                "(raise Limits.max_line_bytes to read it)",
+            ),
+        )
+
+    async def line(self, state: _FileState, line: Line) -> bool:
+        """Parse one line; ``False`` when the file was rejected (its other lines are not read)."""
+        config = self.config
+        parser = state.parser
+        if parser is None:
+            parser = state.parser = make_parser(
+                config.input_format,
+                state.path,
+                classifier=config.classifier,
+                limits=config.limits,
+                meta=state.meta,
+                detector=config.detector,
+            )
+        try:
+            if len(line.data) >= config.large_json_bytes:
+                found = await anyio.to_thread.run_sync(parser.feed, line, limiter=self.limiter)
             else:
-                if state is None:
-                    continue
-                stats.lines += state.lines
-                if item.error is not None:
-                    stats.files_unreadable += 1
-                    await issue(InputIssue(state.path, None, item.error))
-                elif state.lines == 0:
-                    stats.empty_files += 1
-                    if not state.reported:
-                        await issue(InputIssue(state.path, None, _empty_reason(state.key)))
-                if state.parser is not None:
-                    stats.skipped_entries += state.parser.skipped_entries
-                    stats.duplicate_entries += state.parser.duplicate_entries
-                    stats.orphan_results += state.parser.orphan_results
-                    if not state.rejected:
-                        for trace in state.parser.finish():
-                            state.sent += await _send_new(trace, send, stats, resume)
-                        for extra in state.parser.take_issues():
-                            await issue(extra)
-                if item.error is None:
-                    ledger.expect(state.path, state.key, state.sent)
-                state = None
+                found = parser.feed(line)
+                if time.perf_counter() >= self.deadline:
+                    await self.pause()
+        except FileRejectedError as exc:
+            state.rejected = True
+            await self.issue(InputIssue(state.path, None, str(exc)))
+            return False
+        for extra in parser.take_issues():
+            await self.issue(extra)
+        if found is not None:
+            await self.issue(found)
+            if parser.good_lines == 0 and state.issues >= config.limits.issues_per_file:
+                state.rejected = True
+                await self.issue(
+                    InputIssue(
+                        state.path,
+                        None,
+                        f"no valid line among the first {state.issues} lines; file "
+                        "skipped (is it a session JSONL file?)",
+                    ),
+                )
+                return False
+        return True
+
+    async def finish(self, state: _FileState, parser: FormatParser) -> None:
+        stats = self.stats
+        stats.skipped_entries += parser.skipped_entries
+        stats.duplicate_entries += parser.duplicate_entries
+        stats.orphan_results += parser.orphan_results
+        if state.rejected:
+            return
+        # Building a large file's traces (or parsing a document held whole) is long work.
+        if state.bytes >= self.config.large_json_bytes:
+            traces = await anyio.to_thread.run_sync(parser.finish, limiter=self.limiter)
+        else:
+            traces = parser.finish()
+        for trace in traces:
+            state.sent += await _send_new(trace, self.send, stats, self.resume)
+        for extra in parser.take_issues():
+            await self.issue(extra)
+
+    async def end(self, item: FileEnd) -> None:
+        state = self.state
+        if state is None:
+            return
+        stats = self.stats
+        stats.lines += state.lines
+        if item.error is not None:
+            stats.files_unreadable += 1
+            await self.issue(InputIssue(state.path, None, item.error))
+        elif state.lines == 0:
+            stats.empty_files += 1
+            if not state.reported:
+                await self.issue(InputIssue(state.path, None, _empty_reason(state.key)))
+        if state.parser is not None:
+            await self.finish(state, state.parser)
+        if item.error is None:
+            self.ledger.expect(state.path, state.key, state.sent)
+        self.state = None
 
 
 def _empty_reason(key: FileKey | None) -> str:
@@ -522,17 +370,35 @@ def _empty_reason(key: FileKey | None) -> str:
     return "no session to read: the file holds only blank lines"
 
 
-async def hint_trace(trace: Trace, chain: HintChain, limits: Limits) -> Trace:
-    """Resolve every site of ``trace`` concurrently and return the hinted trace."""
-    return await _hint_requests(trace, requests_for(trace, limits), chain)
+async def hint_trace(
+    trace: Trace, chain: HintChain, limits: Limits, *, stats: RunStats | None = None
+) -> Trace:
+    """Resolve every site of ``trace`` concurrently and return the hinted trace.
+
+    With the chain's reader pass (``--detect reader``), the trace is read first and its
+    findings become sites (or join the sites already there). ``stats`` counts the sites
+    resolved (``sites_hinted``, for the progress line).
+
+    After ``chain.drain()`` (a graceful stop) a site that needs a new judge request raises
+    ``StoppedError``, once the trace's other sites are done: their requests already on the
+    wire finish (and are cached), so a resumed run does not ask for them again.
+    """
+    if chain.reader is not None:
+        trace = await chain.reader.read(trace)
+    return await _hint_requests(trace, requests_for(trace, limits), chain, stats)
 
 
 async def _hint_requests(
-    trace: Trace, requests: list[tuple[int, HintRequest]], chain: HintChain
+    trace: Trace,
+    requests: list[tuple[int, HintRequest]],
+    chain: HintChain,
+    stats: RunStats | None,
 ) -> Trace:
     if not requests:
         return trace
     hints = await chain.resolve_all([request for _, request in requests])
+    if stats is not None:
+        stats.sites_hinted += len(requests)
     return trace.with_hints({index: hint for (index, _), hint in zip(requests, hints, strict=True)})
 
 
@@ -585,13 +451,32 @@ class _InFlight:
         self._changed.set()
 
 
-async def _hint_stage(
+_INLINE_REDACT_CHARS = 64 * 1024
+"""A trace with less text than this is redacted on the event loop; a bigger one in a thread."""
+
+
+async def redacted_output(trace: Trace, redactor: Redactor) -> Trace:
+    """``redact_trace``, in a worker thread when the trace is big (it is CPU work)."""
+    size = sum(len(turn.content) for turn in trace.turns)
+    if size < _INLINE_REDACT_CHARS:
+        return redact_trace(trace, redactor)
+    return await anyio.to_thread.run_sync(redact_trace, trace, redactor)
+
+
+async def _hint_stage(  # noqa: C901 -- the dispatcher and the task per trace, kept together
     receive: MemoryObjectReceiveStream[Trace],
     send: MemoryObjectSendStream[Trace],
     chain: HintChain,
     config: PipelineConfig,
+    stop: anyio.Event | None,
+    stats: RunStats,
 ) -> None:
-    """Hint traces, several at once (bounded by ``_InFlight``), in one task group."""
+    """Hint traces, several at once (bounded by ``_InFlight``), in one task group.
+
+    On ``stop`` the chain is drained; a trace read but not hinted yet is dropped (it is not
+    written, so its file is not journaled and a resumed run reads it again), and so is a
+    trace that needed a judge request after the stop.
+    """
     limits = config.limits
     in_flight = _InFlight(
         traces=config.max_traces_in_flight,
@@ -599,25 +484,51 @@ async def _hint_stage(
         sites=2 * max(config.concurrency, 1),
     )
 
-    async def hint_one(trace: Trace, requests: list[tuple[int, HintRequest]], size: int) -> None:
+    async def hint_one(
+        trace: Trace, requests: list[tuple[int, HintRequest]] | None, size: int, sites: int
+    ) -> None:
         try:
             try:
-                hinted = await _hint_requests(trace, requests, chain)
+                if requests is None:  # the reader pass first: its findings are sites too
+                    assert chain.reader is not None  # noqa: S101 -- requests are None only then
+                    trace = await chain.reader.read(trace)
+                    requests = requests_for(trace, limits)
+                hinted = await _hint_requests(trace, requests, chain, stats)
+            except StoppedError:
+                return  # it needed a judge request after the stop: left for --resume
             finally:
-                in_flight.resolved(len(requests))
+                in_flight.resolved(sites)
             await send.send(hinted)  # still held until the writer takes it
         finally:
             in_flight.leave(size)
 
     async with receive, send, anyio.create_task_group() as group:
-        async for trace in receive:
-            requests = requests_for(trace, limits)
-            if not requests:
-                await send.send(trace)
-                continue
-            size = _trace_size(trace)
-            await in_flight.enter(size, len(requests))
-            group.start_soon(hint_one, trace, requests, size)
+        if stop is not None:
+
+            async def drain_on_stop() -> None:
+                await stop.wait()
+                chain.drain()  # no new judge request from here on
+
+            group.start_soon(drain_on_stop)
+        async with anyio.create_task_group() as traces:
+            async for trace in receive:
+                if stop is not None and stop.is_set():
+                    continue
+                requests: list[tuple[int, HintRequest]] | None = requests_for(trace, limits)
+                sites = len(requests or ())
+                if chain.reader is not None:
+                    requests, sites = None, max(sites, 1)
+                elif not requests:
+                    await send.send(trace)
+                    continue
+                size = _trace_size(trace)
+                await in_flight.enter(size, sites)
+                if stop is not None and stop.is_set():
+                    in_flight.resolved(sites)
+                    in_flight.leave(size)
+                    continue
+                traces.start_soon(hint_one, trace, requests, size, sites)
+        group.cancel_scope.cancel()
 
 
 async def _write_traces(
@@ -626,8 +537,11 @@ async def _write_traces(
     stats: RunStats,
     ledger: _Ledger,
     journal: LineSink | None,
-    reasoning: bool,
+    config: PipelineConfig,
+    limiter: anyio.CapacityLimiter,
 ) -> None:
+    reasoning, large_json_bytes = config.reasoning, config.large_json_bytes
+
     async def journal_ready() -> None:
         # Only files whose every trace line has reached the output file are journaled.
         if journal is None or not ledger.ready:
@@ -638,8 +552,17 @@ async def _write_traces(
         await journal.flush()
 
     async with receive:
-        async for trace in receive:
-            await sink.write(dump_trace(trace, reasoning=reasoning))
+        async for found in receive:
+            trace = found
+            if config.output_redactor is not None:
+                trace = await redacted_output(found, config.output_redactor)
+            if approx_size(trace) >= large_json_bytes:
+                line = await anyio.to_thread.run_sync(
+                    partial(dump_trace, trace, reasoning=reasoning), limiter=limiter
+                )
+            else:
+                line = dump_trace(trace, reasoning=reasoning)
+            await sink.write(line)
             stats.record_trace(trace)
             ledger.wrote(trace.source.path)
             if ledger.ready and sink.buffered == 0:
@@ -679,31 +602,28 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
 
     With ``resume``, files and traces an earlier run finished are skipped; with ``journal``,
     each input file whose traces are all written is recorded there (see ``_resume``). Setting
-    ``stop`` stops taking new files: files being read are dropped (a resumed run reads them
-    again), traces already read are still hinted and written.
+    ``stop`` stops the run gracefully: no new file is opened (files being read are dropped),
+    no trace starts hinting, and the chain is drained (``HintChain.drain``): judge requests
+    already sent finish and are cached, and a trace that needs a new request is dropped. What
+    was dropped is not written nor journaled, so a resumed run reads it again.
     """
     config = config or PipelineConfig()
     buffer = config.buffer
-    files_send, files_receive = anyio.create_memory_object_stream[_FileItem](buffer)
+    files_send, files_receive = anyio.create_memory_object_stream[list[FileItem]](buffer)
     traces_send, traces_receive = anyio.create_memory_object_stream[Trace](buffer)
     hinted_send, hinted_receive = anyio.create_memory_object_stream[Trace](buffer)
     issues_send, issues_receive = anyio.create_memory_object_stream[InputIssue](buffer)
     ledger = _Ledger()
+    # Parsing a large line and serialising a large trace run in worker threads, one of each
+    # stage at a time.
+    limiter = anyio.CapacityLimiter(2)
+    adapter = _Adapter(traces_send, issues_send, stats, config, ledger, resume, limiter)
     async with anyio.create_task_group() as group:
         group.start_soon(_produce, paths, files_send, config, stats, resume, stop)
+        group.start_soon(adapter.run, files_receive)
+        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop, stats)
         group.start_soon(
-            _adapt,
-            files_receive,
-            traces_send,
-            issues_send,
-            stats,
-            config,
-            ledger,
-            resume,
-        )
-        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config)
-        group.start_soon(
-            _write_traces, hinted_receive, sink, stats, ledger, journal, config.reasoning
+            _write_traces, hinted_receive, sink, stats, ledger, journal, config, limiter
         )
         group.start_soon(_write_issues, issues_receive, issue_sink)
     stats.finished = time.monotonic()

@@ -1,4 +1,8 @@
-"""The judge prompt (version 2) and its cache key: pure and sync.
+"""The judge prompts (version 2) and their cache key: pure and sync.
+
+``build_prompt`` is the prompt for a failed tool call; ``build_correction_prompt`` the one for a
+user correction (``CORRECTION_SYSTEM_PROMPT``: is the reply a correction, and the hint it
+teaches). Both answer the same JSON (``RESPONSE_FORMAT``).
 
 The prompt has two parts. The system message is fixed: byte-identical on every request and
 sent first, so servers with prefix caching (vLLM, SGLang) reuse it; it holds the rules (the
@@ -19,21 +23,22 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from tracehint._kinds import DetectedBy
 from tracehint._limits import clamp, clamp_middle
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._redact_records import redact_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from tracehint._records import HintRequest
 
 __all__ = [
+    "CORRECTION_SYSTEM_PROMPT",
     "PROMPT_VERSION",
     "RESPONSE_FORMAT",
     "SYSTEM_PROMPT",
     "JudgePrompt",
     "PromptOptions",
-    "RedactionMemo",
+    "build_correction_prompt",
     "build_prompt",
     "cache_key",
     "normalise",
@@ -71,6 +76,31 @@ SYSTEM_PROMPT: Final = (
     '"mistake"}, or {"hint": "", "verdict": "not_a_mistake"}.'
 )
 """The fixed system message (the same bytes on every request)."""
+
+CORRECTION_SYSTEM_PROMPT: Final = (
+    "You are the teacher for an autonomous coding agent. You are shown one step of its work "
+    "that its user answered: the user's task, the agent's message (and the tool call the user "
+    "rejected, when there was one) and the user's reply. First decide whether the reply says "
+    "the agent's message or call was wrong: a claim that turned out false, work that broke or "
+    "lost something, a call the user did not want, a misunderstanding. A new request, a "
+    "follow-up question, an answer to the agent's question or thanks is not a correction.\n"
+    "\n"
+    "For a correction, write the hint the agent should read right before it wrote that "
+    "message: an instruction for what to do at that step that teaches what the user said, "
+    "phrased with what the agent could know then (for example \"Run the page's tests before "
+    "you say the redirect works.\"), not as a report of the user's later reply.\n"
+    "\n"
+    "Rules:\n"
+    "- Keep the user's meaning; do not invent facts, file contents or names you were not shown.\n"
+    "- Direct the agent; do not solve the task for it.\n"
+    '- At most two sentences, addressed to the agent as "you", with no preamble, no quotes '
+    "and no markdown headings.\n"
+    "\n"
+    'Answer with one JSON object and nothing else: {"hint": "<the hint>", "verdict": '
+    '"mistake"}, or {"hint": "", "verdict": "not_a_mistake"} when the reply is not a '
+    "correction."
+)
+"""The fixed system message of a user correction's request."""
 
 RESPONSE_FORMAT: Final[dict[str, Any]] = {
     "type": "json_schema",
@@ -143,6 +173,8 @@ class PromptOptions:
                 secret.pattern.flags,
                 secret.group,
                 secret.lowercase,
+                secret.behind,
+                None if secret.check is None else secret.check.__qualname__,
             ]
             for secret in self.redactor.patterns
         ]
@@ -159,19 +191,11 @@ class PromptOptions:
         )
         object.__setattr__(self, "fingerprint", hashlib.sha256(blob).hexdigest())
 
-    def build(
-        self, request: HintRequest, *, redact_instruction: Callable[[str], str] | None = None
-    ) -> JudgePrompt:
-        """``build_prompt`` with these options.
-
-        ``redact_instruction`` redacts the user's instructions instead of the redactor (it
-        must give the same text: ``RedactionMemo``, since every site of a trace repeats them).
-        """
-        redact = self.redactor.redact
-        return _build(
+    def build(self, request: HintRequest) -> JudgePrompt:
+        """``build_prompt`` with these options."""
+        return build_prompt(
             request,
-            redact,
-            redact_instruction or redact,
+            self.redactor,
             show_next_action=self.show_next_action,
             error_chars=self.error_chars,
             input_chars=self.input_chars,
@@ -179,26 +203,6 @@ class PromptOptions:
             intent_chars=self.intent_chars,
             action_chars=self.action_chars,
         )
-
-
-class RedactionMemo:
-    """``redactor.redact`` that remembers its last ``size`` answers (for texts that repeat)."""
-
-    __slots__ = ("_redact", "_seen", "_size")
-
-    def __init__(self, redactor: Redactor, size: int = 64) -> None:
-        self._redact = redactor.redact
-        self._seen: dict[str, str] = {}
-        self._size = size
-
-    def __call__(self, text: str) -> str:
-        """``text`` redacted."""
-        found = self._seen.get(text)
-        if found is None:
-            if len(self._seen) >= self._size:
-                self._seen.clear()
-            found = self._seen[text] = self._redact(text)
-        return found
 
 
 def _shorten_value(value: str, limit: int) -> str:
@@ -283,59 +287,30 @@ def build_prompt(
     The system message is always ``SYSTEM_PROMPT``; the user message is the site. With
     ``show_next_action`` the agent's next message is added, marked as not to be copied.
     """
-    redact = (redactor or DEFAULT_REDACTOR).redact
-    return _build(
-        request,
-        redact,
-        redact,
-        show_next_action=show_next_action,
-        error_chars=error_chars,
-        input_chars=input_chars,
-        instruction_chars=instruction_chars,
-        intent_chars=intent_chars,
-        action_chars=action_chars,
-    )
-
-
-def _build(  # noqa: PLR0913 -- build_prompt's options, passed on
-    request: HintRequest,
-    redact: Callable[[str], str],
-    redact_instruction: Callable[[str], str],
-    *,
-    show_next_action: bool,
-    error_chars: int,
-    input_chars: int,
-    instruction_chars: int,
-    intent_chars: int,
-    action_chars: int,
-) -> JudgePrompt:
+    # Every text is redacted before it is clamped: a secret cut in half by a clamp would no
+    # longer be recognisable.
+    request = redact_request(request, redactor or DEFAULT_REDACTOR)
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()
-    sections.append(
-        ("User's task", redact_instruction(clamp(task, instruction_chars)) if task else "(none)")
-    )
+    sections.append(("User's task", clamp(task, instruction_chars) if task else "(none)"))
     latest = request.latest_instruction.strip()
     if latest and latest != task:
-        sections.append(
-            ("Latest user instruction", redact_instruction(clamp(latest, instruction_chars)))
-        )
+        sections.append(("Latest user instruction", clamp(latest, instruction_chars)))
     intent = request.intent.strip()
     sections.append(
         (
             "What the agent said it would do",
-            redact(clamp(intent, intent_chars)) if intent else "(nothing stated)",
+            clamp(intent, intent_chars) if intent else "(nothing stated)",
         ),
     )
     call = _format_call(site.tool_name or "(unknown)", site.tool_input or "{}", input_chars)
-    sections.append(("The failing call", redact(call)))
-    sections.append(
-        ("Its result (error first)", redact(_error_first(site.error_message, error_chars)))
-    )
+    sections.append(("The failing call", call))
+    sections.append(("Its result (error first)", _error_first(site.error_message, error_chars)))
     sections.append(("Error kind", _kind(request)))
     if site.earlier_errors:
         earlier = [
-            f"{number}. {redact(clamp(' '.join(error.split()), _EARLIER_CHARS))}"
+            f"{number}. {clamp(' '.join(error.split()), _EARLIER_CHARS)}"
             for number, error in enumerate(site.earlier_errors[-_EARLIER_LINES:], 1)
         ]
         title = f"Earlier failed attempts of the same action ({site.repeats} before this one)"
@@ -347,11 +322,50 @@ def _build(  # noqa: PLR0913 -- build_prompt's options, passed on
         sections.append(
             (
                 "The agent's next message (for context only; do not copy it into the hint)",
-                redact(clamp(action, action_chars)),
+                clamp(action, action_chars),
             ),
         )
     user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
     return JudgePrompt(SYSTEM_PROMPT, f"{user}\n\n{_CLOSING}")
+
+
+_CORRECTION_CLOSING = "Decide whether the reply is a correction, and answer as the JSON object."
+
+
+def build_correction_prompt(
+    request: HintRequest,
+    redactor: Redactor | None = None,
+    *,
+    message_chars: int = 1500,
+    input_chars: int = 1000,
+    instruction_chars: int = 1200,
+    reply_chars: int = 1200,
+) -> JudgePrompt:
+    """Build the judge prompt for a user correction: bounded and redacted.
+
+    The agent's message is the corrected one (``HintRequest.mistake_text``, or its stated intent
+    for a rejected call), the reply is the user's words (``site.error_message``).
+    """
+    # Redacted before clamped, as in ``build_prompt``: a clamp never cuts a secret in half.
+    request = redact_request(request, redactor or DEFAULT_REDACTOR)
+    site = request.site
+    sections: list[tuple[str, str]] = []
+    task = request.first_instruction.strip()
+    sections.append(("User's task", clamp(task, instruction_chars) if task else "(none)"))
+    said = (request.mistake_text or request.intent).strip()
+    sections.append(
+        (
+            "The agent's message",
+            clamp_middle(said, message_chars) if said else "(only tool calls)",
+        ),
+    )
+    if site.tool_name is not None:
+        call = _format_call(site.tool_name, site.tool_input or "{}", input_chars)
+        sections.append(("The tool call the user rejected", call))
+    reply = site.error_message.strip() or "(nothing)"
+    sections.append(("The user's reply", clamp_middle(reply, reply_chars)))
+    user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
+    return JudgePrompt(CORRECTION_SYSTEM_PROMPT, f"{user}\n\n{_CORRECTION_CLOSING}")
 
 
 def reask_messages(prompt: JudgePrompt, answer: str, problem: str) -> list[dict[str, str]]:
@@ -440,6 +454,9 @@ def cache_key(
             model,
             answer,
             options.fingerprint,
+            # A user correction gets its own prompt, built from the corrected message too.
+            site.detected_by is DetectedBy.USER,
+            normalise(request.mistake_text),
             site.kind.value,
             site.exit_code,
             site.repeats,

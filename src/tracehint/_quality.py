@@ -12,7 +12,12 @@ call id and counts:
 - **generic**: any other template or judge hint; **raw**: the raw error text (it quotes the
   error and claims nothing), **none**: no hint.
 
-Pure and sync: the JSON edge is ``load_labels`` and ``load_traces``.
+Sites no failed result made (a user's reply that corrects the agent, a reader finding) are not
+scored against these labels. The user's replies have labels of their own
+(``quality/corrections``): ``score_corrections`` counts the reply sites found against every
+labelled reply (a correction or not), as precision and recall.
+
+Pure and sync: the JSON edge is ``load_labels``, ``load_corrections`` and ``load_traces``.
 """
 
 from __future__ import annotations
@@ -32,13 +37,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "CorrectionLabel",
+    "CorrectionReport",
     "HintVerdict",
     "Label",
     "QualityReport",
     "SiteScore",
+    "load_corrections",
     "load_labels",
     "load_traces",
     "score",
+    "score_corrections",
 ]
 
 
@@ -113,6 +122,16 @@ class FoundSite:
     kind: str
     hint: str | None
     source: str | None
+    detected_by: str = "tool_error"
+    error_message: str = ""
+
+    @property
+    def is_reply(self) -> bool:
+        """Whether no failed result made the site: a reply that corrects, or a reader finding.
+
+        The failed-result labels do not cover them.
+        """
+        return self.detected_by == "reader" or (self.detected_by == "user" and not self.call_id)
 
 
 def load_traces(paths: Iterable[Path]) -> list[FoundSite]:
@@ -138,6 +157,8 @@ def load_traces(paths: Iterable[Path]) -> list[FoundSite]:
                         kind=turn["tool_error"],
                         hint=turn.get("hint"),
                         source=turn.get("hint_source"),
+                        detected_by=turn.get("detected_by") or "tool_error",
+                        error_message=str(meta.get("error_message") or ""),
                     ),
                 )
     return found
@@ -262,6 +283,8 @@ def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noq
     by_key: dict[tuple[str, str], list[FoundSite]] = {}
     read_files: set[str] = set()
     for site in sites:
+        if site.is_reply:
+            continue
         rel = _relative(site.path, label_files) or _folder_of(site.path, label_files)
         if rel is None:
             continue
@@ -291,7 +314,7 @@ def score(labels: LabelSet, sites: Sequence[FoundSite]) -> QualityReport:  # noq
         report.scores.append(SiteScore(label, found, kind_right, verdict, why))
     complete = set(labels.files)
     for site in sites:
-        if id(site) in used:
+        if id(site) in used or site.is_reply:
             continue
         rel = _relative(site.path, complete) or _folder_of(site.path, complete)
         if rel is not None:
@@ -303,3 +326,123 @@ def _folder_of(path: str, files: Iterable[str]) -> str | None:
     """A labelled folder (``.../session/``) that holds ``path``."""
     normal = path.replace("\\", "/")
     return next((f for f in files if f.endswith("/") and f"/{f}" in normal), None)
+
+
+# -- the user's replies ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionLabel:
+    """One labelled user reply: whether it corrects the agent's preceding message."""
+
+    file: str
+    trace: str
+    quote: str
+    """Words of the reply (whitespace aside, they occur in the site's ``error_message``)."""
+    correction: bool
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionLabels:
+    """Reply labels and the files whose every reply is labelled."""
+
+    labels: tuple[CorrectionLabel, ...]
+    files: frozenset[str]
+
+
+def load_corrections(paths: Iterable[Path]) -> CorrectionLabels:
+    """Read reply label files (a folder means every ``*.json`` in it)."""
+    labels: list[CorrectionLabel] = []
+    files: set[str] = set()
+    for given in paths:
+        for path in sorted(given.glob("*.json")) if given.is_dir() else [given]:
+            try:
+                data = orjson.loads(path.read_bytes())
+                files.update(data.get("files", ()))
+                labels.extend(
+                    CorrectionLabel(
+                        file=item["file"],
+                        trace=item["trace"],
+                        quote=item["quote"],
+                        correction=bool(item["correction"]),
+                        note=item.get("note", ""),
+                    )
+                    for item in data["replies"]
+                )
+            except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}: not a reply label file ({exc})") from exc
+    return CorrectionLabels(tuple(labels), frozenset(files))
+
+
+@dataclass(slots=True)
+class CorrectionReport:
+    """Reply sites against reply labels."""
+
+    found: list[CorrectionLabel] = field(default_factory=list)
+    """Corrections that are sites (true positives)."""
+    missed: list[CorrectionLabel] = field(default_factory=list)
+    """Corrections that are not sites."""
+    wrong: list[tuple[FoundSite, str]] = field(default_factory=list)
+    """Sites on replies that are no correction, or on no labelled reply (false positives)."""
+    passed: int = 0
+    """Replies labelled as no correction that are not sites (true negatives)."""
+
+    @property
+    def precision(self) -> float:
+        """Share of reply sites that are corrections (1.0 with no site)."""
+        sites = len(self.found) + len(self.wrong)
+        return len(self.found) / sites if sites else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Share of labelled corrections found as sites."""
+        corrections = len(self.found) + len(self.missed)
+        return len(self.found) / corrections if corrections else 1.0
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (
+            f"user corrections (replies): {len(self.found)} found, {len(self.missed)} missed, "
+            f"{len(self.wrong)} wrong, {self.passed} replies rightly left alone; "
+            f"precision {self.precision:.1%}, recall {self.recall:.1%}"
+        )
+
+
+def _squashed(text: str) -> str:
+    return " ".join(text.split())
+
+
+def score_corrections(labels: CorrectionLabels, sites: Sequence[FoundSite]) -> CorrectionReport:
+    """Score the reply sites (``detected_by: user`` with no rejected call) against labels."""
+    report = CorrectionReport()
+    replies = [s for s in sites if s.detected_by == "user" and not s.call_id]
+    files = set(labels.files) | {label.file for label in labels.labels}
+    used: set[int] = set()
+    for label in labels.labels:
+        quote = _squashed(label.quote)
+        match = next(
+            (
+                site
+                for site in replies
+                if id(site) not in used
+                and site.trace_id == label.trace
+                and _relative(site.path, [label.file]) is not None
+                and quote in _squashed(site.error_message)
+            ),
+            None,
+        )
+        if match is not None:
+            used.add(id(match))
+        if label.correction and match is not None:
+            report.found.append(label)
+        elif label.correction:
+            report.missed.append(label)
+        elif match is not None:
+            report.wrong.append((match, f"no correction: {label.note}"))
+        else:
+            report.passed += 1
+    for site in replies:
+        if id(site) not in used and _relative(site.path, files) is not None:
+            report.wrong.append((site, "a site on a reply no label names"))
+    return report

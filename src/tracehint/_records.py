@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
+from tracehint._kinds import (
+    DetectedBy,
+    ErrorKind,
+    HintSource,
+    HintStatus,
+    InputFormat,
+    Role,
+    TurnKind,
+)
+from tracehint._plaintext import plain_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -18,6 +27,7 @@ __all__ = [
     "ChatMessage",
     "ErrorSite",
     "Facts",
+    "Finding",
     "Hint",
     "HintRequest",
     "InputIssue",
@@ -101,8 +111,34 @@ NO_FACTS = Facts()
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A mistake the reader pass found in a trace, after validation (``--detect reader``).
+
+    Every finding names an assistant message of the trace, quotes the trace verbatim, and
+    carries a hint that passed the same checks as judge hints.
+    """
+
+    kind: ErrorKind
+    """One of ``READER_KINDS``."""
+    message_index: int
+    """Index in ``Trace.messages`` of the assistant message that was the mistake."""
+    quote: str
+    """The evidence: text that occurs verbatim in the trace."""
+    hint: str
+    model: str | None = None
+    """The judge model that read the trace."""
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorSite:
-    """Why an assistant turn is an error site: the failed tool call right before it."""
+    """Why an assistant turn is an error site: the mistake right before it.
+
+    ``detected_by`` says what found it: a failed tool call (``tool_error``: the tool fields
+    describe the call), the user's correction (``user``: ``error_message`` holds the user's
+    words; the tool fields describe the rejected call, when the correction was a rejection), or
+    the reader pass (``reader``: ``error_message`` holds the finding's quote; see ``finding``).
+    Every site sits on the turn of the agent's next assistant message after the evidence.
+    """
 
     kind: ErrorKind
     error_message: str
@@ -132,11 +168,20 @@ class ErrorSite:
     mistake_message_index: int | None = None
     """Index in ``Trace.messages`` of the assistant message whose call failed (the mistake);
     ``None`` when the result answers no call of the conversation."""
+    detected_by: DetectedBy = DetectedBy.TOOL_ERROR
+    finding: Finding | None = None
+    """The reader's finding about the mistake message: the site's own (``detected_by`` is
+    ``reader``), or merged into a tool-error or user site on the same message."""
 
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    """The outcome of asking the hint layers about one site."""
+    """The outcome of asking the hint layers about one site.
+
+    Every layer's hint is a ``Hint``, and so is a cached one read back: its text (and the
+    reasons) are made plain text here (``plain_text``: newlines kept, terminal escapes, bidi
+    overrides and other control characters removed) before anything caches or writes them.
+    """
 
     text: str | None
     source: HintSource | None
@@ -148,6 +193,14 @@ class Hint:
     cached: bool = False
     judge_reason: str | None = None
     """Why the judge did not answer, when it was asked and a later layer answered instead."""
+
+    def __post_init__(self) -> None:
+        for name in ("text", "reason", "judge_reason"):
+            value = getattr(self, name)
+            if value is not None:
+                clean = plain_text(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +219,7 @@ class TraceSource:
     """Where a trace came from."""
 
     path: str
-    format: str
+    format: InputFormat
     session_id: str | None = None
     agent_id: str | None = None
     agent_type: str | None = None
@@ -238,6 +291,9 @@ class HintRequest:
     intent: str = ""
     """The agent's own text right before the failing call (its stated intent), bounded;
     thinking and tool-call lines dropped."""
+    mistake_text: str = ""
+    """For a user correction: the text of the assistant message the user corrected (the claim),
+    bounded, without thinking; ``""`` for other sites."""
 
 
 @dataclass(frozen=True, slots=True)

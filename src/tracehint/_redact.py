@@ -1,9 +1,19 @@
 """Secret redaction: every text is passed through here before it leaves the machine.
 
 Pure and sync. A ``Redactor`` holds an ordered tuple of ``SecretPattern`` and replaces each
-match (or one group of it) with ``[REDACTED:<kind>]``, one ``re.sub`` pass per pattern, in
-order: vendor keys with a recognisable shape first, then the structural ones (headers, URLs,
-``name=value`` assignments), which skip a value an earlier pattern already replaced.
+match (or one group of it) with ``[REDACTED:<kind>]``, one pass per pattern, in order:
+
+1. PEM private key blocks;
+2. vendor tokens recognised by their shape, from the rule table ``_secret_rules.toml`` (data
+   in the style of gitleaks' rule table: a literal prefix, a body of a known alphabet and
+   length; 66 formats, from Anthropic to age keys);
+3. the structural ones, which find a secret by where it stands rather than by its shape: AWS
+   secret keys (after their name, or alone: 40 characters of high entropy), ``Authorization``
+   and ``Cookie`` headers, passwords in URLs and in command-line flags (``curl -u``,
+   ``mysql -pPASS``, ``sshpass -p``, ``docker login -p``, ``redis-cli -a``, ``openssl
+   -passin pass:``), and ``NAME=value`` assignments whose name ends with a secret's name
+   (``API_KEY``, ``DB_PASS``, ``MYSQL_PWD``, ``AccountKey``, ``client_secret``, …), which skip
+   a value an earlier pattern already replaced.
 
 Speed on large or hostile input (megabytes of ``a``, ``=``, ``-`` or ``@``) comes from three
 rules every default pattern follows:
@@ -11,10 +21,15 @@ rules every default pattern follows:
 * it starts with a literal (``sk-``, ``eyJ``, ``token``), so the regex engine finds candidates
   with a fast substring search instead of trying a match at every position. Names are matched
   in any case by running the pattern, written in lower case, over ``text.lower()``
-  (``SecretPattern.lowercase``): ``re.IGNORECASE`` would turn that search off;
+  (``SecretPattern.lowercase``): ``re.IGNORECASE`` would turn that search off. A format whose
+  only literal is in its middle (Mailchimp's ``-us``, Entra's ``Q~``) starts the pattern
+  there and takes the characters before it with ``SecretPattern.behind``;
 * a token may only start at a token boundary (a fixed-width lookbehind placed *after* the
   literal), so a long run is entered once, not at every one of its characters;
 * quantifiers that could backtrack are possessive (``++``, ``{n,}+``) or bounded.
+
+Two patterns have no literal: a Discord bot token and a bare AWS secret key. They start with
+a character class and a lookbehind that fails at once inside a word.
 
 Redaction is best effort: it removes the secrets people actually paste into terminals and
 configs; it cannot promise to find every secret.
@@ -22,11 +37,21 @@ configs; it cannot promise to find every secret.
 
 from __future__ import annotations
 
+import math
 import re
+import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING
 
-from tracehint._classify import required_substrings
+from ahocorasick_rs import AhoCorasick, Implementation
+
 from tracehint._exceptions import ConfigError
+from tracehint._needles import required_substrings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
     "DEFAULT_SECRET_PATTERNS",
@@ -38,6 +63,30 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 """What a secret is replaced with when its kind is not known; kinds make ``[REDACTED:<kind>]``."""
+
+
+def _entropy(text: str) -> float:
+    """Shannon entropy of ``text`` in bits per character."""
+    size = len(text)
+    return -sum(n / size * math.log2(n / size) for n in Counter(text).values()) if size else 0.0
+
+
+def _looks_like_aws_secret(text: str) -> bool:
+    """A random base64 string: both cases, a digit, a ``/`` or ``+``, high entropy.
+
+    A git hash (hex: at most 4 bits per character), a path or a word is not.
+    """
+    return (
+        any(c in "/+" for c in text)
+        and any(c.isupper() for c in text)
+        and any(c.islower() for c in text)
+        and any(c.isdigit() for c in text)
+        and _entropy(text) >= _MIN_RANDOM_ENTROPY
+    )
+
+
+_MIN_RANDOM_ENTROPY = 4.2
+"""Bits per character; 40 random base64 characters have about 4.9, 40 hex digits at most 4."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +114,13 @@ class SecretPattern:
     needles: tuple[str, ...] | None = None
     """Substrings one of which every match contains (in the text searched): a plain ``in``
     test skips the regex for most texts. ``None`` (the default): always search."""
+    behind: int = 0
+    """Characters right before the group that are part of the secret too (a format whose
+    literal is in its middle: the pattern starts at the literal and checks what comes before
+    it with a lookbehind)."""
+    check: Callable[[str], bool] | None = None
+    """A match whose secret fails this test is left alone (for a shape too common to be a
+    secret by itself: ``looks_random`` keeps words, paths and hashes)."""
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -74,6 +130,8 @@ class SecretPattern:
                 f"SecretPattern {self.kind!r}: group {self.group} does not exist in a pattern "
                 f"with {self.pattern.groups} group(s)",
             )
+        if self.behind < 0:
+            raise ConfigError(f"SecretPattern {self.kind!r}: behind must not be negative")
 
     @property
     def placeholder(self) -> str:
@@ -81,49 +139,36 @@ class SecretPattern:
         return f"{REDACTED[:-1]}:{self.kind}]"
 
     def sub(self, text: str, lowered: str | None = None) -> str:
-        """``text`` with every match of this pattern redacted.
+        """``text`` with every match of this pattern redacted (``text`` itself when none).
 
         ``lowered`` is ``_lower(text)`` when the caller has it already (it is only used when
         ``lowercase`` is set).
         """
-        if not self.lowercase:
-            if self.needles is not None and not _contains_any(text, self.needles):
-                return text
-            return self.pattern.sub(self._replace, text)
-        if lowered is None:
-            lowered = _lower(text)
-        if self.needles is not None and not _contains_any(lowered, self.needles):
+        haystack = text
+        if self.lowercase:
+            haystack = lowered if lowered is not None else _lower(text)
+        if self.needles is not None and not any(n in haystack for n in self.needles):
             return text
-        spans = [match.span(self.group) for match in self.pattern.finditer(lowered)]
-        if not spans:
-            return text
+        return self._sub(text, haystack)
+
+    def _sub(self, text: str, haystack: str) -> str:
+        """``sub`` without the prefilter; ``haystack`` is ``text``, or its lower case."""
         placeholder = self.placeholder
         pieces: list[str] = []
         done = 0
-        for start, end in spans:
-            if start >= 0:
-                pieces += (text[done:start], placeholder)
-                done = end
+        for match in self.pattern.finditer(haystack):
+            start, end = match.span(self.group)
+            if start < 0 or end <= done:
+                continue
+            start = max(start - self.behind, done)
+            if self.check is not None and not self.check(text[start:end]):
+                continue
+            pieces += (text[done:start], placeholder)
+            done = end
+        if not pieces:
+            return text
         pieces.append(text[done:])
         return "".join(pieces)
-
-    def _replace(self, match: re.Match[str]) -> str:
-        if self.group == 0:
-            return self.placeholder
-        start, end = match.span(self.group)
-        if start < 0:
-            return match.group(0)
-        whole = match.group(0)
-        offset = match.start()
-        return whole[: start - offset] + self.placeholder + whole[end - offset :]
-
-
-def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
-    """Whether one of ``needles`` is in ``text``."""
-    for needle in needles:  # noqa: SIM110 -- cheaper than any() over a generator
-        if needle in text:
-            return True
-    return False
 
 
 def _lower(text: str) -> str:
@@ -140,15 +185,99 @@ def _pattern(
     group: int = 0,
     *,
     lowercase: bool = False,
-    needles: tuple[str, ...] | None = None,
+    check: Callable[[str], bool] | None = None,
 ) -> SecretPattern:
-    """A default pattern; ``needles`` for one whose literals the parser cannot read."""
     compiled = re.compile(regex, re.VERBOSE)
-    return SecretPattern(kind, compiled, group, lowercase, needles or required_substrings(compiled))
+    return SecretPattern(
+        kind, compiled, group, lowercase, required_substrings(compiled), check=check
+    )
 
 
-# Characters of the URL-safe base64 alphabet most API tokens are drawn from.
-_B64URL = "[A-Za-z0-9_-]"
+# -- vendor tokens: the rule table --------------------------------------------------------------
+
+_RULE_FIELDS = frozenset(
+    {
+        "kind",
+        "what",
+        "prefix",
+        "body",
+        "boundary",
+        "end",
+        "after",
+        "behind",
+        "behind_chars",
+        "keep_prefix",
+        "keywords",
+        "see",
+    },
+)
+_TOKEN_CHARS = "[A-Za-z0-9_-]"  # noqa: S105 -- a character class, not a password
+_LITERAL_RUN = re.compile(r"(?:[A-Za-z0-9_~:/-]|\\[.])+")
+_MIN_KEYWORD = 2
+
+
+def _str_field(rule: Mapping[str, object], name: str, default: str | None = None) -> str:
+    value = rule.get(name, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"secret rule {rule.get('kind')!r}: {name!r} must be a string")
+    return value
+
+
+def _token_pattern(rule: Mapping[str, object]) -> SecretPattern:
+    """The ``SecretPattern`` of one rule of the token table (see ``_secret_rules.toml``)."""
+    unknown = set(rule) - _RULE_FIELDS
+    if unknown:
+        raise ConfigError(f"secret rule {rule.get('kind')!r}: unknown field(s) {sorted(unknown)}")
+    kind, prefix, body = (_str_field(rule, name) for name in ("kind", "prefix", "body"))
+    _str_field(rule, "what")
+    boundary = _str_field(rule, "boundary", _TOKEN_CHARS)
+    end = _str_field(rule, "end", "[A-Za-z0-9]")
+    after = rule.get("after")
+    behind = rule.get("behind", 0)
+    if not isinstance(behind, int) or isinstance(behind, bool) or behind < 0:
+        raise ConfigError(f"secret rule {kind!r}: 'behind' must be a non-negative integer")
+    if behind:
+        chars = _str_field(rule, "behind_chars")
+        start = f"(?<!{boundary})" if boundary else ""
+        guard = f"(?<={start}{chars}{{{behind}}}{prefix})"
+    elif after is not None:
+        guard = f"(?<={_str_field(rule, 'after')}{prefix})"
+    else:
+        # A token starts a word; in JSON text (a tool call's input) also right after an
+        # escaped line break or tab: `"cat key\\nAGE-SECRET-KEY-1…"`.
+        guard = f"(?:(?<!{boundary}{prefix})|(?<=\\\\[nrt]{prefix}))" if boundary else ""
+    keep_prefix = rule.get("keep_prefix", False) is True
+    regex = f"{prefix}{guard}{f'({body})' if keep_prefix else body}{f'(?!{end})' if end else ''}"
+    try:
+        compiled = re.compile(regex)
+    except re.error as exc:
+        raise ConfigError(f"secret rule {kind!r}: bad regular expression: {exc}") from exc
+    keywords = rule.get("keywords")
+    if keywords is not None and not (
+        isinstance(keywords, list) and keywords and all(isinstance(k, str) for k in keywords)
+    ):
+        raise ConfigError(f"secret rule {kind!r}: 'keywords' must be a list of strings")
+    # The keyword prefilter: the rule's keywords, else the literal its prefix starts with.
+    literal = _LITERAL_RUN.match(prefix)
+    needles = tuple(keywords) if keywords else None
+    if needles is None and literal is not None:
+        needles = (re.sub(r"\\(.)", r"\1", literal.group()),)
+    if needles is None or min(len(n) for n in needles) < _MIN_KEYWORD:
+        raise ConfigError(
+            f"secret rule {kind!r}: its prefix starts with no literal of {_MIN_KEYWORD} or more "
+            "characters: give 'keywords'",
+        )
+    return SecretPattern(kind, compiled, 1 if keep_prefix else 0, needles=needles, behind=behind)
+
+
+def _token_patterns() -> tuple[SecretPattern, ...]:
+    table = tomllib.loads(
+        resources.files("tracehint").joinpath("_secret_rules.toml").read_text("utf-8"),
+    )
+    return tuple(_token_pattern(rule) for rule in table["token"])
+
+
+# -- structural patterns ------------------------------------------------------------------------
 
 # A value that is a reference, a placeholder or code, not a secret: `$VAR`, `${VAR}`,
 # `<your-key>`, `***`, `[REDACTED:…]` (an earlier pattern got it), `>`/`=` (half of `=>`, `==`),
@@ -161,13 +290,13 @@ _NOT_A_VALUE = r"""
 
 # A value: quoted (spaces allowed, up to the closing quote) or bare (up to a space, a quote,
 # a backslash, which would be half of a JSON escape, `&;,`, which end a query parameter or a
-# connection-string field, or a bracket: `token = lex()`, `{"token": token}` are code). At
-# least four characters: in `Unexpected token: '}'` the `}` is the error, not a key. Group 1
-# is the opening quote, group 2 the value.
+# connection-string field, or a bracket: `token = lex()`, `{"token": token}`,
+# `token: tokens[i]` are code). At least four characters: in `Unexpected token: '}'` the `}`
+# is the error, not a key. Group 1 is the opening quote, group 2 the value.
 _VALUE = rf"""
     (\\?["'`])?+
     {_NOT_A_VALUE}
-    ( (?(1) [^"'`\\\n]{{4,}}+ | [^\s"'`\\&;,(){{}}\[\]<>]{{4,}}+ (?!\() ) )
+    ( (?(1) [^"'`\\\n]{{4,}}+ | [^\s"'`\\&;,(){{}}\[\]<>]{{4,}}+ (?![(\[]) ) )
 """
 
 # The name ends with the keyword: `max_tokens`, `token_type`, `password_hash` and `tokenizer`
@@ -175,19 +304,51 @@ _VALUE = rf"""
 _NAME_END = "(?![a-z0-9_-])"
 
 
-def _assignment(kind: str, keyword: str) -> SecretPattern:
+def _assignment(kind: str, keyword: str, value_guard: str = "") -> SecretPattern:
     """``KEYWORD=value``, ``keyword: value``, ``"keyword": "value"``, ``:keyword => 'value'``.
 
     Env files, ``--flag=value``, JSON, YAML, HTTP headers, query strings; any case, any prefix
-    to the name (``OPENAI_API_KEY``, ``x-api-key``, ``apiKey``).
+    to the name (``OPENAI_API_KEY``, ``x-api-key``, ``apiKey``). ``value_guard`` is a
+    lookahead a value must also pass.
     """
     return _pattern(
         kind,
-        rf"""{keyword} {_NAME_END} (?:\\?["'])?+ [ \t]*+ (?: =>? | :(?!:) ) [ \t]*+ {_VALUE}""",
+        rf"""{keyword} {_NAME_END} (?:\\?["'])?+ [ \t]*+ (?: =>? | :(?!:) ) [ \t]*+ {value_guard}
+             {_VALUE}""",
         2,
         lowercase=True,
     )
 
+
+def _name_ends_with(*names: str) -> str:
+    """Lookbehinds saying that the name ending here ends with one of ``names``.
+
+    ``names`` are in lower case with ``_`` for a separator; each is also matched with ``-``
+    and with none (``account_key``, ``account-key``, ``AccountKey``). Placed after a literal,
+    so the pattern still starts with one; grouped by the separator, so a name that ends
+    otherwise is turned down after three tests.
+    """
+    groups = []
+    for sep in ("_", "-", ""):
+        spellings = sorted(name.replace("_", sep) for name in names)
+        inner = "|".join(f"(?<={re.escape(s)})" for s in spellings)
+        groups.append(f"(?<={re.escape(sep)}key)(?:{inner})" if sep else f"(?:{inner})")
+    return "(?:{})".format("|".join(groups))
+
+
+_KEY_NAMES = (
+    "account_key",
+    "encryption_key",
+    "signing_key",
+    "master_key",
+    "shared_access_key",
+    "consumer_key",
+    "license_key",
+    "hmac_key",
+    "sas_key",
+)
+"""Names ending in ``key`` whose value is a secret (besides ``api_key``, ``access_key``,
+``private_key`` and ``secret_key``)."""
 
 # A flag name ends with a keyword. The whole name is taken first (possessively) and its end
 # checked with lookbehinds, so a long name is read once, not once per keyword and position.
@@ -205,7 +366,161 @@ _FLAG_NAME_END = "(?:{})".format(
             "password",
             "passwd",
             "passphrase",
+            "-pass",
+            "_pass",
         )
+    ),
+)
+
+# A command-line value after a flag: quoted, or bare up to a space or a shell operator.
+_ARG = r"""( "[^"\n]{1,256}+" | '[^'\n]{1,256}+' | (?![$<{\[]) [^\s"'|;&<>()]{1,256}+ )"""
+
+# The rest of one shell command before a flag (bounded, lazy, never across `|`, `;`, `&&` or
+# a line break).
+_SAME_COMMAND = r"[^\n|;&]{0,300}?"
+
+_STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
+    # AWS secret access keys after their name: config files, env, JSON, `aws configure`'s
+    # prompt (`AWS Secret Access Key [None]: …`).
+    _pattern(
+        "aws_secret_key",
+        r"""secret[ _]?access[ _]?key (?:[ \t]*+ \[[^\]\n]{0,40}+\])?+ (?:\\?["'])?+ [ \t]*+
+            [:=] [ \t]*+ (?:\\?["'])?+ ([a-z0-9/+]{40}) (?![a-z0-9/+=])""",
+        1,
+        lowercase=True,
+    ),
+    # An AWS secret access key on its own: 40 characters of the base64 alphabet, no more of it
+    # on either side, that look random (``_looks_like_aws_secret``). The pattern starts with
+    # the character before the key (a negated class the engine skips to quickly); a key at
+    # the very start of the text, or after an escaped line break in JSON, has its own.
+    *(
+        _pattern("aws_secret_key", regex, 1, check=_looks_like_aws_secret)
+        for regex in (
+            r"[^A-Za-z0-9/+=.-] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+            r"\A ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+            r"\\[nrt] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",  # after `\n` in JSON text
+        )
+    ),
+    # Credentials in HTTP headers: as headers, in JSON, in `curl -H`. The scheme is kept.
+    _pattern(
+        "authorization",
+        r"""authorization (?:\\?["'])?+ [ \t]*+ [:=] [ \t]*+ (?:\\?["'])?+
+            (?: (?:bearer|basic|token|digest|apikey) [ \t]++ )?+
+            (?! [$<{\[] ) ( [^\s"'\\,;]{4,}+ )""",
+        1,
+        lowercase=True,
+    ),
+    _pattern("bearer_token", r"bearer [ \t]++ ( [a-z0-9._~+/-]{16,}+ =*+ )", 1, lowercase=True),
+    # Cookies carry sessions: the whole value of a `Cookie:`/`Set-Cookie:` header, and of
+    # `curl -b/--cookie NAME=VALUE` (a cookie jar file name has no `=`).
+    _pattern(
+        "cookie",
+        r"""cookie(?<![a-z0-9_]cookie) (?:\\?["'])?+ [ \t]*+ : [ \t]*+ (?:\\?["'])?+
+            (?! [$<{\[] ) ( [^\r\n"'\\]{4,}+ )""",
+        1,
+        lowercase=True,
+    ),
+    _pattern(
+        "cookie",
+        r"""\ (?:-b|--cookie) (?:[ \t]++|=) (["']?+) ( [^\s"'=]{1,128}+ = [^\s"']{4,}+ ) \1""",
+        2,
+    ),
+    # scheme://user:PASSWORD@host: the user and the host stay, they help read the error. A
+    # password may hold an `@`: the last one before the host ends it.
+    _pattern(
+        "url_password",
+        r"""://[^\s:/?#@"'<>\\\[\]]{0,256}+ : (?! [$<{] | \[REDACTED )
+            ( [^\s/?#"'<>\\]{1,256} ) @ (?=[^\s/?#@"'<>\\]*+(?:[\s/?#"'<>\\]|$))""",
+        1,
+    ),
+    # The same URL cut off by a clamp before its `@` (`https://user:pa…`): a password-looking
+    # tail (not a port number) right before the ellipsis or the end of the text.
+    _pattern(
+        "url_password",
+        r"""://[^\s:/?#@"'<>\\\[\]]{1,256}+ : (?! [$<{] | \[REDACTED | [0-9]++(?:…|$) )
+            ( [^\s/?#@"'<>\\…]{1,256}+ ) (?=…|$)""",
+        1,
+    ),
+    # `curl -u user:password`, `--user user:password`, `--user=user:password`.
+    _pattern(
+        "password",
+        r"""-u(?<![A-Za-z0-9_-]-u) [ \t]++ [^\s:"'-][^\s:"']{0,255}+ : ([^\s"']{1,256}+)""",
+        1,
+    ),
+    _pattern(
+        "password",
+        r"""--user(?<![A-Za-z0-9_-]--user) (?:[ \t]++|=) [^\s:"'-][^\s:"']{0,255}+ :
+            ([^\s"']{1,256}+)""",
+        1,
+    ),
+    # Passwords given to a program with a short flag: `mysql -pPASS` (glued: `-p PASS` makes
+    # mysql prompt and PASS is the database), `sshpass -p PASS`, `docker login -p PASS`,
+    # `redis-cli -a PASS`, `7z -pPASS`, `zip -P PASS`, `openssl … -passin pass:PASS`.
+    *(
+        _pattern(
+            "password",
+            rf"""{program}(?<![A-Za-z0-9_-]{program}) [a-z-]{{0,12}}+ {_SAME_COMMAND}
+                 [ \t]-p {_ARG}""",
+            1,
+        )
+        for program in ("mysql", "mariadb")
+    ),
+    _pattern(
+        "password",
+        rf"""sshpass(?<![A-Za-z0-9_-]sshpass) {_SAME_COMMAND} [ \t]-p [ \t]*+ {_ARG}""",
+        1,
+    ),
+    _pattern(
+        "password",
+        rf"""login(?<![A-Za-z0-9_-]login) {_SAME_COMMAND} [ \t]-p (?:[ \t]++|=) {_ARG}""",
+        1,
+    ),
+    _pattern(
+        "password",
+        rf"""redis-cli(?<![A-Za-z0-9_-]redis-cli) {_SAME_COMMAND} [ \t]-a [ \t]++ {_ARG}""",
+        1,
+    ),
+    _pattern("password", rf"""7z[a-z]?\ {_SAME_COMMAND} [ \t]-p {_ARG}""", 1),
+    _pattern(
+        "password",
+        rf"""zip (?: (?<![A-Za-z0-9_-]zip) | (?<=unzip)(?<![A-Za-z0-9_-]unzip) )
+             {_SAME_COMMAND} [ \t]-P [ \t]++ {_ARG}""",
+        1,
+    ),
+    _pattern("password", rf"""-pass(?:in|out)?+ [ \t]++ pass: {_ARG}""", 1),
+    # `API_KEY=…`, `--api-key=…`, `"password": "…"`, `token: …`, in any case.
+    _assignment("api_key", r"api[_-]?key"),
+    _assignment("access_key", r"access[_-]?key"),
+    _assignment("private_key", r"private[_-]?key"),
+    # `AccountKey=` (Azure connection strings), `SIGNING_KEY=`, `session_key: …`.
+    _assignment("secret_key", f"key{_name_ends_with(*_KEY_NAMES)}"),
+    _assignment("secret", r"secret(?:[_-]?key)?"),
+    _assignment("token", "token"),
+    _assignment("password", r"pass(?:w(?:or)?d|phrase)"),
+    # A name that ends with `_pass`, `-pass`, `_pwd`, `;pwd` or is quoted (`DB_PASS=`,
+    # `--pass=`, `"pass": …`, `MYSQL_PWD=`, `…;Pwd=…;` in a connection string), never `bypass`,
+    # go test's `--- PASS: TestX`, or `PWD=/home/…` (a directory).
+    _assignment("password", "pass(?<=[_\"'-]pass)"),
+    _assignment("password", "pwd(?<=[_\"';-]pwd)", r"(?!\\?[\"'`]?[/~.]|[a-z]:\\)"),
+    # `"auth": "…"` in a Docker config.json (base64 user:password), `_auth=` in .npmrc.
+    _assignment("auth", "auth(?<=[_\"'-]auth)"),
+    # URL signatures: Azure SAS `&sig=`, AWS presigned `X-Amz-Signature=`.
+    _pattern(
+        "signature",
+        r"[?&] (?:sig|signature|x-amz-signature) = ([^\s&#\"'<>\\]{8,}+)",
+        1,
+        lowercase=True,
+    ),
+    # PHP and Java session ids (`PHPSESSID=`, `;jsessionid=` in a URL); `sessionId` alone is
+    # an agent's or a tool's session (not a secret).
+    _assignment("session", "sess(?:ion)?id(?:(?<=phpsessid)|(?<=jsessionid))"),
+    # `--api-key VALUE`, `--password VALUE`: a flag and its value as two arguments (the flag
+    # after a space, so a run of dashes is not a run of flag starts).
+    _pattern(
+        "secret",
+        rf"""\ --[a-z0-9_-]{{1,64}}+ {_FLAG_NAME_END} [ \t]++ (?!-) {_VALUE}""",
+        2,
+        lowercase=True,
     ),
 )
 
@@ -221,92 +536,76 @@ DEFAULT_SECRET_PATTERNS: tuple[SecretPattern, ...] = (
           | (?: (?:\s|\\[nr])*+ [A-Za-z0-9+/=]{16,}+ )*+ )
         """,
     ),
-    # Vendor keys, each starting at a token boundary: `task-…` is not `sk-…`.
-    _pattern("anthropic_key", rf"sk-ant-(?<![A-Za-z0-9_-]sk-ant-) {_B64URL}{{16,}}+"),
-    _pattern("openrouter_key", r"sk-or-(?<![A-Za-z0-9_-]sk-or-) (?:v1-)? [A-Za-z0-9]{16,}+"),
-    _pattern(
-        "openai_key",
-        # A digit early on: real keys are random, `sk-learn-compatible-wrapper` is not a key.
-        rf"""sk-(?<![A-Za-z0-9_-]sk-) (?:proj-|svcacct-|admin-)?
-             (?=[A-Za-z_-]{{0,100}}+[0-9]) {_B64URL}{{20,}}+""",
-    ),
-    _pattern(
-        "github_token",
-        r"gh[pousr]_(?<![A-Za-z0-9_]gh[pousr]_) [A-Za-z0-9]{30,}+",
-        needles=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-    ),
-    _pattern("github_token", r"github_pat_(?<![A-Za-z0-9_]github_pat_) [A-Za-z0-9_]{30,}+"),
-    _pattern("gitlab_token", rf"glpat-(?<![A-Za-z0-9_-]glpat-) {_B64URL}{{20,}}+"),
-    _pattern("slack_token", r"xox[abeoprs]-(?<![A-Za-z0-9_-]xox[abeoprs]-) [A-Za-z0-9-]{10,}+"),
-    _pattern("slack_webhook", r"hooks\.slack\.com/services/ ([A-Za-z0-9_/-]{20,}+)", 1),
-    # Secret and restricted keys; two patterns so that each starts with a literal.
-    _pattern("stripe_key", r"sk_(?<![A-Za-z0-9]sk_) (?:live|test)_ [A-Za-z0-9]{10,}+"),
-    _pattern("stripe_key", r"rk_(?<![A-Za-z0-9]rk_) (?:live|test)_ [A-Za-z0-9]{10,}+"),
-    _pattern("google_api_key", rf"AIza(?<![A-Za-z0-9_-]AIza) {_B64URL}{{35,}}+"),
-    _pattern("huggingface_token", r"hf_(?<![A-Za-z0-9_]hf_) [A-Za-z0-9]{30,}+"),
-    _pattern(
-        "aws_access_key",
-        r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA) [A-Z0-9]{16} (?![A-Za-z0-9])",
-        needles=("AKIA", "ASIA"),
-    ),
-    _pattern(
-        "aws_secret_key",
-        r"""secret_?access_?key (?:\\?["'])?+ [ \t]*+ [:=] [ \t]*+ (?:\\?["'])?+
-            ([a-z0-9/+]{40}) (?![a-z0-9/+=])""",
-        1,
-        lowercase=True,
-    ),
-    _pattern(
-        "jwt",
-        rf"eyJ(?<![A-Za-z0-9_-]eyJ) {_B64URL}{{8,}}+ \.eyJ{_B64URL}{{8,}}+ \.{_B64URL}*+",
-    ),
-    # Credentials in HTTP headers: as headers, in JSON, in `curl -H`. The scheme is kept.
-    _pattern(
-        "authorization",
-        r"""authorization (?:\\?["'])?+ [ \t]*+ [:=] [ \t]*+ (?:\\?["'])?+
-            (?: (?:bearer|basic|token|digest|apikey) [ \t]++ )?+
-            (?! [$<{\[] ) ( [^\s"'\\,;]{4,}+ )""",
-        1,
-        lowercase=True,
-    ),
-    _pattern("bearer_token", r"bearer [ \t]++ ( [a-z0-9._~+/-]{16,}+ =*+ )", 1, lowercase=True),
-    # scheme://user:PASSWORD@host: the user and the host stay, they help read the error.
-    _pattern(
-        "url_password",
-        r"""://[^\s:/?#@"'<>\\\[\]]{0,256}+ : (?! [$<{] | \[REDACTED )
-            ( [^\s/?#@"'<>\\]{1,256}+ ) @""",
-        1,
-    ),
-    # `curl -u user:password`, `--user user:password`, `--user=user:password`.
-    _pattern(
-        "password",
-        r"""-u(?<![A-Za-z0-9_-]-u) [ \t]++ [^\s:"'-][^\s:"']{0,255}+ : ([^\s"']{1,256}+)""",
-        1,
-        needles=("-u",),
-    ),
-    _pattern(
-        "password",
-        r"""--user(?<![A-Za-z0-9_-]--user) (?:[ \t]++|=) [^\s:"'-][^\s:"']{0,255}+ :
-            ([^\s"']{1,256}+)""",
-        1,
-    ),
-    # `API_KEY=…`, `--api-key=…`, `"password": "…"`, `token: …`, in any case.
-    _assignment("api_key", r"api[_-]?key"),
-    _assignment("access_key", r"access[_-]?key"),
-    _assignment("private_key", r"private[_-]?key"),
-    _assignment("secret", r"secret(?:[_-]?key)?"),
-    _assignment("token", "token"),
-    _assignment("password", r"pass(?:w(?:or)?d|phrase)"),
-    # `--api-key VALUE`, `--password VALUE`: a flag and its value as two arguments (the flag
-    # after a space, so a run of dashes is not a run of flag starts).
-    _pattern(
-        "secret",
-        rf"""\ --[a-z0-9_-]{{1,64}}+ {_FLAG_NAME_END} [ \t]++ (?!-) {_VALUE}""",
-        2,
-        lowercase=True,
-    ),
+    *_token_patterns(),
+    *_STRUCTURAL_PATTERNS,
 )
 """The patterns ``redact`` applies, in order. Extend with ``Redactor().with_patterns(...)``."""
+
+
+class _Gate:
+    """Which patterns a text needs: the keyword prefilter of every pattern, in one pass.
+
+    A pattern runs on a text only when the text holds one of its ``needles`` (or when it has
+    none). With 100 patterns, a regex pass each would cost 100 scans of every text; one
+    Aho-Corasick scan of the lower-cased text (the needles lower-cased too, so a hit is
+    never missed) finds the few patterns a text can match, the way gitleaks picks its rules
+    by keyword.
+
+    A long text is scanned a chunk at a time, each chunk only for the needles not found yet,
+    so a text that repeats a needle (megabytes of ``token``) is not a list of a million hits.
+    """
+
+    __slots__ = ("_always", "_automaton", "_by_needle", "_keys", "_longest")
+
+    def __init__(self, patterns: Sequence[SecretPattern]) -> None:
+        needles: dict[str, set[int]] = {}
+        always: set[int] = set()
+        for index, secret in enumerate(patterns):
+            if not secret.needles:
+                always.add(index)
+                continue
+            for needle in secret.needles:
+                needles.setdefault(_lower(needle), set()).add(index)
+        self._keys = list(needles)
+        self._by_needle = [frozenset(needles[key]) for key in self._keys]
+        self._always = frozenset(always)
+        self._longest = max(map(len, self._keys), default=0)
+        self._automaton = _automaton(self._keys)
+
+    def select(self, lowered: str) -> list[int]:
+        """Indexes of the patterns to run on the text whose lower case is ``lowered``."""
+        chosen = set(self._always)
+        for needle in self._found(lowered):
+            chosen |= self._by_needle[needle]
+        return sorted(chosen)
+
+    def _found(self, lowered: str) -> set[int]:
+        """The needles (indexes into ``_keys``) that ``lowered`` holds."""
+        automaton = self._automaton
+        if automaton is None:
+            return set()
+        if len(lowered) <= _GATE_CHUNK:
+            return {hit for hit, _, _ in automaton.find_matches_as_indexes(lowered, True)}  # noqa: FBT003 -- overlapping
+        found: set[int] = set()
+        missing = list(range(len(self._keys)))  # what `automaton` looks for, by its own index
+        for start in range(0, len(lowered), _GATE_CHUNK):
+            chunk = lowered[start : start + _GATE_CHUNK + self._longest - 1]
+            hits = {missing[hit] for hit, _, _ in automaton.find_matches_as_indexes(chunk, True)}  # noqa: FBT003 -- overlapping
+            if hits:
+                found |= hits
+                missing = [needle for needle in missing if needle not in hits]
+                automaton = _automaton([self._keys[needle] for needle in missing])
+                if automaton is None:
+                    break
+        return found
+
+
+_GATE_CHUNK = 1 << 16
+"""Characters a long text is scanned for needles at a time."""
+
+
+def _automaton(keys: list[str]) -> AhoCorasick | None:
+    return AhoCorasick(keys, implementation=Implementation.DFA) if keys else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,48 +620,31 @@ class Redactor:
     """
 
     patterns: tuple[SecretPattern, ...] = DEFAULT_SECRET_PATTERNS
-    """Applied in order, one pass each."""
-    _trigger: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
-    """Every needle of every pattern, in lower case: a text (lowered) it does not find holds
-    no secret, and is returned after one scan instead of one test per pattern. ``None`` when a
-    pattern has no needles (it must always be searched)."""
+    """Applied in order, one pass each (those whose needles a text holds)."""
+    _gate: _Gate = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        needles: set[str] = set()
-        for secret in self.patterns:
-            if secret.needles is None:
-                needles.clear()
-                break
-            needles.update(needle.lower() for needle in secret.needles)
-        trigger = None
-        if needles:
-            # Longest first: an alternation takes the first alternative that matches.
-            ordered = sorted(needles, key=lambda needle: (-len(needle), needle))
-            trigger = re.compile("|".join(re.escape(needle) for needle in ordered))
-        object.__setattr__(self, "_trigger", trigger)
+        object.__setattr__(self, "_gate", _Gate(self.patterns))
+
+    def __reduce__(self) -> tuple[type[Redactor], tuple[tuple[SecretPattern, ...]]]:
+        """Pickled as its patterns (the prefilter is built again): Ray sends it to workers."""
+        return (Redactor, (self.patterns,))
 
     def redact(self, text: str) -> str:
         """``text`` with every secret the patterns find replaced by its placeholder."""
-        lowered: str | None = None  # shared by the lowercase patterns until the text changes
-        if self._trigger is not None:
-            # A match contains one of its pattern's needles; in the lowered text, a needle of a
-            # case-sensitive pattern is found in lower case. No needle at all: nothing to do.
-            lowered = _lower(text)
-            if self._trigger.search(lowered) is None:
-                return text
-        for secret in self.patterns:
-            # ``SecretPattern.sub`` tests the needles too; testing them here first saves a call
-            # per pattern that cannot match (most of them, for most texts).
+        if not text:
+            return text
+        lowered = _lower(text)
+        lowered_of = text  # the text `lowered` is the lower case of
+        patterns = self.patterns
+        for index in self._gate.select(lowered):
+            secret = patterns[index]
+            haystack = text
             if secret.lowercase:
-                if lowered is None:
-                    lowered = _lower(text)
-                if secret.needles is not None and not _contains_any(lowered, secret.needles):
-                    continue
-            elif secret.needles is not None and not _contains_any(text, secret.needles):
-                continue
-            redacted = secret.sub(text, lowered)
-            if redacted is not text:
-                text, lowered = redacted, None
+                if lowered_of is not text:  # an earlier pattern changed it: lower it again
+                    lowered, lowered_of = _lower(text), text
+                haystack = lowered
+            text = secret._sub(text, haystack)  # noqa: SLF001 -- same module
         return text
 
     def with_patterns(self, *extra: SecretPattern) -> Redactor:

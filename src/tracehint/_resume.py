@@ -78,6 +78,9 @@ class RunConfig:
     inputs: tuple[str, ...] = ()
     """The input paths, resolved (absolute, symlinks followed) and sorted."""
     reasoning: bool = True
+    detect: tuple[str, ...] | None = None
+    """The site detectors (``--detect``), sorted; ``None`` in a journal that did not record
+    them (not compared)."""
     cwd: str = ""
     """The folder the run ran in (relative paths of its output are relative to it); not
     compared: a resume from another folder is the same run."""
@@ -94,7 +97,7 @@ class RunConfig:
         found: list[str] = []
         for name, label in _COMPARED.items():
             before, now = getattr(earlier, name), getattr(self, name)
-            if before == now:
+            if before == now or (name == "detect" and before is None):
                 continue
             if name == "inputs":
                 added = sorted(set(now) - set(before))
@@ -136,6 +139,7 @@ _COMPARED = {
     "input_format": "--format",
     "inputs": "inputs",
     "reasoning": "reasoning kept (--drop-reasoning)",
+    "detect": "--detect",
 }
 
 

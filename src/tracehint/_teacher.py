@@ -232,6 +232,7 @@ def site_outcomes(
                 "mistake_message_index": found.mistake_message_index,
                 "recovery_message_index": found.message_index,
                 "kind": found.kind.value,
+                "detected_by": found.detected_by.value,
                 "tool_name": found.tool_name,
                 "hint": hint.text,
                 "hint_source": source,

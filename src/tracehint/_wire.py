@@ -1,9 +1,9 @@
 """The JSON wire format: traces and input issues to and from JSON-ready data.
 
 Output keeps the seeds' ``TraceExample`` shape so a trainer's collator reads it unchanged:
-``{trace_id, turns: [{role, content, tool_error?, error_meta?, hint?, hint_source?,
-message_index?, mistake_message_index?}], messages, final_reward, source}``; ``messages`` is
-the conversation as OpenAI chat messages. ``read_traces`` reads the output back.
+``{trace_id, turns: [{role, content, tool_error?, error_meta?, detected_by?, reader?, hint?,
+hint_source?, message_index?, mistake_message_index?}], messages, final_reward, source}``;
+``messages`` is the conversation as OpenAI chat messages. ``read_traces`` reads the output back.
 """
 
 from __future__ import annotations
@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._exceptions import InputError
-from tracehint._kinds import ErrorKind, HintSource, HintStatus, Role, TurnKind
-from tracehint._records import ErrorSite, Facts, Hint, Trace, TraceSource, Turn
+from tracehint._kinds import (
+    DetectedBy,
+    ErrorKind,
+    HintSource,
+    HintStatus,
+    InputFormat,
+    Role,
+    TurnKind,
+)
+from tracehint._records import ErrorSite, Facts, Finding, Hint, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
     import os
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
     from tracehint._records import ChatMessage, InputIssue
 
 __all__ = [
+    "approx_size",
     "dump_issue",
     "dump_trace",
     "issue_to_dict",
@@ -60,6 +69,18 @@ def _error_meta(site: ErrorSite) -> dict[str, Any]:
     return meta
 
 
+def _finding(finding: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": finding.kind.value,
+        "message_index": finding.message_index,
+        "quote": finding.quote,
+        "hint": finding.hint,
+    }
+    if finding.model is not None:
+        out["model"] = finding.model
+    return out
+
+
 def _turn(turn: Turn) -> dict[str, Any]:
     out: dict[str, Any] = {"role": turn.role.value, "content": turn.content}
     if turn.kind.value != "message":
@@ -68,6 +89,9 @@ def _turn(turn: Turn) -> dict[str, Any]:
     if site is not None:
         out["tool_error"] = site.kind.value
         out["error_meta"] = _error_meta(site)
+        out["detected_by"] = site.detected_by.value
+        if site.finding is not None:
+            out["reader"] = _finding(site.finding)
         if site.message_index is not None:
             out["message_index"] = site.message_index
         if site.mistake_message_index is not None:
@@ -115,9 +139,17 @@ def trace_to_dict(trace: Trace, *, reasoning: bool = True) -> dict[str, Any]:
     }
 
 
+def approx_size(trace: Trace) -> int:
+    """About how many bytes ``dump_trace`` makes of ``trace``, without making them.
+
+    Its turns' text, twice: the ``messages`` hold the same conversation.
+    """
+    return 2 * sum(len(turn.content) for turn in trace.turns)
+
+
 def dump_trace(trace: Trace, *, reasoning: bool = True) -> bytes:
     """One output line (with its newline)."""
-    return orjson.dumps(trace_to_dict(trace, reasoning=reasoning)) + b"\n"
+    return orjson.dumps(trace_to_dict(trace, reasoning=reasoning), option=orjson.OPT_APPEND_NEWLINE)
 
 
 # -- reading the output back -------------------------------------------------------------------
@@ -160,7 +192,7 @@ def _site(out: Mapping[str, Any]) -> ErrorSite:
         tool_target=_str(meta, "tool_target"),
         source_content_excerpt=_str(meta, "source_content_excerpt") or "",
         consecutive_failures=_int(meta, "consecutive_failures") or 1,
-        failed_calls=_int(meta, "failed_calls") or 1,
+        failed_calls=_int(meta, "failed_calls") or (0 if "failed_calls" in meta else 1),
         exit_code=_int(meta, "exit_code"),
         repeats=_int(meta, "repeats") or 0,
         earlier_errors=tuple(str(e) for e in meta.get("earlier_errors") or ()),
@@ -168,6 +200,25 @@ def _site(out: Mapping[str, Any]) -> ErrorSite:
         command=_str(meta, "command"),
         message_index=_int(out, "message_index"),
         mistake_message_index=_int(out, "mistake_message_index"),
+        detected_by=DetectedBy(out.get("detected_by") or DetectedBy.TOOL_ERROR.value),
+        finding=_finding_from(out.get("reader")),
+    )
+
+
+def _finding_from(data: object) -> Finding | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise InputError(f"'reader' is {type(data).__name__}, not an object")
+    index = _int(data, "message_index")
+    if index is None:
+        raise InputError("'reader' has no integer 'message_index'")
+    return Finding(
+        kind=ErrorKind(str(data.get("kind"))),
+        message_index=index,
+        quote=_str(data, "quote") or "",
+        hint=_str(data, "hint") or "",
+        model=_str(data, "model"),
     )
 
 
@@ -196,6 +247,15 @@ def _turn_from(out: object) -> Turn:
     return Turn(role, content, kind, _site(out), _hint(out))
 
 
+def _source_format(source: Mapping[str, Any]) -> InputFormat:
+    name = _str(source, "format")
+    try:
+        return InputFormat(name or "")
+    except ValueError:
+        known = ", ".join(f.value for f in InputFormat if f is not InputFormat.AUTO)
+        raise InputError(f"source format {name!r} is not one of {known}") from None
+
+
 def trace_from_dict(data: Mapping[str, Any]) -> Trace:
     """A trace from one output line's data (what ``trace_to_dict`` wrote).
 
@@ -219,7 +279,7 @@ def trace_from_dict(data: Mapping[str, Any]) -> Trace:
         turns=tuple(_turn_from(turn) for turn in turns),
         source=TraceSource(
             path=_str(source, "path") or "",
-            format=_str(source, "format") or "",
+            format=_source_format(source),
             session_id=_str(source, "session_id"),
             agent_id=_str(source, "agent_id"),
             agent_type=_str(source, "agent_type"),
@@ -269,4 +329,4 @@ def issue_to_dict(issue: InputIssue) -> dict[str, Any]:
 
 def dump_issue(issue: InputIssue) -> bytes:
     """One ``--errors`` line (with its newline)."""
-    return orjson.dumps(issue_to_dict(issue)) + b"\n"
+    return orjson.dumps(issue_to_dict(issue), option=orjson.OPT_APPEND_NEWLINE)

@@ -82,7 +82,7 @@ from tracehint._resume import (
     _scan_journal,
     trace_digest,
 )
-from tracehint._stats import RunStats
+from tracehint._stats import JudgeTotals, RunStats
 from tracehint._wire import dump_issue
 
 try:
@@ -297,7 +297,7 @@ class _Worker:
             "run": stats.to_dict(),
             "actor": self._actor,
             "call": self._calls,
-            "judge": annotator.stats(),
+            "judge": judge.to_dict() if (judge := annotator.stats()) is not None else None,
             "hints": len(hints),
         }
         return orjson.dumps(record)
@@ -476,10 +476,11 @@ class _Totals:
 
     def result(self) -> RunStats:
         """The summed stats (the judge's over every actor)."""
-        judge = RunStats()
         for _, counters in self._judge.values():
-            judge.merge({"judge": counters})
-        self.stats.judge = judge.judge
+            if counters:
+                if self.stats.judge is None:
+                    self.stats.judge = JudgeTotals()
+                self.stats.judge.add(JudgeTotals.from_dict(counters))
         return self.stats
 
 
@@ -639,13 +640,14 @@ class _Listed:
 async def _list_sessions(paths: Sequence[str | os.PathLike[str]]) -> _Listed:
     """The sessions under ``paths`` as the local engine finds them."""
     listed = _Listed([], [], [])
-    async for found in discover(paths):
-        if isinstance(found, Found):
-            listed.sessions.append(found)
-        elif isinstance(found, Skipped):
-            listed.skipped.append(found.reason)
-        else:
-            listed.issues.append(found)
+    async for batch in discover(paths):
+        for found in batch:
+            if isinstance(found, Found):
+                listed.sessions.append(found)
+            elif isinstance(found, Skipped):
+                listed.skipped.append(found.reason)
+            else:
+                listed.issues.append(found)
     return listed
 
 

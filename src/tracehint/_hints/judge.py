@@ -11,20 +11,21 @@ import anyio
 
 from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
-from tracehint._exceptions import ConfigError
+from tracehint._exceptions import ConfigError, StoppedError
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
-from tracehint._kinds import HintSource, HintStatus
+from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import Limits
+from tracehint._plaintext import plain_text
 from tracehint._prompt import (
     RESPONSE_FORMAT,
     PromptOptions,
-    RedactionMemo,
+    build_correction_prompt,
     build_prompt,
     cache_key,
     reask_messages,
 )
 from tracehint._records import Hint
-from tracehint._redact import Redactor
+from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -121,6 +122,9 @@ class _BatchedReader:
 class JudgeLayer:
     """Layer: a short corrective hint from an LLM judge, checked before it is kept.
 
+    A user correction (``detected_by: user``) gets the correction prompt: the judge checks that
+    the reply is a correction (``not_a_mistake`` when not) and rephrases it as a hint.
+
     Asks the cache first; identical prompts in flight at the same time are sent once and every
     waiting site gets the answer. Each request asks for JSON (``RESPONSE_FORMAT``); every
     answer goes through ``check_answer`` (cut off, reasoning, empty, too long, echoed, generic
@@ -130,7 +134,8 @@ class JudgeLayer:
     (not cached, so the next run asks again), and the chain asks its next layer. A verdict
     ``not_a_mistake`` (from most of the valid answers) is a ``not_a_mistake`` hint with no
     text. Raises only ``JudgeError`` (bad credentials, or the client's circuit breaker: a
-    judge that refuses every request or is gone).
+    judge that refuses every request or is gone) and, after ``drain()``, ``StoppedError`` for
+    a site that needs a new request.
     """
 
     def __init__(
@@ -150,7 +155,7 @@ class JudgeLayer:
         self.limits = limits or Limits()
         """``judge_prompt_budgets`` bound the prompt (a quarter of them after a context error)."""
         self.cache = cache
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or DEFAULT_REDACTOR
         self.hint_chars = hint_chars
         self.samples = samples
         self.show_next_action = show_next_action
@@ -164,31 +169,41 @@ class JudgeLayer:
             show_next_action=show_next_action,
             **self.limits.judge_prompt_budgets(1),
         )
-        # The sites of a trace share its user instructions: each is redacted once.
-        self._instructions = RedactionMemo(self.redactor)
 
     @property
     def name(self) -> str:
         """``judge``."""
         return "judge"
 
+    def drain(self) -> None:
+        """Send no new request (a graceful stop): see ``JudgeClient.drain``."""
+        self.client.drain()
+
     def prompt(self, request: HintRequest) -> JudgePrompt:
         """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
-        return self._options.build(request, redact_instruction=self._instructions)
+        return self._build(request, 1)
+
+    def _build(self, request: HintRequest, divisor: int) -> JudgePrompt:
+        if request.site.detected_by is DetectedBy.USER:
+            budgets = self.limits.judge_prompt_budgets(divisor)
+            return build_correction_prompt(
+                request,
+                self.redactor,
+                message_chars=budgets["action_chars"] + budgets["input_chars"],
+                input_chars=budgets["input_chars"],
+                reply_chars=budgets["error_chars"],
+            )
+        return build_prompt(
+            request,
+            self.redactor,
+            show_next_action=self.show_next_action,
+            **self.limits.judge_prompt_budgets(divisor),
+        )
 
     def key(self, request: HintRequest) -> str:
         """The cache key of ``request``'s answer (sync; no prompt is built)."""
         return cache_key(
             self.client.config.model, request, options=self._options, answer=self._answer_key
-        )
-
-    def _shorter(self, request: HintRequest) -> JudgePrompt:
-        """The prompt with a quarter of the site text, after a context-length error."""
-        return build_prompt(
-            request,
-            self.redactor,
-            show_next_action=self.show_next_action,
-            **self.limits.judge_prompt_budgets(_SHORTER),
         )
 
     async def propose(self, request: HintRequest) -> Hint | None:
@@ -210,7 +225,7 @@ class JudgeLayer:
         """``propose`` for the sites of one trace, in order.
 
         One cache query for all of them, then the judge is asked, concurrently, for the sites
-        the cache does not hold.
+        the cache does not hold. After ``drain()``, ``StoppedError`` once all of them are done.
         """
         self.stats.sites += len(requests)
         keys = [self.key(request) for request in requests]
@@ -230,13 +245,19 @@ class JudgeLayer:
             index = missing[0]
             hints[index] = await self._judge(requests[index], keys[index])
         elif missing:
+            stopped: list[StoppedError] = []
 
             async def one(index: int) -> None:
-                hints[index] = await self._judge(requests[index], keys[index])
+                try:
+                    hints[index] = await self._judge(requests[index], keys[index])
+                except StoppedError as exc:
+                    stopped.append(exc)  # not raised here: that would cancel the others
 
             async with anyio.create_task_group() as group:
                 for index in missing:
                     group.start_soon(one, index)
+            if stopped:
+                raise stopped[0]
         return hints
 
     async def _judge(self, request: HintRequest, key: str) -> Hint:
@@ -273,7 +294,7 @@ class JudgeLayer:
             ):
                 # The prompt was over the model's context: once more with a quarter of it.
                 self.stats.shortened += 1
-                messages = self._shorter(request).messages()
+                messages = self._build(request, _SHORTER).messages()
                 replies = await self._sample(messages)
             answers: list[tuple[Answer, JudgeReply]] = []
             rejected: tuple[str, Rejected] | None = None
@@ -329,13 +350,20 @@ class JudgeLayer:
         if self.samples == 1:
             return [await complete(messages, response_format=RESPONSE_FORMAT)]
         replies: list[JudgeReply | JudgeFailure] = []
+        stopped: list[StoppedError] = []
 
         async def one() -> None:
-            replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+            # A stop must not cancel the samples already on the wire: they finish first.
+            try:
+                replies.append(await complete(messages, response_format=RESPONSE_FORMAT))
+            except StoppedError as exc:
+                stopped.append(exc)
 
         async with anyio.create_task_group() as group:
             for _ in range(self.samples):
                 group.start_soon(one)
+        if stopped:
+            raise stopped[0]
         return replies
 
     async def _keep(self, answers: list[tuple[Answer, JudgeReply]], key: str) -> Hint:
@@ -351,14 +379,15 @@ class JudgeLayer:
         if len(not_mistake) > len(hints):
             answer, reply = not_mistake[0]
             self.stats.not_a_mistake += 1
-            note = answer.note or ""
+            note = plain_text(answer.note or "")
             await self._put(key, f"{_NOT_A_MISTAKE_MARK}{note}", reply)
             return _not_a_mistake(note, reply.model, cached=False)
         text = pick_answer([hint for hint, _ in hints])
         reply = next(r for hint, r in hints if hint == text)
         self.stats.hinted += 1
-        await self._put(key, text, reply)
-        return Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+        hint = Hint(text, HintSource.JUDGE, HintStatus.OK, model=reply.model)
+        await self._put(key, hint.text or "", reply)  # what is cached is the hint, plain text
+        return hint
 
     async def _put(self, key: str, text: str, reply: JudgeReply) -> None:
         if self.cache is not None:

@@ -10,6 +10,13 @@ results flattened into text, consecutive results merged into one user turn) and 
 ``messages`` a trainer's chat template expects (OpenAI chat messages: ``assistant`` messages with
 ``tool_calls``, one ``tool`` message per result, thinking as ``reasoning_content``). A site
 records where it sits in both.
+
+Besides failed tool results, the builder finds the user's own corrections (when the
+classifier has ``corrections``, see ``tracehint._corrections``): a rejected call whose result
+carries the user's words, or whose words the user typed right after it, and a user reply that
+contradicts the agent's preceding message. Each is a ``user_correction`` site on the agent's
+next assistant message, its ``mistake_message_index`` the message that made the rejected call
+or the corrected claim.
 """
 
 from __future__ import annotations
@@ -21,14 +28,17 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
-from tracehint._kinds import ErrorKind, Role, TurnKind
-from tracehint._limits import Limits, clamp, clamp_middle
-from tracehint._records import ErrorSite, ToolCall, Trace, TraceSource, Turn
+from tracehint._context import instruction_text, message_text
+from tracehint._corrections import rejection_words
+from tracehint._kinds import DetectedBy, ErrorKind, Role, TurnKind
+from tracehint._limits import Limits, clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
+from tracehint._records import ErrorSite, Facts, ToolCall, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from tracehint._classify import Classification, Classifier
+    from tracehint._corrections import Correction
     from tracehint._records import ChatMessage
 
 __all__ = [
@@ -177,6 +187,17 @@ class _Failure:
 
 
 @dataclass(slots=True)
+class _Corrected:
+    """A user correction waiting for the agent's next message (its site)."""
+
+    correction: Correction
+    mistake: int | None
+    """The assistant message corrected: the rejected call's, or the claim's."""
+    call: ToolCall | None = None
+    """The rejected call, for a rejection."""
+
+
+@dataclass(slots=True)
 class _Attempts:
     """The failures in a row of one action (same tool, same command or target)."""
 
@@ -190,7 +211,10 @@ _FAILED_COUNT = re.compile(r"\b(\d+) (?:failed|errors?)\b")
 
 def _failing_count(text: str) -> int | None:
     """How many tests or errors a runner reported (the last count in the output)."""
-    counts = _FAILED_COUNT.findall(text[-3000:])
+    tail = text[-3000:]
+    if "failed" not in tail and "error" not in tail:  # every count names one of them
+        return None
+    counts = _FAILED_COUNT.findall(tail)
     return int(counts[-1]) if counts else None
 
 
@@ -222,8 +246,17 @@ class TraceBuilder:
     _messages: list[ChatMessage] = field(default_factory=list)
     _call_message: dict[str, int] = field(default_factory=dict)
     """Call id → the index in ``_messages`` of the assistant message that made the call."""
+    _corrected: _Corrected | None = None
+    _awaiting: ToolCall | None = None
+    """A call rejected without words: the user's next message may say why."""
+    _claim: int | None = None
+    """The last assistant message with text since the last user message (what a reply may
+    correct), as an index in ``_messages``."""
     orphan_results: int = 0
     """Results whose ``tool_use_id`` matched no call in this conversation."""
+    user_text_corrections: bool = True
+    """Read user messages as possible corrections (off for formats whose ``user`` messages
+    are the environment's observations, not a person's words)."""
     tools: tuple[ChatMessage, ...] = ()
     """The tool definitions the input records (see ``chat_tools``)."""
 
@@ -249,6 +282,35 @@ class TraceBuilder:
         if not meta:
             self._pending.clear()
             self._attempts.clear()  # a user message starts a new attempt at everything
+            if not compact_summary:
+                self._read_reply(text)
+
+    def _read_reply(self, text: str) -> None:
+        """Read a real user message as a correction, when it is one.
+
+        It is the words of a call rejected right before, or a reply that contradicts the
+        agent's last message.
+        """
+        corrections = self.classifier.corrections
+        words = instruction_text(text)
+        if words is None:  # an interruption marker, a command echo: the words may follow
+            return
+        claim, self._claim = self._claim, None
+        if corrections is None or self._corrected is not None:
+            return
+        if self._awaiting is not None:
+            call, self._awaiting = self._awaiting, None
+            found = corrections.after_rejection(words)
+            if found is None:
+                self._non_mistakes[ErrorKind.USER_REJECTED] += 1
+                return
+            self._corrected = _Corrected(found, self._call_message.get(call.id), call)
+            return
+        if claim is None or not self.user_text_corrections:
+            return
+        found = corrections.match(words, message_text(self._messages[claim]))
+        if found is not None:
+            self._corrected = _Corrected(found, claim)
 
     def add_system_text(
         self, text: str, *, native: Mapping[str, Any] | None = None, context: bool = True
@@ -306,12 +368,14 @@ class TraceBuilder:
             self._drafts.append(_Draft(Role.USER, TurnKind.TOOL_RESULTS, parts))
 
     def _record_outcome(self, result: ResultIn, call: ToolCall | None) -> None:
+        if not result.is_error:
+            if self._attempts:  # a success ends its action's run of failures
+                action = _action(call)
+                if action is not None:
+                    self._attempts.pop(action, None)
+            return
         name = call.name if call is not None else None
         action = _action(call)
-        if not result.is_error:
-            if action is not None:
-                self._attempts.pop(action, None)
-            return
         text = (
             f"<tool_use_error>{result.error_text}</tool_use_error>"
             if result.error_text
@@ -327,10 +391,29 @@ class TraceBuilder:
             interrupted=result.interrupted,
         )
         if not found.kind.is_mistake:
-            self._non_mistakes[found.kind] += 1
+            if not self._rejection(found.kind, text, call):
+                self._non_mistakes[found.kind] += 1
             return
         repeats, earlier = self._repeat(action, found, result.text)
         self._pending.append(_Failure(result, call, found, repeats, earlier))
+
+    def _rejection(self, kind: ErrorKind, text: str, call: ToolCall | None) -> bool:
+        """Take a rejected call as a user correction (its words) or wait for its words."""
+        corrections = self.classifier.corrections
+        if kind is not ErrorKind.USER_REJECTED or corrections is None or call is None:
+            return False
+        if self._corrected is not None:
+            return False
+        words = rejection_words(text)
+        if words is not None:
+            self._corrected = _Corrected(
+                corrections.rejected(words), self._call_message.get(call.id), call
+            )
+            return True
+        if self._awaiting is None:
+            self._awaiting = call  # counted as a rejection if no words follow
+            return True
+        return False
 
     def _repeat(
         self, action: tuple[str, str] | None, found: Classification, text: str
@@ -345,7 +428,7 @@ class TraceBuilder:
             return 0, ()
         signature = (found.kind, found.facts.path, found.facts.program, found.facts.exception)
         failing = _failing_count(text)
-        error = clamp(text.strip(), _EARLIER_ERROR_CHARS)
+        error = clamp_stripped(text, _EARLIER_ERROR_CHARS)
         before = self._attempts.get(action)
         if (
             before is None
@@ -390,6 +473,7 @@ class TraceBuilder:
                 draft.parts.extend(parts)
                 if draft.native is not None:
                     self._extend_message(draft.native, blocks)
+                    self._note_claim(draft.native)
                 return
             self._message_index[message_id] = len(self._drafts)
         kind = TurnKind.API_ERROR if api_error else TurnKind.MESSAGE
@@ -406,7 +490,17 @@ class TraceBuilder:
                     self._call_message[block.call.id] = draft.native
             draft.site = self._site_from_pending(draft.native)
             self._pending.clear()
+            self._corrected = None
+            if self._awaiting is not None:  # the agent went on: the rejection had no words
+                self._non_mistakes[ErrorKind.USER_REJECTED] += 1
+                self._awaiting = None
+            self._note_claim(draft.native)
         self._drafts.append(draft)
+
+    def _note_claim(self, index: int) -> None:
+        """Remember the message at ``index`` as what a user reply may correct (if it has text)."""
+        if message_text(self._messages[index]).strip():
+            self._claim = index
 
     def _part(self, block: Block) -> str:
         """A block as the seeds' turn text shows it (registering a tool call)."""
@@ -439,19 +533,22 @@ class TraceBuilder:
                 message["content"] = f"{before}\n{block}" if before else block
 
     def _site_from_pending(self, message_index: int) -> ErrorSite | None:
+        if self._corrected is not None:
+            return self._user_site(self._corrected, message_index)
         if not self._pending:
             return None
         first = self._pending[0]
         call = first.call
-        tagged = f"{_ERROR_TAG} {first.result.text}"
+        excerpt = self.limits.excerpt_chars
+        tagged = f"{_ERROR_TAG} {first.result.text[:excerpt]}"  # all an excerpt can hold
         return ErrorSite(
             kind=first.found.kind,
-            error_message=clamp_middle(first.result.text.strip(), self.limits.error_message_chars),
+            error_message=clamp_middle_stripped(first.result.text, self.limits.error_message_chars),
             tool_use_id=first.result.tool_use_id,
             tool_name=call.name if call is not None else None,
             tool_input=call.input_json if call is not None else None,
             tool_target=call.target if call is not None else None,
-            source_content_excerpt=tagged[: self.limits.excerpt_chars],
+            source_content_excerpt=tagged[:excerpt],
             consecutive_failures=first.repeats + 1,
             failed_calls=len(self._pending),
             exit_code=first.found.exit_code,
@@ -461,6 +558,29 @@ class TraceBuilder:
             command=call.command if call is not None else None,
             message_index=message_index,
             mistake_message_index=self._call_message.get(first.result.tool_use_id),
+        )
+
+    def _user_site(self, corrected: _Corrected, message_index: int) -> ErrorSite:
+        """The site of a user correction: the user's words are its evidence."""
+        correction = corrected.correction
+        call = corrected.call
+        words = correction.words
+        return ErrorSite(
+            kind=ErrorKind.USER_CORRECTION,
+            error_message=clamp_middle(words, self.limits.error_message_chars),
+            tool_use_id=call.id if call is not None else "",
+            tool_name=call.name if call is not None else None,
+            tool_input=call.input_json if call is not None else None,
+            tool_target=call.target if call is not None else None,
+            source_content_excerpt=f"[USER] {words}"[: self.limits.excerpt_chars],
+            failed_calls=len(self._pending),
+            facts=Facts(
+                problem=correction.problem, codes=(correction.rule,), key_line=correction.evidence
+            ),
+            command=call.command if call is not None else None,
+            message_index=message_index,
+            mistake_message_index=corrected.mistake,
+            detected_by=DetectedBy.USER,
         )
 
     # -- result ---------------------------------------------------------------------------
@@ -473,12 +593,15 @@ class TraceBuilder:
     def build(self) -> Trace:
         """Freeze the conversation into a ``Trace``."""
         turns = tuple(Turn(d.role, "\n".join(d.parts), d.kind, d.site) for d in self._drafts)
+        non_mistakes = Counter(self._non_mistakes)
+        if self._awaiting is not None:  # the conversation ended on a rejection without words
+            non_mistakes[ErrorKind.USER_REJECTED] += 1
         return Trace(
             trace_id=self.trace_id,
             turns=turns,
             source=self.source,
             tools_used=tuple(self._tools_used),
-            non_mistakes=dict(self._non_mistakes),
+            non_mistakes=dict(non_mistakes),
             messages=tuple(self._messages),
             tools=self.tools,
         )

@@ -160,52 +160,73 @@ def _identity(path: str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-async def discover(  # noqa: C901 -- the walk over files and folders, kept whole
-    paths: Sequence[str | os.PathLike[str]],
-) -> AsyncIterator[Found | Skipped | InputIssue]:
-    """Yield each session under ``paths`` once, and why a path or file is not read.
+def _top(path: str, seen: set[tuple[int, int]]) -> Found | InputIssue | None:
+    """A path given directly that is not a folder: the file to read, why not, or ``None``."""
+    if not os.path.exists(path):  # noqa: PTH110 -- str paths
+        return InputIssue(path, None, broken_link_reason(path) or "no such file or folder")
+    identity = _identity(path)
+    if identity is not None and identity in seen:
+        return None
+    if identity is not None:
+        seen.add(identity)
+    return Found(path)
+
+
+def _walk(
+    stack: list[str], seen: set[tuple[int, int]], budget: int
+) -> list[Found | Skipped | InputIssue]:
+    """Visit folders from ``stack`` depth first until about ``budget`` entries are listed.
+
+    Folders still to visit stay on ``stack`` for the next call, so many small folders cost
+    one worker-thread trip, not two per folder, and memory stays bounded by ``budget``.
+    """
+    out: list[Found | Skipped | InputIssue] = []
+    listed = 0
+    while stack and listed < budget:
+        directory = stack.pop()
+        identity = _identity(directory)
+        if identity is None or identity in seen:
+            continue
+        seen.add(identity)
+        dirs, files, broken, error = _scan(directory)
+        if error is not None:
+            out.append(InputIssue(directory, None, error))
+            continue
+        listed += 1 + len(dirs) + len(files)
+        out.extend(broken)
+        if _is_event_folder(directory, dirs, files):
+            out.append(Found(directory, FoundKind.EVENT_FOLDER))
+            continue
+        for file in files:
+            reason = skip_reason(os.path.basename(file))  # noqa: PTH119 -- str paths
+            out.append(Found(file) if reason is None else Skipped(file, reason))
+        stack.extend(reversed(dirs))
+    return out
+
+
+async def discover(
+    paths: Sequence[str | os.PathLike[str]], *, budget: int = 4096
+) -> AsyncIterator[list[Found | Skipped | InputIssue]]:
+    """Yield, in batches, each session under ``paths`` once, and why a path or file is not read.
 
     An ``InputIssue`` is a bad path; a ``Skipped`` is a file that is clearly not a transcript.
     Files given directly are read whatever their name; folders are searched recursively for
     ``*.jsonl``, ``*.json`` and ``*.traj``. Symlinked folders are followed, but each real
     folder is visited once, so a symlink loop ends (only folders are remembered, so memory
-    grows with the number of folders, not files). Listing runs in worker threads, one folder
-    at a time, so the event loop never blocks and memory does not grow with the corpus.
+    grows with the number of folders, not files). Listing runs in worker threads, about
+    ``budget`` folder entries per trip, so the event loop never blocks, a corpus of many small
+    folders costs few thread trips, and memory does not grow with the corpus.
     """
     seen: set[tuple[int, int]] = set()
     for raw in paths:
         path = os.path.expanduser(os.fspath(raw))  # noqa: PTH111, ASYNC240 -- no I/O: reads $HOME
-        is_dir = await anyio.to_thread.run_sync(os.path.isdir, path)
-        if not is_dir:
-            exists = await anyio.to_thread.run_sync(os.path.exists, path)
-            if not exists:
-                reason = await anyio.to_thread.run_sync(broken_link_reason, path)
-                yield InputIssue(path, None, reason or "no such file or folder")
-                continue
-            identity = await anyio.to_thread.run_sync(_identity, path)
-            if identity is not None and identity in seen:
-                continue
-            if identity is not None:
-                seen.add(identity)
-            yield Found(path)
+        if not await anyio.to_thread.run_sync(os.path.isdir, path):
+            found = await anyio.to_thread.run_sync(_top, path, seen)
+            if found is not None:
+                yield [found]
             continue
         stack = [path]
         while stack:
-            directory = stack.pop()
-            identity = await anyio.to_thread.run_sync(_identity, directory)
-            if identity is None or identity in seen:
-                continue
-            seen.add(identity)
-            dirs, files, broken, error = await anyio.to_thread.run_sync(_scan, directory)
-            if error is not None:
-                yield InputIssue(directory, None, error)
-                continue
-            for issue in broken:
-                yield issue
-            if _is_event_folder(directory, dirs, files):
-                yield Found(directory, FoundKind.EVENT_FOLDER)
-                continue
-            for file in files:
-                reason = skip_reason(os.path.basename(file))  # noqa: PTH119 -- str paths
-                yield Found(file) if reason is None else Skipped(file, reason)
-            stack.extend(reversed(dirs))
+            batch = await anyio.to_thread.run_sync(_walk, stack, seen, budget)
+            if batch:
+                yield batch

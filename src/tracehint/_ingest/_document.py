@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from tracehint._classify import Classifier
     from tracehint._ingest._lines import Line
+    from tracehint._kinds import InputFormat
     from tracehint._limits import Limits
     from tracehint._records import Trace
 
@@ -41,6 +42,7 @@ __all__ = [
     "Shape",
     "as_int",
     "as_str",
+    "shell_failed",
     "text_of",
 ]
 
@@ -51,6 +53,24 @@ SHELL_FAILURE = re.compile(
     re.MULTILINE,
 )
 """Text that shows a shell command or script failed, for formats with no error flag."""
+_SHELL_FAILURE_NEEDLES = (
+    "Traceback (most recent call last)",
+    "command not found",
+    "No such file",
+    "Permission denied",
+    "Is a directory",
+)
+
+
+def shell_failed(text: str) -> bool:
+    """Whether ``text`` shows a failed command (``SHELL_FAILURE``), its words checked first.
+
+    Every match holds one of the needles; a plain ``in`` test is many times faster than the
+    regex on the outputs that hold none (most of them).
+    """
+    return any(needle in text for needle in _SHELL_FAILURE_NEEDLES) and (
+        SHELL_FAILURE.search(text) is not None
+    )
 
 
 class Shape(Enum):
@@ -65,7 +85,7 @@ class ReadContext:
     """What a reader needs besides the document: where it is, and how to classify."""
 
     path: str
-    format: str
+    format: InputFormat
     classifier: Classifier
     limits: Limits
     line: int | None = None

@@ -1,23 +1,20 @@
-"""Chunked, bounded line reading of JSONL files (async, never a whole file in memory)."""
+"""Bounded line splitting of JSONL bytes fed in chunks (never a whole file in memory)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
-
-import anyio
-
-from tracehint._ingest._files import open_regular
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterator
+    from collections.abc import Iterator
 
 __all__ = [
+    "BATCH_BYTES",
+    "BATCH_LINES",
     "Line",
     "LineSplitter",
     "OverlongLine",
-    "lines_from",
-    "open_and_read",
+    "batches",
     "split_lines",
 ]
 
@@ -108,9 +105,16 @@ class LineSplitter:
         return []
 
 
-def _batches(
-    lines: list[Line | OverlongLine], batch_lines: int, batch_bytes: int
+BATCH_LINES = 256
+"""Lines handed on together at most."""
+BATCH_BYTES = 4 * 1024 * 1024
+"""Bytes of lines handed on together, about (a batch ends at the line that reaches it)."""
+
+
+def batches(
+    lines: list[Line | OverlongLine], batch_lines: int = BATCH_LINES, batch_bytes: int = BATCH_BYTES
 ) -> Iterator[list[Line | OverlongLine]]:
+    """``lines`` in batches of at most ``batch_lines`` lines or about ``batch_bytes`` bytes."""
     batch: list[Line | OverlongLine] = []
     size = 0
     for line in lines:
@@ -127,55 +131,9 @@ def split_lines(
     data: bytes,
     *,
     max_line_bytes: int,
-    batch_lines: int = 256,
-    batch_bytes: int = 4 * 1024 * 1024,
+    batch_lines: int = BATCH_LINES,
+    batch_bytes: int = BATCH_BYTES,
 ) -> Iterator[list[Line | OverlongLine]]:
     """Batches of the lines of an in-memory file (as ``lines_from`` gives for a file on disk)."""
     splitter = LineSplitter(max_line_bytes)
-    yield from _batches(splitter.feed(data) + splitter.finish(), batch_lines, batch_bytes)
-
-
-def open_and_read(path: str, size: int) -> tuple[BinaryIO, bytes]:
-    """Open ``path`` and read its first ``size`` bytes (blocking: call it in a worker thread).
-
-    Only a regular file is opened (``open_regular``): a FIFO or a device raises ``OSError``.
-    The caller closes the handle (``lines_from`` does).
-    """
-    handle = open_regular(path)
-    try:
-        return handle, handle.read(size)
-    except BaseException:
-        handle.close()
-        raise
-
-
-async def lines_from(
-    handle: BinaryIO,
-    first: bytes,
-    *,
-    chunk_bytes: int,
-    max_line_bytes: int,
-    batch_lines: int = 256,
-    batch_bytes: int = 4 * 1024 * 1024,
-) -> AsyncGenerator[list[Line | OverlongLine], None]:
-    """Yield batches of lines of an open file whose first chunk was already read; close it.
-
-    Later chunks are read ``chunk_bytes`` at a time in a worker thread. A short read ends the
-    file (a buffered read returns less than asked only at the end), so a session smaller
-    than a chunk costs no further thread hop: with many small sessions, the hops of an
-    ``aiofiles`` file (open, read, read to the end, close), not parsing, dominated reading.
-    Raises ``OSError`` when a read fails.
-    """
-    splitter = LineSplitter(max_line_bytes)
-    chunk = first
-    try:
-        while chunk:
-            for batch in _batches(splitter.feed(chunk), batch_lines, batch_bytes):
-                yield batch
-            if len(chunk) < chunk_bytes:
-                break
-            chunk = await anyio.to_thread.run_sync(handle.read, chunk_bytes)
-    finally:
-        handle.close()
-    for batch in _batches(splitter.finish(), batch_lines, batch_bytes):
-        yield batch
+    yield from batches(splitter.feed(data) + splitter.finish(), batch_lines, batch_bytes)

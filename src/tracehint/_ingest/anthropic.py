@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, chat_tools
 from tracehint._ingest._document import Outcome, as_str, text_of
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_record", "read_anthropic"]
 
-FORMAT = "anthropic"
+FORMAT = InputFormat.ANTHROPIC
 
 _TOOL_BLOCKS = frozenset({"tool_use", "tool_result", "server_tool_use"})
 

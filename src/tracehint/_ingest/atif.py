@@ -20,7 +20,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, tool_call
-from tracehint._ingest._document import SHELL_FAILURE, Outcome, as_int, as_str, text_of
+from tracehint._ingest._document import Outcome, as_int, as_str, shell_failed, text_of
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_trajectory", "read_atif"]
 
-FORMAT = "atif"
+FORMAT = InputFormat.ATIF
 
 _PARSE_ERROR = "Previous response had parsing errors"
 # What converted agents' tool errors look like in text: an editor's ``ERROR:`` opening, an
@@ -132,5 +133,5 @@ def _result(call_id: str, result: dict[str, Any]) -> ResultIn:
     extra = extra if isinstance(extra, dict) else {}
     if result.get("is_error") is True or extra.get("is_error") is True:
         return ResultIn(call_id, text, is_error=True)
-    failed = SHELL_FAILURE.search(text) is not None or _TOOL_ERROR.search(text) is not None
+    failed = shell_failed(text) or _TOOL_ERROR.search(text) is not None
     return ResultIn(call_id, text, is_error=failed)

@@ -13,10 +13,12 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._files import open_regular
+from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -27,13 +29,44 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "AgentMeta", "ClaudeCodeParser", "FileRejectedError", "read_agent_meta"]
 
-FORMAT = "claude_code"
+FORMAT = InputFormat.CLAUDE_CODE
 
 # Entry types that carry conversation; every other type (progress, file-history-snapshot,
 # queue-operation, attachment, permission-mode, last-prompt, and types not invented yet) is
 # skipped without complaint.
 _CONVERSATION_TYPES = frozenset({"user", "assistant"})
 _MAIN = "\x00main"
+
+
+# ``progress`` entries are about half the lines of 2.1.x sessions (hook runs, a command's output
+# as it streams, a sub-agent's messages as it works) and carry no conversation: only a
+# PreToolUse hook's is read (``_progress``). The others are recognised from their top-level
+# ``type`` alone (msgspec skips the rest without building it) and never decoded.
+_PROGRESS = b'"progress"'
+
+
+class _Head(msgspec.Struct):
+    """An entry's type; every other field is skipped unread."""
+
+    type: Any = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+def _is_plain_progress(data: bytes) -> bool:
+    """Whether a line is a ``progress`` entry that tells nothing (not a PreToolUse hook's).
+
+    Any doubt (invalid JSON, another type, a line that names a PreToolUse hook's progress)
+    says no: the line is then read as every other line is.
+    """
+    if b'"hook_progress"' in data and b'"PreToolUse"' in data:
+        return False
+    try:
+        kind = _HEAD.decode(data).type
+    except msgspec.MsgspecError:
+        return False
+    return isinstance(kind, str) and kind == "progress"
 
 
 class FileRejectedError(Exception):
@@ -152,6 +185,10 @@ class ClaudeCodeParser:
                     "file is a JSON array, not JSONL (one JSON object per line); "
                     "convert it with `jq -c '.[]' FILE > FILE.jsonl`",
                 )
+        if _PROGRESS in data and _is_plain_progress(data):
+            self.skipped_entries += 1
+            self.good_lines += 1
+            return None
         try:
             entry = orjson.loads(data)
         except orjson.JSONDecodeError as exc:

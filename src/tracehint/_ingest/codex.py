@@ -27,6 +27,7 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._document import as_int, as_str, text_of
+from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "CodexParser", "is_record"]
 
-FORMAT = "codex"
+FORMAT = InputFormat.CODEX
 
 _LINE_TYPES = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})
 _ITEM_TYPES = frozenset(
@@ -91,7 +92,7 @@ class CodexParser:
     path: str
     classifier: Classifier
     limits: Limits
-    format: str = FORMAT
+    format: InputFormat = FORMAT
     """``source.format`` of the trace (``openai_responses`` reads the same items)."""
     trace_id: str | None = None
     """The trace's id; by default the thread id of ``session_meta``, else the file name."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -35,6 +34,7 @@ from tracehint._ingest._document import DocumentParser, Outcome, ReadContext, Sh
 from tracehint._ingest._lines import Line, OverlongLine, split_lines
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, FileRejectedError
 from tracehint._ingest.openai import ErrorDetector, OpenAIJsonlParser
+from tracehint._kinds import InputFormat
 from tracehint._limits import Limits
 from tracehint._records import InputIssue
 
@@ -52,21 +52,6 @@ __all__ = [
     "make_parser",
     "parse_session",
 ]
-
-
-class InputFormat(StrEnum):
-    """Formats ``tracehint annotate`` reads (``--format``)."""
-
-    AUTO = "auto"
-    CLAUDE_CODE = "claude_code"
-    OPENAI = "openai"
-    CODEX = "codex"
-    SWE_AGENT = "swe_agent"
-    OPENHANDS = "openhands"
-    ATIF = "atif"
-    GEMINI_CLI = "gemini_cli"
-    ANTHROPIC = "anthropic"
-    OPENAI_RESPONSES = "openai_responses"
 
 
 _KNOWN = tuple(f.value for f in InputFormat if f is not InputFormat.AUTO)
@@ -330,7 +315,7 @@ class FormatParser:
     def _documents(self, fmt: InputFormat, shape: Shape) -> DocumentParser:
         context = ReadContext(
             path=self.path,
-            format=fmt.value,
+            format=fmt,
             classifier=self.classifier,
             limits=self.limits,
             stem=_stem(self.path),

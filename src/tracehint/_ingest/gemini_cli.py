@@ -24,6 +24,7 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in
 from tracehint._ingest._document import Outcome, as_str, text_of
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_contents", "is_header", "is_session", "read_gemini_cli"]
 
-FORMAT = "gemini_cli"
+FORMAT = InputFormat.GEMINI_CLI
 
 
 def is_session(value: object) -> bool:

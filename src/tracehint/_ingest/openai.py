@@ -17,6 +17,7 @@ import orjson
 
 from tracehint._exceptions import InputError
 from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in
+from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "ErrorDetector", "OpenAIJsonlParser", "parse_openai_messages"]
 
-FORMAT = "openai"
+FORMAT = InputFormat.OPENAI
 """``source.format`` of these traces: the same word as ``--format openai``."""
 
 _LOOKS_FAILED = re.compile(

@@ -32,6 +32,7 @@ import orjson
 from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in, tool_call
 from tracehint._ingest._document import Outcome, as_int, as_str, text_of
 from tracehint._ingest._files import open_regular
+from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_event", "is_record", "read_event_folder", "read_openhands"]
 
-FORMAT = "openhands"
+FORMAT = InputFormat.OPENHANDS
 
 _EVENT_FILE = re.compile(r"\d+\.json")
 # Actions that are the runtime's bookkeeping, not the model's doing.

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 from tracehint._ingest._builder import chat_tools
 from tracehint._ingest._document import Outcome, as_str
 from tracehint._ingest.codex import CodexParser
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._document import ReadContext
 
 __all__ = ["FORMAT", "is_record", "read_responses"]
 
-FORMAT = "openai_responses"
+FORMAT = InputFormat.OPENAI_RESPONSES
 
 _ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, call_in
-from tracehint._ingest._document import SHELL_FAILURE, Outcome, as_str, text_of
+from tracehint._ingest._document import Outcome, as_str, shell_failed, text_of
+from tracehint._kinds import InputFormat
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT", "is_trajectory", "read_swe_agent"]
 
-FORMAT = "swe_agent"
+FORMAT = InputFormat.SWE_AGENT
 
 _LINT_REJECTED = "Your proposed edit has introduced new syntax error(s)"
 
@@ -53,7 +54,7 @@ def is_trajectory(value: object) -> bool:
 def _result(call_id: str, text: str) -> ResultIn:
     if _LINT_REJECTED in text:
         return ResultIn(call_id, text, is_error=True, error_text=text.strip())
-    return ResultIn(call_id, text, is_error=SHELL_FAILURE.search(text) is not None)
+    return ResultIn(call_id, text, is_error=shell_failed(text))
 
 
 def _command_name(action: str) -> str:
@@ -68,6 +69,7 @@ def read_swe_agent(value: object, context: ReadContext) -> Outcome:
         outcome.problems.append("expected a SWE-agent run (an object with 'trajectory')")
         return outcome
     builder = context.builder(context.default_id(), session_id=context.default_id())
+    builder.user_text_corrections = False  # its "user" messages are mostly observations
     history = value.get("history")
     history = history if isinstance(history, list) else []
     steps = value.get("trajectory")

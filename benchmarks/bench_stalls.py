@@ -1,0 +1,206 @@
+"""Event-loop stalls while tracehint reads a session with a 50 MB line.
+
+A probe task shares the pipeline's event loop: it sleeps 1 ms at a time and records how late
+it wakes. A late wake-up is a stall: every other task (judge requests, the writer) waited as
+long. The input is the corpus x2 plus one generated Claude Code session whose failed ``Bash``
+result is a single line of about 50 MB (a command that printed a huge log), annotated with
+the offline layers into a real output file. The same run without the big session shows the
+stalls of ordinary reading. Best of the repeats (the longest stall of the best run): the
+machine is shared, and the OS may pause the process for reasons of its own.
+
+    python benchmarks/bench_stalls.py [--quick] [--line-mb N]
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+from _common import base_parser, print_tables, replicate_corpus, table, target, write_result
+
+from tracehint import (
+    Annotator,
+    AnnotatorConfig,
+    JsonlSink,
+    PipelineConfig,
+    RunStats,
+    annotate_files,
+)
+
+PROBE_SECONDS = 0.001
+TARGET_MS = 20.0
+
+
+def big_session(path: Path, line_bytes: int) -> int:
+    """A Claude Code session whose failed tool result is one line of about ``line_bytes``."""
+    session = "bench-stalls"
+    log_line = "2025-01-01T00:00:00Z worker[17] step 12345 done, checking the next shard...\n"
+    output = log_line * (line_bytes // len(log_line)) + "Error: shard 99 failed to load"
+    entries: list[dict[str, Any]] = [
+        {
+            "type": "user",
+            "uuid": "u1",
+            "sessionId": session,
+            "message": {"role": "user", "content": "Run the pipeline and fix what fails."},
+        },
+        {
+            "type": "assistant",
+            "uuid": "a1",
+            "sessionId": session,
+            "message": {
+                "id": "msg-1",
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "call-1",
+                        "name": "Bash",
+                        "input": {"command": "python run_pipeline.py --all"},
+                    }
+                ],
+            },
+        },
+        {
+            "type": "user",
+            "uuid": "u2",
+            "sessionId": session,
+            "message": {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "call-1",
+                        "content": f"Exit code 1\n{output}",
+                        "is_error": True,
+                    }
+                ],
+            },
+        },
+        {
+            "type": "assistant",
+            "uuid": "a2",
+            "sessionId": session,
+            "message": {
+                "id": "msg-2",
+                "role": "assistant",
+                "content": [{"type": "text", "text": "Shard 99 failed; let me look at it."}],
+            },
+        },
+    ]
+    data = b"\n".join(orjson.dumps(entry) for entry in entries) + b"\n"
+    path.write_bytes(data)
+    return max(len(line) for line in data.splitlines())
+
+
+async def _run(inputs: list[Path], output: Path) -> dict[str, Any]:
+    lags: list[float] = []
+    done = anyio.Event()
+
+    async def probe() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            await anyio.sleep(PROBE_SECONDS)
+            lags.append(time.perf_counter() - started - PROBE_SECONDS)
+
+    stats = RunStats()
+    started = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        group.start_soon(probe)
+        await anyio.sleep(0.05)  # the probe is running before the pipeline starts
+        async with (
+            Annotator(AnnotatorConfig(layers=("template", "raw"))) as annotator,
+            JsonlSink(str(output), overwrite=True) as sink,
+        ):
+            await annotate_files(
+                [str(p) for p in inputs],
+                chain=annotator.chain,
+                sink=sink,
+                stats=stats,
+                config=PipelineConfig(),
+            )
+        done.set()
+    lags.sort()
+    return {
+        "seconds": round(time.perf_counter() - started, 3),
+        "max_ms": round(lags[-1] * 1000, 1),
+        "p99_ms": round(lags[int(len(lags) * 0.99)] * 1000, 2),
+        "median_ms": round(statistics.median(lags) * 1000, 2),
+        "over_target": sum(lag * 1000 > TARGET_MS for lag in lags),
+        "traces": stats.traces,
+        "sites": stats.sites,
+        "output_mb": round((await anyio.Path(output).stat()).st_size / 1e6, 1),
+    }
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--line-mb", type=float, default=50.0, help="size of the big line (MB)")
+    parser.add_argument("--repeats", type=int, help="runs per input (default 3, quick 1)")
+    args = parser.parse_args()
+    repeats = args.repeats or (1 if args.quick else 3)
+    copies = 1 if args.quick else 2
+
+    with tempfile.TemporaryDirectory(prefix="tracehint-bench-stalls-") as folder:
+        root = Path(folder)
+        corpus = root / "corpus"
+        replicate_corpus(args.corpus, corpus, copies)
+        big = root / "big" / "session-big.jsonl"
+        big.parent.mkdir()
+        line_bytes = big_session(big, int(args.line_mb * 1e6))
+        print(f"big line: {line_bytes / 1e6:.1f} MB", flush=True)
+        inputs = {
+            f"corpus x{copies}": [corpus],
+            f"corpus x{copies} + {args.line_mb:g} MB line": [corpus, big],
+        }
+        best: dict[str, dict[str, Any]] = {}
+        for _ in range(repeats):
+            for name, paths in inputs.items():
+                found = anyio.run(_run, paths, root / "out.jsonl", backend="asyncio")
+                print(f"{name:32} longest stall {found['max_ms']:7.1f} ms", flush=True)
+                if name not in best or found["max_ms"] < best[name]["max_ms"]:
+                    best[name] = found
+
+    rows = [{"input": name, **found} for name, found in best.items()]
+    worst = max(row["max_ms"] for row in rows)
+    data = {
+        "settings": {
+            "copies": copies,
+            "line_bytes": line_bytes,
+            "repeats": repeats,
+            "probe_seconds": PROBE_SECONDS,
+        },
+        "rows": rows,
+        "tables": [
+            table(
+                f"Event-loop stalls, offline layers, output to a file (best of {repeats})",
+                {
+                    "input": "input",
+                    "max_ms": "longest stall ms",
+                    "p99_ms": "p99 ms",
+                    "median_ms": "median ms",
+                    "over_target": f"stalls > {TARGET_MS:g} ms",
+                    "seconds": "s",
+                    "traces": "traces",
+                    "sites": "sites",
+                    "output_mb": "output MB",
+                },
+                rows,
+            ),
+        ],
+        "targets": [
+            target("stalls: longest event-loop stall (ms)", worst, TARGET_MS, at_least=False),
+        ],
+        "ratios": {"longest stall / target": round(worst / TARGET_MS, 3)},
+    }
+    path = write_result("bench_stalls", data, quick=args.quick)
+    print_tables(data)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

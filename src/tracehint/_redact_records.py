@@ -1,0 +1,229 @@
+"""Redacting records: a site, a hint request, a chat message, a whole trace. Pure and sync.
+
+``redact`` works on one text; the records hold many, some of them JSON:
+
+* ``redact_request`` (and ``redact_site``) give a hint layer a site whose every text is
+  redacted *before* the layer quotes and clamps it: a template cuts a command to 70
+  characters, and a secret cut in half (``https://user:passw…``) is no longer recognisable
+  after the cut;
+* ``redact_trace`` is ``--redact-output``: the turns' text, each site's ``error_meta``, the
+  hint, and the native ``messages`` (``content``, ``reasoning_content``, content parts, and
+  ``tool_calls[].function.arguments``, which stays valid JSON).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tracehint._records import ErrorSite, Facts, HintRequest, Trace, Turn
+from tracehint._redact import REDACTED
+
+if TYPE_CHECKING:
+    from tracehint._records import ChatMessage, Hint
+    from tracehint._redact import Redactor
+
+__all__ = [
+    "redact_json_text",
+    "redact_message",
+    "redact_request",
+    "redact_site",
+    "redact_trace",
+]
+
+_KEPT_KEYS = frozenset({"role", "type", "id", "tool_call_id", "name"})
+"""Message fields that are structure, not text: never redacted."""
+
+
+def _facts(facts: Facts, redactor: Redactor) -> Facts:
+    changes: dict[str, object] = {}
+    for spec in fields(facts):
+        value = getattr(facts, spec.name)
+        if isinstance(value, str):
+            found: object = redactor.redact(value)
+        elif isinstance(value, tuple):
+            found = tuple(redactor.redact(v) if isinstance(v, str) else v for v in value)
+        else:
+            continue
+        if found != value:
+            changes[spec.name] = found
+    return replace(facts, **changes) if changes else facts  # type: ignore[arg-type]
+
+
+def _excerpt(excerpt: str, error_message: str, redactor: Redactor) -> str:
+    """The excerpt redacted as the start of the text it was cut from, when that is known.
+
+    The excerpt is the first characters of the failed result, cut without a mark: a secret
+    at the cut would be too short to recognise. Redacting the whole start and cutting again
+    keeps it whole or gone.
+    """
+    head = error_message[:32]
+    start = excerpt.find(head) if head else -1
+    if start < 0 or not error_message.startswith(excerpt[start:]):
+        return redactor.redact(excerpt)
+    return redactor.redact(excerpt[:start] + error_message)[: len(excerpt)]
+
+
+def redact_site(site: ErrorSite, redactor: Redactor) -> ErrorSite:
+    """``site`` with every text in it redacted (what ``error_meta`` is written from)."""
+    text = redactor.redact
+    return replace(
+        site,
+        error_message=text(site.error_message),
+        tool_input=redact_json_text(site.tool_input, redactor) if site.tool_input else None,
+        tool_target=text(site.tool_target) if site.tool_target else site.tool_target,
+        source_content_excerpt=_excerpt(site.source_content_excerpt, site.error_message, redactor),
+        earlier_errors=tuple(text(e) for e in site.earlier_errors),
+        facts=_facts(site.facts, redactor),
+        command=text(site.command) if site.command else site.command,
+        finding=(
+            replace(site.finding, quote=text(site.finding.quote), hint=text(site.finding.hint))
+            if site.finding is not None
+            else None
+        ),
+    )
+
+
+def redact_request(request: HintRequest, redactor: Redactor) -> HintRequest:
+    """``request`` with its site and every context text redacted."""
+    text = redactor.redact
+    return replace(
+        request,
+        site=redact_site(request.site, redactor),
+        next_action=text(request.next_action),
+        first_instruction=text(request.first_instruction),
+        latest_instruction=text(request.latest_instruction),
+        intent=text(request.intent),
+        mistake_text=text(request.mistake_text),
+    )
+
+
+def _json_value(value: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON data
+    """Strings in JSON data redacted; an object's value also as ``"key": "value"``."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, list):
+        return [_json_value(item, redactor) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(item, str):
+            out[key] = _json_value(item, redactor)
+            continue
+        pair = orjson.dumps({key: item}).decode()
+        redacted = redactor.redact(pair)
+        if redacted == pair:
+            out[key] = item
+            continue
+        try:
+            out[key] = orjson.loads(redacted)[key]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            alone = redactor.redact(item)
+            out[key] = alone if alone != item else REDACTED  # the key made it a secret
+    return out
+
+
+def redact_json_text(text: str, redactor: Redactor) -> str:
+    """``text`` redacted; when it was valid JSON, the result is valid JSON too.
+
+    The text is redacted as it is (so ``"password": "…"`` is seen with its key). In the rare
+    case that breaks the JSON (a match over a quote or an escape), its values are redacted
+    one by one and it is written again.
+    """
+    redacted = redactor.redact(text)
+    if redacted is text:
+        return text
+    try:
+        orjson.loads(redacted)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        return redacted
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return redacted  # it was not JSON: the text is all there is to redact
+    return orjson.dumps(_json_value(data, redactor)).decode()
+
+
+def _message_value(value: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON data
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, list):
+        return [_message_value(item, redactor) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: item if key in _KEPT_KEYS else _message_value(item, redactor)
+            for key, item in value.items()
+        }
+    return value
+
+
+def _tool_call(call: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON data
+    if not isinstance(call, dict):
+        return _message_value(call, redactor)
+    out = dict(call)
+    function = call.get("function")
+    if isinstance(function, dict):
+        function = dict(function)
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            function["arguments"] = redact_json_text(arguments, redactor)
+        elif arguments is not None:
+            function["arguments"] = _json_value(arguments, redactor)
+        out["function"] = function
+    return out
+
+
+def redact_message(message: ChatMessage, redactor: Redactor) -> ChatMessage:
+    """An OpenAI chat message with its text redacted.
+
+    ``content`` (a string or parts), ``reasoning_content``, any other text field, and each
+    tool call's ``arguments`` (kept valid JSON); ``role``, ids, ``type`` and ``name`` are kept.
+    """
+    out: ChatMessage = {}
+    for key, value in message.items():
+        if key in _KEPT_KEYS:
+            out[key] = value
+        elif key == "tool_calls" and isinstance(value, list):
+            out[key] = [_tool_call(call, redactor) for call in value]
+        else:
+            out[key] = _message_value(value, redactor)
+    return out
+
+
+def _hint(hint: Hint | None, redactor: Redactor) -> Hint | None:
+    if hint is None or not hint.text:
+        return hint
+    text = redactor.redact(hint.text)
+    return replace(hint, text=text) if text != hint.text else hint
+
+
+def _turn(turn: Turn, redactor: Redactor) -> Turn:
+    return Turn(
+        turn.role,
+        redactor.redact(turn.content),
+        turn.kind,
+        redact_site(turn.site, redactor) if turn.site is not None else None,
+        _hint(turn.hint, redactor),
+    )
+
+
+def redact_trace(trace: Trace, redactor: Redactor) -> Trace:
+    """``trace`` as ``--redact-output`` writes it.
+
+    Turns, ``error_meta``, hints and ``messages`` redacted; ids, indexes, kinds and the source
+    path kept.
+    """
+    source = trace.source
+    if source.description:
+        source = replace(source, description=redactor.redact(source.description))
+    return replace(
+        trace,
+        turns=tuple(_turn(turn, redactor) for turn in trace.turns),
+        messages=tuple(redact_message(message, redactor) for message in trace.messages),
+        source=source,
+    )
