@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 
@@ -23,10 +24,13 @@ from tracehint import (
     TraceSource,
     Turn,
     TurnKind,
+    build_correction_prompt,
     build_prompt,
     cache_key,
+    parse_session,
     requests_for,
 )
+from tracehint._redact_records import redact_request
 
 TASK = "Add a --verbose flag to the CLI in cli.py and make the tests pass."
 LATER = "Also keep the old -v alias working."
@@ -229,3 +233,25 @@ def test_a_site_with_no_instruction_or_call_text_still_builds() -> None:
     user = build_prompt(request).user
     assert "## User's task\n(none)" in user
     assert "(nothing stated)" in user
+
+
+def test_prompts_redact_what_they_show_as_the_whole_request_would() -> None:
+    data = Path(__file__).parent / "data"
+    requests = [
+        request
+        for path in sorted(data.rglob("*"))
+        if path.is_file() and path.suffix in {".jsonl", ".json", ".traj"}
+        for trace in parse_session(path.read_bytes(), path=str(path)).traces
+        for _, request in requests_for(trace, Limits())
+    ]
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    requests.append(HintRequest(site(error_message=f"token {secret}"), f"echo {secret}"))
+    assert len(requests) > 20
+    redactor = Redactor()
+    for request in requests:
+        whole = redact_request(request, redactor)
+        for shown in (False, True):
+            expected = build_prompt(whole, Redactor(()), show_next_action=shown)
+            assert build_prompt(request, redactor, show_next_action=shown) == expected
+        expected = build_correction_prompt(whole, Redactor(()))
+        assert build_correction_prompt(request, redactor) == expected

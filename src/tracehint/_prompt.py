@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -26,7 +26,7 @@ import orjson
 from tracehint._kinds import DetectedBy
 from tracehint._limits import clamp, clamp_middle
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
-from tracehint._redact_records import redact_request
+from tracehint._redact_records import redact_json_text
 
 if TYPE_CHECKING:
     from tracehint._records import HintRequest
@@ -261,6 +261,35 @@ def _error_first(text: str, limit: int) -> str:
     return f"{head}\n\nFull result (shortened):\n{rest}"
 
 
+def _redact_shown(
+    request: HintRequest, redactor: Redactor, *, correction: bool, next_action: bool
+) -> HintRequest:
+    """``request`` with the texts its prompt shows redacted as ``redact_request`` does.
+
+    The other texts of the site (its facts, excerpt, target) are not in the prompt: they are
+    left as they are rather than redacted for nothing.
+    """
+    text = redactor.redact
+    site = request.site
+    changed_site = replace(
+        site,
+        error_message=text(site.error_message),
+        tool_input=redact_json_text(site.tool_input, redactor) if site.tool_input else None,
+        earlier_errors=()
+        if correction
+        else tuple(text(error) for error in site.earlier_errors[-_EARLIER_LINES:]),
+    )
+    return replace(
+        request,
+        site=changed_site,
+        first_instruction=text(request.first_instruction),
+        latest_instruction="" if correction else text(request.latest_instruction),
+        intent=text(request.intent),
+        mistake_text=text(request.mistake_text) if correction else "",
+        next_action=text(request.next_action) if next_action else "",
+    )
+
+
 def _kind(request: HintRequest) -> str:
     site = request.site
     kind = site.kind.value
@@ -289,7 +318,9 @@ def build_prompt(
     """
     # Every text is redacted before it is clamped: a secret cut in half by a clamp would no
     # longer be recognisable.
-    request = redact_request(request, redactor or DEFAULT_REDACTOR)
+    request = _redact_shown(
+        request, redactor or DEFAULT_REDACTOR, correction=False, next_action=show_next_action
+    )
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()
@@ -347,7 +378,9 @@ def build_correction_prompt(
     for a rejected call), the reply is the user's words (``site.error_message``).
     """
     # Redacted before clamped, as in ``build_prompt``: a clamp never cuts a secret in half.
-    request = redact_request(request, redactor or DEFAULT_REDACTOR)
+    request = _redact_shown(
+        request, redactor or DEFAULT_REDACTOR, correction=True, next_action=False
+    )
     site = request.site
     sections: list[tuple[str, str]] = []
     task = request.first_instruction.strip()

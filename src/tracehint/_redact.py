@@ -153,7 +153,6 @@ class SecretPattern:
 
     def _sub(self, text: str, haystack: str) -> str:
         """``sub`` without the prefilter; ``haystack`` is ``text``, or its lower case."""
-        placeholder = self.placeholder
         pieces: list[str] = []
         done = 0
         for match in self.pattern.finditer(haystack):
@@ -163,9 +162,9 @@ class SecretPattern:
             start = max(start - self.behind, done)
             if self.check is not None and not self.check(text[start:end]):
                 continue
-            pieces += (text[done:start], placeholder)
+            pieces += (text[done:start], self.placeholder)
             done = end
-        if not pieces:
+        if not pieces:  # most texts: no secret, and no placeholder made
             return text
         pieces.append(text[done:])
         return "".join(pieces)
