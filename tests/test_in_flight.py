@@ -127,3 +127,11 @@ def test_the_bounds_come_from_the_annotator_config() -> None:
     assert (config.max_traces_in_flight, config.max_trace_bytes_in_flight) == (3, 1000)
     with pytest.raises(ConfigError):
         AnnotatorConfig(max_traces_in_flight=0)
+
+
+async def test_never_more_traces_than_requests_in_flight() -> None:
+    blobs = [session(n, sites=2) for n in range(10)]
+    layer, _ = await run(blobs, PipelineConfig(max_traces_in_flight=8, concurrency=1))
+    assert layer.most_traces == 1  # offline, or one request at a time: one trace at a time
+    layer, _ = await run(blobs, PipelineConfig(max_traces_in_flight=8, concurrency=3))
+    assert 1 < layer.most_traces <= 3

@@ -135,13 +135,21 @@ class AnnotatorConfig:
             classifier=self.classifier,
             max_traces_in_flight=self.max_traces_in_flight,
             max_trace_bytes_in_flight=self.max_trace_bytes_in_flight,
-            concurrency=self.judge.concurrency if self.judge is not None else 1,
+            concurrency=self.judge.concurrency
+            if self.judge is not None and self._asks_judge()
+            else 1,
             input_format=self.input_format,
             exclude=exclude,
             reasoning=self.reasoning,
             detector=self.detector,
             output_redactor=self.redactor if self.redact_output else None,
         )
+
+    def _asks_judge(self) -> bool:
+        """Whether the run sends judge requests (its judge layer, or the reader pass)."""
+        if self.judge is None:
+            return False
+        return LayerName.JUDGE in self.layer_names() or DetectedBy.READER in self.detect
 
     def layer_names(self) -> tuple[LayerName, ...]:
         """The layers to use, defaults applied, checked (``ConfigError`` for a bad list).

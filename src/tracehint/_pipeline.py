@@ -77,16 +77,17 @@ class PipelineConfig:
     buffer: int = 4
     """Items buffered between two stages (small: backpressure, bounded memory)."""
     max_traces_in_flight: int = 8
-    """Traces being hinted at once; their sites share the judge's limiter (``concurrency``
-    requests in flight), so memory does not grow with the judge's concurrency."""
+    """Traces being hinted at once (no more than ``concurrency`` either: more would only
+    wait); their sites share the judge's limiter (``concurrency`` requests in flight), so
+    memory does not grow with the judge's concurrency."""
     max_trace_bytes_in_flight: int = 16 * 1024 * 1024
     """More traces than ``max_traces_in_flight`` are hinted at once while they are small:
     while the traces in flight hold at most this many characters of text in all and have
     fewer open sites than twice ``concurrency`` (so many small traces still keep every
     request slot busy)."""
     concurrency: int = 1
-    """Judge requests in flight (the judge client's bound); the hint stage takes in traces
-    until their open sites can fill it."""
+    """Judge requests in flight (the judge client's bound; 1 without a judge); the hint stage
+    takes in traces until their open sites can fill it."""
     input_format: InputFormat = InputFormat.AUTO
     exclude: frozenset[str] = frozenset()
     """Paths never read as input: the run's own output files, when they sit inside an input
@@ -478,10 +479,12 @@ async def _hint_stage(  # noqa: C901 -- the dispatcher and the task per trace, k
     trace that needed a judge request after the stop.
     """
     limits = config.limits
+    slots = max(config.concurrency, 1)
     in_flight = _InFlight(
-        traces=config.max_traces_in_flight,
+        # More traces than requests in flight would only wait (offline: one at a time).
+        traces=min(config.max_traces_in_flight, slots),
         size_budget=config.max_trace_bytes_in_flight,
-        sites=2 * max(config.concurrency, 1),
+        sites=2 * slots,
     )
 
     async def hint_one(
