@@ -250,15 +250,9 @@ class HintChain:
         failure). When the judge was asked and did not answer, the hint that ends the chain
         carries the judge's reason in ``judge_reason``.
         """
-        site = request.site
-        finding = site.finding
-        if site.detected_by is DetectedBy.READER and finding is not None:
-            return Hint(
-                clamp(finding.hint.strip(), self.hint_chars),
-                HintSource.READER,
-                HintStatus.OK,
-                model=finding.model,
-            )
+        direct = self._direct(request)
+        if direct is not None:
+            return direct
         failure: Hint | None = None
         judge_failure: Hint | None = None
         judge_reason: str | None = None
