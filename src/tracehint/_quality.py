@@ -31,6 +31,7 @@ import orjson
 
 from tracehint._exceptions import InputError
 from tracehint._kinds import ErrorKind
+from tracehint._wire import read_traces
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -135,30 +136,27 @@ class FoundSite:
 
 
 def load_traces(paths: Iterable[Path]) -> list[FoundSite]:
-    """The sites of annotated traces (``tracehint annotate`` output files)."""
+    """The sites of annotated traces (``tracehint annotate`` output files).
+
+    Read with ``read_traces``: a line that is not a trace is an ``InputError`` naming it.
+    """
     found: list[FoundSite] = []
     for path in paths:
-        for number, line in enumerate(path.read_bytes().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                trace = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: not a trace line ({exc})") from exc
-            for turn in trace.get("turns", ()):
-                meta = turn.get("error_meta")
-                if not meta:
-                    continue
+        for trace in read_traces(path):
+            for _index, turn, site in trace.sites():
+                hint = turn.hint
                 found.append(
                     FoundSite(
-                        path=trace["source"]["path"],
-                        trace_id=trace["trace_id"],
-                        call_id=str(meta["tool_use_id"]),
-                        kind=turn["tool_error"],
-                        hint=turn.get("hint"),
-                        source=turn.get("hint_source"),
-                        detected_by=turn.get("detected_by") or "tool_error",
-                        error_message=str(meta.get("error_message") or ""),
+                        path=trace.source.path,
+                        trace_id=trace.trace_id,
+                        call_id=site.tool_use_id,
+                        kind=site.kind.value,
+                        hint=hint.text if hint is not None else None,
+                        source=hint.source.value
+                        if hint is not None and hint.source is not None
+                        else None,
+                        detected_by=site.detected_by.value,
+                        error_message=site.error_message,
                     ),
                 )
     return found
