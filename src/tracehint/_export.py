@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tracehint._exceptions import ConfigError, InputError, OutputError
+from tracehint._output import OutputPath, check_outputs
 from tracehint._teacher import HintPlacement, SiteOutcome, site_outcomes
 from tracehint._wire import read_traces
 
@@ -126,18 +127,15 @@ def export_sites(
     """Write one row per hinted site of the traces in ``paths`` to ``output``.
 
     Parquet when ``output`` ends in ``.parquet`` (needs ``pip install 'tracehint[parquet]'``),
-    JSONL otherwise. Raises ``ConfigError`` when ``output`` exists (without ``overwrite``) or is
-    one of the inputs, ``InputError`` naming the file and line of a line that is not a trace.
+    JSONL otherwise. ``output`` is checked first as ``annotate`` checks its outputs
+    (``check_outputs``: ``ConfigError`` when it exists without ``overwrite`` or is one of the
+    inputs, ``OutputError`` when it cannot be written); ``InputError`` names the file and line of
+    a line that is not a trace.
     """
     options = options or ExportOptions()
     target = Path(output)
     files = trace_files(paths)
-    if any(_same_file(target, file) for file in files):
-        raise ConfigError(f"{target} is one of the inputs; choose another output path")
-    if target.exists() and not options.overwrite:
-        raise ConfigError(
-            f"output {target} already exists; pass --overwrite to replace it or choose another path"
-        )
+    check_outputs([OutputPath(option="-o", path=str(target), replace=options.overwrite)], files)
     parquet = target.suffix == ".parquet"
     writer = _write_parquet if parquet else _write_jsonl
     if parquet:
@@ -152,13 +150,6 @@ def export_sites(
     finally:
         partial.unlink(missing_ok=True)
     return stats
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and a.samefile(b)
-    except OSError:
-        return False
 
 
 def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
