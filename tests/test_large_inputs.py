@@ -24,7 +24,9 @@ from tracehint import (
     TemplateLayer,
     annotate_files,
 )
-from tracehint._limits import clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
+from tracehint._ingest._lines import Line, LineSplitter, OverlongLine
+from tracehint._jsonparts import dump_parts
+from tracehint._limits import Limits, clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
 from tracehint._output import JsonlSink, MemorySink, SinkState
 
 if TYPE_CHECKING:
@@ -146,3 +148,101 @@ async def test_a_sink_takes_lines_only_while_open(tmp_path: Path) -> None:
         await sink.write(b"{}\n")
     with pytest.raises(RuntimeError, match="entered once"):
         await sink.__aenter__()
+
+
+def test_dump_parts_gives_the_bytes_of_one_dumps() -> None:
+    rng = random.Random(11)  # noqa: S311 -- reproducible test inputs, not secrets
+    alphabet = ["a", '"', "\\", "\n", "\x01", "é", "漢", "😀", "\u2028", " ", "\x7f", "\t"]
+    for _ in range(50):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 2000)))
+        value = {"a": [text, {"b": text[:5], "c": text}], "d": 1.5, "e": None, "t": (text, "x")}
+        expected = orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+        for slice_chars in (1, 7, 100, 5000):
+            parts = dump_parts(
+                value,
+                option=orjson.OPT_APPEND_NEWLINE,
+                min_chars=rng.randrange(1, 50),
+                slice_chars=slice_chars,
+            )
+            assert b"".join(parts) == expected
+    assert dump_parts({"a": "short"}) == [orjson.dumps({"a": "short"})]
+
+
+async def test_a_huge_string_is_written_in_parts_with_the_same_bytes(tmp_path: Path) -> None:
+    """Whatever the thresholds and the sink, a trace with a huge string comes out the same."""
+    output = "Exit code 2\n" + 'a "quoted" \\ line é 漢 😀\n' * 40_000 + "fatal: it broke\n"
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "long.jsonl").write_bytes(_session(output))
+    expected, _ = await _annotate(root, PipelineConfig(large_json_bytes=1 << 40))
+    for config in (
+        PipelineConfig(large_json_bytes=1, huge_string_chars=1000),
+        PipelineConfig(large_json_bytes=1, huge_string_chars=1),
+    ):
+        in_memory, _ = await _annotate(root, config)
+        assert in_memory == expected
+        out = tmp_path / "out.jsonl"
+        async with JsonlSink(str(out), overwrite=True) as sink:
+            await annotate_files([root], chain=CHAIN, sink=sink, stats=RunStats(), config=config)
+        assert out.read_bytes() == b"".join(expected)
+
+
+def _counts(stats: RunStats) -> dict[str, object]:
+    found = stats.to_dict()
+    return {key: value for key, value in found.items() if "second" not in key}
+
+
+def _split(data: bytes, chunk: int, **options: object) -> list[Line | OverlongLine]:
+    splitter = LineSplitter(100, **options)  # type: ignore[arg-type]
+    out: list[Line | OverlongLine] = []
+    for start in range(0, len(data), chunk):
+        out += splitter.feed(data[start : start + chunk])
+    return out + splitter.finish()
+
+
+def test_a_long_line_read_again_whole_gives_the_same_lines() -> None:
+    """Deferred lines (read again with ``read_at``) come out as joined ones do."""
+    rng = random.Random(7)  # noqa: S311 -- reproducible test inputs, not secrets
+    calls: list[tuple[int, int]] = []
+    for _ in range(300):
+        lines = [
+            rng.choice([b"", b"  ", b"\t \r", b"x" * rng.randrange(1, 130), b" " * 60])
+            for _ in range(rng.randrange(1, 12))
+        ]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
+
+        def read_at(size: int, offset: int, data: bytes = data) -> bytes:
+            calls.append((size, offset))
+            return data[offset : offset + size]
+
+        for chunk in (1, 3, 16, 64, 1000):
+            expected = _split(data, chunk)
+            for defer in (1, 10, 50):
+                assert _split(data, chunk, defer_bytes=defer, read_at=read_at) == expected
+    assert calls  # lines were deferred and read again
+
+
+def test_a_file_that_changes_under_a_long_line_is_an_error() -> None:
+    splitter = LineSplitter(100, defer_bytes=4, read_at=lambda size, _: b"x" * (size - 1))
+    assert splitter.feed(b"ab") == []
+    assert splitter.feed(b"cdef") == []
+    with pytest.raises(OSError, match="changed while it was read"):
+        splitter.feed(b"g\n")
+
+
+async def test_long_lines_of_a_file_give_the_same_output_read_again_or_joined(
+    tmp_path: Path,
+) -> None:
+    output = "Exit code 2\n" + "é log line 漢\n" * 30_000 + "fatal: it broke\n"
+    root = tmp_path / "in"
+    root.mkdir()
+    (root / "long.jsonl").write_bytes(b"  \n" + _session(output) + b" " * 5000 + b"\n{")
+    joined, joined_stats = await _annotate(
+        root, PipelineConfig(large_json_bytes=1 << 40, limits=Limits(chunk_bytes=1000))
+    )
+    for large in (1, 1000, 100_000):
+        config = PipelineConfig(large_json_bytes=large, limits=Limits(chunk_bytes=1000))
+        again, stats = await _annotate(root, config)
+        assert again == joined
+        assert _counts(stats) == _counts(joined_stats)
+        assert stats.input_issues == 1  # the last line, "{"

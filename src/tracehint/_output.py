@@ -155,15 +155,30 @@ class JsonlSink:
         """Bytes queued and not yet written (0 right after a flush)."""
         return self._size
 
-    async def write(self, line: bytes) -> None:
-        """Queue one complete line (ending in a newline); flush when the batch is full."""
+    def _check_open(self) -> None:
         if self.state is not SinkState.OPEN:
             raise RuntimeError(
                 f"JsonlSink {self.path} is {self.state.value}: "
                 "write inside `async with JsonlSink(...)`"
             )
+
+    async def write(self, line: bytes) -> None:
+        """Queue one complete line (ending in a newline); flush when the batch is full."""
+        self._check_open()
         self._buffer.append(line)
         self._size += len(line)
+        if self._size >= self._batch_bytes:
+            await self.flush()
+
+    async def write_parts(self, parts: Sequence[bytes]) -> None:
+        """Queue one complete line given in parts, written one after the other, never joined.
+
+        A huge line (``dump_parts``) is written this way: joining its parts would copy all
+        of it in one call that holds the GIL.
+        """
+        self._check_open()
+        self._buffer.extend(parts)
+        self._size += sum(len(part) for part in parts)
         if self._size >= self._batch_bytes:
             await self.flush()
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
+import orjson
 
 from tracehint._classify import Classifier
 from tracehint._context import requests_for
@@ -22,11 +23,12 @@ from tracehint._ingest._lines import Line, OverlongLine
 from tracehint._ingest._reader import Batch, FileEnd, FileItem, FileStart, SessionBlob, produce
 from tracehint._ingest.claude_code import AgentMeta, FileRejectedError
 from tracehint._ingest.formats import FormatParser, InputFormat, make_parser
+from tracehint._jsonparts import HUGE_STRING_CHARS, dump_parts
 from tracehint._limits import Limits
 from tracehint._records import HintRequest, InputIssue, Trace
 from tracehint._redact_records import redact_trace
 from tracehint._resume import FileKey, ResumeState, journal_line
-from tracehint._wire import approx_size, dump_issue, dump_trace
+from tracehint._wire import approx_size, dump_issue, dump_trace, trace_to_dict
 
 if TYPE_CHECKING:
     import os
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LineSink",
+    "PartsSink",
     "PipelineConfig",
     "SessionBlob",
     "annotate_files",
@@ -101,7 +104,13 @@ class PipelineConfig:
     ``error_meta``, hints and ``messages``); ``None`` writes the transcripts' text as read."""
     large_json_bytes: int = 1024 * 1024
     """A line this long or longer is parsed, and a trace about this large is serialised, in a
-    worker thread (so is the end of a file this large), so the event loop never waits on it."""
+    worker thread (so is the end of a file this large), so the event loop never waits on it.
+    Such a line of a file on disk is read again whole at its end (``os.pread``, without the
+    GIL) rather than joined from the chunks read."""
+    huge_string_chars: int = HUGE_STRING_CHARS
+    """In a trace serialised in a worker thread, a string this long or longer is encoded a
+    slice at a time, and the line is written in parts (``JsonlSink``) rather than joined: one
+    call over all of it would hold the GIL, so the event loop too, for as long as it takes."""
 
 
 @dataclass(slots=True)
@@ -157,6 +166,7 @@ async def _produce(
             exclude=config.exclude,
             stats=stats,
             resume=resume,
+            long_line_bytes=config.large_json_bytes,
         )
         group.cancel_scope.cancel()
 
@@ -534,6 +544,34 @@ async def _hint_stage(  # noqa: C901 -- the dispatcher and the task per trace, k
         group.cancel_scope.cancel()
 
 
+@runtime_checkable
+class PartsSink(Protocol):
+    """A sink that takes a line in parts and writes them without joining them (``JsonlSink``)."""
+
+    async def write_parts(self, parts: Sequence[bytes]) -> None:
+        """Take one complete line, given in parts."""
+        ...
+
+
+def _dump_parts(trace: Trace, *, reasoning: bool, min_chars: int) -> list[bytes]:
+    """``dump_trace(trace)`` in parts: its huge strings a slice at a time (a worker thread)."""
+    return dump_parts(
+        trace_to_dict(trace, reasoning=reasoning),
+        option=orjson.OPT_APPEND_NEWLINE,
+        min_chars=min_chars,
+    )
+
+
+async def _write_parts(sink: LineSink, parts: list[bytes], limiter: anyio.CapacityLimiter) -> None:
+    """Write a line made in parts: as parts where the sink takes them, else joined in a thread."""
+    if len(parts) == 1:
+        await sink.write(parts[0])
+    elif isinstance(sink, PartsSink):
+        await sink.write_parts(parts)
+    else:
+        await sink.write(await anyio.to_thread.run_sync(b"".join, parts, limiter=limiter))
+
+
 async def _write_traces(
     receive: MemoryObjectReceiveStream[Trace],
     sink: LineSink,
@@ -544,6 +582,7 @@ async def _write_traces(
     limiter: anyio.CapacityLimiter,
 ) -> None:
     reasoning, large_json_bytes = config.reasoning, config.large_json_bytes
+    huge_chars = config.huge_string_chars
 
     async def journal_ready() -> None:
         # Only files whose every trace line has reached the output file are journaled.
@@ -560,12 +599,13 @@ async def _write_traces(
             if config.output_redactor is not None:
                 trace = await redacted_output(found, config.output_redactor)
             if approx_size(trace) >= large_json_bytes:
-                line = await anyio.to_thread.run_sync(
-                    partial(dump_trace, trace, reasoning=reasoning), limiter=limiter
+                parts = await anyio.to_thread.run_sync(
+                    partial(_dump_parts, trace, reasoning=reasoning, min_chars=huge_chars),
+                    limiter=limiter,
                 )
+                await _write_parts(sink, parts, limiter)
             else:
-                line = dump_trace(trace, reasoning=reasoning)
-            await sink.write(line)
+                await sink.write(dump_trace(trace, reasoning=reasoning))
             stats.record_trace(trace)
             ledger.wrote(trace.source.path)
             if ledger.ready and sink.buffered == 0:

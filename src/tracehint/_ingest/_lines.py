@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "BATCH_BYTES",
@@ -41,15 +41,64 @@ class LineSplitter:
     Empty and whitespace-only lines are dropped. A line over ``max_line_bytes`` is reported
     as ``OverlongLine`` and its bytes are discarded as they arrive, so memory stays bounded
     by the limit. The last line may lack its newline (or be truncated): it is still a line.
+
+    With ``read_at`` (reading a file), a line that reaches ``defer_bytes`` is not joined from
+    its chunks either: its bytes are discarded as they arrive too, and once its end is found
+    the line is read again whole with ``read_at(size, offset)`` (``os.pread``: one read that
+    does not hold the GIL, where joining tens of megabytes would hold it for as long as the
+    copy takes).
     """
 
-    __slots__ = ("_max", "_number", "_pending", "_skipping")
+    __slots__ = (
+        "_defer",
+        "_deferred",
+        "_max",
+        "_number",
+        "_offset",
+        "_pending",
+        "_read_at",
+        "_skipping",
+        "_start",
+    )
 
-    def __init__(self, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        max_line_bytes: int,
+        *,
+        defer_bytes: int | None = None,
+        read_at: Callable[[int, int], bytes] | None = None,
+    ) -> None:
         self._max = max_line_bytes
         self._number = 0
         self._pending = bytearray()
         self._skipping = 0  # > 0 while discarding an overlong line: bytes seen so far
+        self._defer = defer_bytes if read_at is not None else None
+        self._read_at = read_at
+        self._offset = 0  # bytes fed so far
+        self._deferred = 0  # > 0 while passing over a long line to read again: its bytes so far
+        self._start = 0  # where that line starts
+
+    def _long_line(self, number: int, size: int) -> Line | None:
+        """The deferred line, read again whole (``None`` when it is only whitespace)."""
+        assert self._read_at is not None  # noqa: S101 -- lines are deferred only with it
+        data = self._read_at(size, self._start)
+        if len(data) != size:
+            raise OSError(f"the file changed while it was read (line {number})")
+        return None if data.isspace() else Line(number, data)
+
+    def _carried(self, number: int, end: bytes, out: list[Line | OverlongLine]) -> None:
+        """Complete with ``end`` the line being skipped or deferred, adding it to ``out``."""
+        if self._skipping:
+            out.append(OverlongLine(number, self._skipping + len(end)))
+            self._skipping = 0
+            return
+        size, self._deferred = self._deferred + len(end), 0
+        if size > self._max:
+            out.append(OverlongLine(number, size))
+            return
+        found = self._long_line(number, size)
+        if found is not None:
+            out.append(found)
 
     def feed(self, chunk: bytes) -> list[Line | OverlongLine]:
         """The lines completed by ``chunk``.
@@ -64,11 +113,10 @@ class LineSplitter:
             limit = self._max
             number = self._number
             first = 0
-            if self._skipping:
+            if self._skipping or self._deferred:
                 number += 1
-                out.append(OverlongLine(number, self._skipping + len(pieces[0])))
-                self._skipping = 0
                 first = 1
+                self._carried(number, pieces[0], out)
             elif self._pending:
                 self._pending += pieces[0]
                 pieces[0] = bytes(self._pending)
@@ -80,15 +128,30 @@ class LineSplitter:
                 elif piece and not piece.isspace():
                     out.append(Line(number, piece))
             self._number = number
+        self._offset += len(chunk)
         if rest:
-            if self._skipping:
-                self._skipping += len(rest)
-            elif len(self._pending) + len(rest) > self._max:
-                self._skipping = len(self._pending) + len(rest)
+            self._rest(rest)
+        return out
+
+    def _rest(self, rest: bytes) -> None:
+        """Keep (or count) the start of the line the last chunk left incomplete."""
+        if self._skipping:
+            self._skipping += len(rest)
+        elif self._deferred:
+            self._deferred += len(rest)
+        else:
+            size = len(self._pending) + len(rest)
+            if size > self._max:
+                self._skipping = size
+                self._pending.clear()
+            elif self._defer is not None and size >= self._defer:
+                self._deferred = size
+                self._start = self._offset - size
                 self._pending.clear()
             else:
                 self._pending += rest
-        return out
+        if self._deferred > self._max:  # over the limit after all: skipped, not read again
+            self._skipping, self._deferred = self._deferred, 0
 
     def finish(self) -> list[Line | OverlongLine]:
         """The last line, when the input did not end with a newline."""
@@ -96,6 +159,11 @@ class LineSplitter:
             self._number += 1
             skipped, self._skipping = self._skipping, 0
             return [OverlongLine(self._number, skipped)]
+        if self._deferred:
+            self._number += 1
+            size, self._deferred = self._deferred, 0
+            found = self._long_line(self._number, size)
+            return [] if found is None else [found]
         if self._pending:
             self._number += 1
             data = bytes(self._pending)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
@@ -46,6 +47,8 @@ _TRIP_FILES = 256
 """Files opened in one worker-thread trip at most."""
 _TRIP_BYTES = 4 * 1024 * 1024
 """Bytes read in one worker-thread trip: a trip ends after the file that reaches it."""
+_PREAD = hasattr(os, "pread")
+"""Long lines are read again whole where the platform has ``os.pread`` (POSIX)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,11 +208,13 @@ def _read_files(
     resume: ResumeState | None,
     limits: Limits,
     exclude: _Excluded,
+    long_line_bytes: int | None,
 ) -> _Trip:
     """Open and read up to ``count`` files from ``paths`` in order, whole while the budget lasts.
 
     Blocking: runs in a worker thread. A file not read to its end when the budget runs out
-    is the last one used, left open in ``reading``.
+    is the last one used, left open in ``reading``. A line of ``long_line_bytes`` or more is
+    read again whole once its end is found (``LineSplitter``), not joined from its chunks.
     """
     trip = _Trip()
     budget = _TRIP_BYTES
@@ -226,7 +231,12 @@ def _read_files(
         except OSError as exc:
             trip.items.append(_cannot_read(exc))
             continue
-        reading = _Reading(handle, LineSplitter(limits.max_line_bytes), limits.chunk_bytes)
+        splitter = LineSplitter(
+            limits.max_line_bytes,
+            defer_bytes=long_line_bytes,
+            read_at=partial(os.pread, handle.fileno()) if _PREAD else None,
+        )
+        reading = _Reading(handle, splitter, limits.chunk_bytes)
         done, ended = reading.read(max(budget, 1), trip.items)
         budget -= done
         if not ended:
@@ -258,6 +268,8 @@ class _Producer:
     exclude: _Excluded = field(default_factory=lambda: _Excluded(frozenset(), frozenset()))
     trip_files: int = 1
     """Files the next trip may open (doubles each trip, up to ``_TRIP_FILES``)."""
+    long_line_bytes: int | None = None
+    """A line this long is read again whole at its end, not joined from its chunks."""
 
     async def emit(self, items: list[FileItem | _Resumed]) -> None:
         out: list[FileItem] = []
@@ -282,7 +294,13 @@ class _Producer:
         """Read ``paths`` in order, many per worker-thread trip."""
         while paths:
             trip = await anyio.to_thread.run_sync(
-                _read_files, paths, self.trip_files, self.resume, self.limits, self.exclude
+                _read_files,
+                paths,
+                self.trip_files,
+                self.resume,
+                self.limits,
+                self.exclude,
+                self.long_line_bytes,
             )
             # The first trips are short: the first traces go out soon, and a file is opened
             # close to when it is parsed (it may change or go away meanwhile).
@@ -348,13 +366,16 @@ async def produce(
     exclude: frozenset[str],
     stats: RunStats,
     resume: ResumeState | None,
+    long_line_bytes: int | None = None,
 ) -> None:
     """Send the items of every session in ``inputs``, in order, a list per worker-thread trip.
 
     Files found on disk are read in discovery order; files the run must not read (its own
-    output, files a resumed run finished) are left out. Does not close ``send``.
+    output, files a resumed run finished) are left out. Does not close ``send``. A line of a
+    file on disk of ``long_line_bytes`` or more is read again whole with one ``os.pread``
+    once its end is found, instead of being joined from its chunks (a copy that holds the GIL).
     """
-    producer = _Producer(send, limits, stats, resume)
+    producer = _Producer(send, limits, stats, resume, long_line_bytes=long_line_bytes)
     paths: list[str | os.PathLike[str]] = []
     listed: list[Found] = []
     for item in inputs:
