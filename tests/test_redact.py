@@ -430,3 +430,34 @@ def test_prefilters_never_change_a_redaction(claude_corpus: Path) -> None:
     assert sum(p.needles is not None for p in DEFAULT_SECRET_PATTERNS) > 20
     for text in texts:
         assert fast.redact(text) == plain.redact(text), text[:300]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        AWS_SECRET + " was printed",
+        f"the key {AWS_SECRET} was printed",
+        f'{{"log": "line one\\n{AWS_SECRET}\\nline three"}}',
+        f"export KEY='{AWS_SECRET}'",
+    ],
+)
+def test_a_bare_aws_secret_key_is_found_wherever_it_starts(text: str) -> None:
+    assert AWS_SECRET not in redact(text)
+    assert "[REDACTED:aws_secret_key]" in redact(text)
+
+
+def test_a_bare_aws_secret_key_inside_a_longer_base64_run_is_not_one() -> None:
+    text = f"sha512-{AWS_SECRET}{AWS_SECRET}=="
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind_of"),
+    [
+        ("curl -u admin:pa55-w0rd https://x", "password"),
+        ("curl -b session=0123456789abcdef https://x", "cookie"),
+        ("7z x backup.7z -pS3cretPass", "password"),
+    ],
+)
+def test_patterns_with_short_literals_still_run(text: str, kind_of: str) -> None:
+    assert f"[REDACTED:{kind_of}]" in redact(text)

@@ -185,11 +185,16 @@ def _pattern(
     *,
     lowercase: bool = False,
     check: Callable[[str], bool] | None = None,
+    needles: tuple[str, ...] | None = None,
 ) -> SecretPattern:
+    """A pattern with its needles: read from the regex, or given.
+
+    ``needles`` is for literals too short to be read from it (under three characters: ``-u``,
+    ``7z``).
+    """
     compiled = re.compile(regex, re.VERBOSE)
-    return SecretPattern(
-        kind, compiled, group, lowercase, required_substrings(compiled), check=check
-    )
+    found = needles if needles is not None else required_substrings(compiled)
+    return SecretPattern(kind, compiled, group, lowercase, found, check=check)
 
 
 # -- vendor tokens: the rule table --------------------------------------------------------------
@@ -389,16 +394,14 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         lowercase=True,
     ),
     # An AWS secret access key on its own: 40 characters of the base64 alphabet, no more of it
-    # on either side, that look random (``_looks_like_aws_secret``). The pattern starts with
-    # the character before the key (a negated class the engine skips to quickly); a key at
-    # the very start of the text, or after an escaped line break in JSON, has its own.
-    *(
-        _pattern("aws_secret_key", regex, 1, check=_looks_like_aws_secret)
-        for regex in (
-            r"[^A-Za-z0-9/+=.-] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
-            r"\A ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
-            r"\\[nrt] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",  # after `\n` in JSON text
-        )
+    # on either side, that look random (``_looks_like_aws_secret``): after a character not of
+    # that alphabet (nor ``=.-``), at the very start of the text, or after an escaped line
+    # break in JSON text (``\n``).
+    _pattern(
+        "aws_secret_key",
+        r"(?: [^A-Za-z0-9/+=.-] | \A | \\[nrt] ) ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+        1,
+        check=_looks_like_aws_secret,
     ),
     # Credentials in HTTP headers: as headers, in JSON, in `curl -H`. The scheme is kept.
     _pattern(
@@ -423,6 +426,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         "cookie",
         r"""\ (?:-b|--cookie) (?:[ \t]++|=) (["']?+) ( [^\s"'=]{1,128}+ = [^\s"']{4,}+ ) \1""",
         2,
+        needles=(" -b", " --cookie"),
     ),
     # scheme://user:PASSWORD@host: the user and the host stay, they help read the error. A
     # password may hold an `@`: the last one before the host ends it.
@@ -445,6 +449,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         "password",
         r"""-u(?<![A-Za-z0-9_-]-u) [ \t]++ [^\s:"'-][^\s:"']{0,255}+ : ([^\s"']{1,256}+)""",
         1,
+        needles=("-u",),
     ),
     _pattern(
         "password",
@@ -479,7 +484,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         rf"""redis-cli(?<![A-Za-z0-9_-]redis-cli) {_SAME_COMMAND} [ \t]-a [ \t]++ {_ARG}""",
         1,
     ),
-    _pattern("password", rf"""7z[a-z]?\ {_SAME_COMMAND} [ \t]-p {_ARG}""", 1),
+    _pattern("password", rf"""7z[a-z]?\ {_SAME_COMMAND} [ \t]-p {_ARG}""", 1, needles=("7z",)),
     _pattern(
         "password",
         rf"""zip (?: (?<![A-Za-z0-9_-]zip) | (?<=unzip)(?<![A-Za-z0-9_-]unzip) )
@@ -554,7 +559,7 @@ class _Gate:
     so a text that repeats a needle (megabytes of ``token``) is not a list of a million hits.
     """
 
-    __slots__ = ("_always", "_automaton", "_by_needle", "_keys", "_longest")
+    __slots__ = ("_always", "_always_sorted", "_automaton", "_by_needle", "_keys", "_longest")
 
     def __init__(self, patterns: Sequence[SecretPattern]) -> None:
         needles: dict[str, set[int]] = {}
@@ -568,13 +573,17 @@ class _Gate:
         self._keys = list(needles)
         self._by_needle = [frozenset(needles[key]) for key in self._keys]
         self._always = frozenset(always)
+        self._always_sorted = sorted(always)
         self._longest = max(map(len, self._keys), default=0)
         self._automaton = _automaton(self._keys)
 
     def select(self, lowered: str) -> list[int]:
         """Indexes of the patterns to run on the text whose lower case is ``lowered``."""
+        found = self._found(lowered)
+        if not found:  # most texts
+            return self._always_sorted
         chosen = set(self._always)
-        for needle in self._found(lowered):
+        for needle in found:
             chosen |= self._by_needle[needle]
         return sorted(chosen)
 
