@@ -461,3 +461,28 @@ def test_a_bare_aws_secret_key_inside_a_longer_base64_run_is_not_one() -> None:
 )
 def test_patterns_with_short_literals_still_run(text: str, kind_of: str) -> None:
     assert f"[REDACTED:{kind_of}]" in redact(text)
+
+
+def test_the_key_run_gate_finds_every_run_of_forty() -> None:
+    from tracehint._redact import _has_key_run  # noqa: PLC0415 -- a private helper
+
+    run = "Ab1/" * 10
+    assert _has_key_run(run)
+    assert not _has_key_run(run[:39])
+    assert not _has_key_run(run[:20] + "é" + run[20:])
+    assert not _has_key_run(run[:20] + "\ud800" + run[20:])  # a lone surrogate is no crash
+    assert _has_key_run("日本語 " + run + " 日本語")
+    megabyte = 1 << 20
+    across = "x " * (megabyte // 2 - 10) + run  # the run straddles the first megabyte
+    assert len(across) > megabyte > across.index(run)
+    assert _has_key_run(across)
+    assert not _has_key_run("x " * megabyte)
+
+
+def test_a_pattern_runs_only_on_texts_its_gate_passes() -> None:
+    pattern = re.compile(r"itk_[a-z0-9]{8}")
+    gated = Redactor(()).with_patterns(
+        SecretPattern("internal_token", pattern, gate=lambda text: "prod" in text)
+    )
+    assert gated.redact("prod itk_abcdefgh") == "prod [REDACTED:internal_token]"
+    assert gated.redact("dev itk_abcdefgh") == "dev itk_abcdefgh"
