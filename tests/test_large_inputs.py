@@ -7,6 +7,7 @@ two ends, without copying all of them.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from tracehint import (
     annotate_files,
 )
 from tracehint._ingest._lines import Line, LineSplitter, OverlongLine
-from tracehint._jsonparts import dump_parts
+from tracehint._jsonparts import contains, dump_parts, loads
 from tracehint._limits import Limits, clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
 from tracehint._output import JsonlSink, MemorySink, SinkState
 
@@ -246,3 +247,55 @@ async def test_long_lines_of_a_file_give_the_same_output_read_again_or_joined(
         assert again == joined
         assert _counts(stats) == _counts(joined_stats)
         assert stats.input_issues == 1  # the last line, "{"
+
+
+def _json_texts(rng: random.Random) -> list[bytes]:
+    alphabet = ["a", "b", '"', "\\", "\n", "\x01", "é", "漢", "😀", "\u2028", " ", "/", "u", "d83d"]
+
+    def text(most: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, most)))
+
+    value: object = {
+        "k": text(30),
+        "big": text(3000),
+        "l": [text(2000), 1, None, {"x": text(900)}, ""],
+        "n": 1.5,
+    }
+    values = [value, text(2000), [text(1500), text(1500)]]
+    return [orjson.dumps(v) for v in values] + [
+        json.dumps(v, separators=(",", ":")).encode()
+        for v in values  # \\u escapes everywhere
+    ]
+
+
+def test_loads_in_slices_gives_what_orjson_gives() -> None:
+    """The same value, or the same error, whatever the thresholds."""
+    rng = random.Random(13)  # noqa: S311 -- reproducible test inputs, not secrets
+    for _ in range(40):
+        for data in _json_texts(rng):
+            expected = orjson.loads(data)
+            for min_bytes in (1, 10, 500):
+                for slice_bytes in (1, 6, 13, 300):
+                    assert loads(data, min_bytes=min_bytes, slice_bytes=slice_bytes) == expected
+            for broken in (data[: len(data) // 2], data[:-1], data + b"x", data[:-1] + b"\\"):
+                with pytest.raises(orjson.JSONDecodeError) as plain:
+                    orjson.loads(broken)
+                with pytest.raises(orjson.JSONDecodeError) as sliced:
+                    loads(broken, min_bytes=5, slice_bytes=7)
+                assert str(sliced.value) == str(plain.value)
+    pairs = "😀" * 3000 + '\\"' * 1000
+    for data in (orjson.dumps({"a": pairs}), json.dumps({"a": pairs}).encode()):
+        for slice_bytes in (1, 6, 7, 12, 13, 100):
+            assert loads(data, min_bytes=10, slice_bytes=slice_bytes) == {"a": pairs}
+    long_a, long_b = b"x" * 100, b"y" * 100
+    assert loads(b'{"a":"' + long_a + b'","a":"' + long_b + b'"}', min_bytes=10) == {"a": "y" * 100}
+    assert loads(b'{"' + long_a + b'":1}', min_bytes=10) == {"x" * 100: 1}
+
+
+def test_contains_finds_a_needle_across_windows() -> None:
+    rng = random.Random(17)  # noqa: S311 -- reproducible test inputs, not secrets
+    for _ in range(2000):
+        data = bytes(rng.choice(b"ab") for _ in range(rng.randrange(0, 60)))
+        needle = bytes(rng.choice(b"ab") for _ in range(rng.randrange(1, 5)))
+        for window in (1, 2, 3, 7, 100):
+            assert contains(data, needle, window=window) == (needle in data)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from tracehint._ingest._builder import TraceBuilder
+from tracehint._jsonparts import loads as loads_json
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class DocumentParser:
     def feed(self, line: Line) -> InputIssue | None:
         """Take one line; return an issue when it is malformed."""
         try:
-            value = orjson.loads(line.data)
+            value = loads_json(line.data)
         except orjson.JSONDecodeError as exc:
             return InputIssue(self.path, line.number, f"invalid JSON ({exc})")
         self.good_lines += 1

@@ -18,6 +18,8 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._files import open_regular
+from tracehint._jsonparts import contains
+from tracehint._jsonparts import loads as loads_json
 from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
@@ -185,12 +187,12 @@ class ClaudeCodeParser:
                     "file is a JSON array, not JSONL (one JSON object per line); "
                     "convert it with `jq -c '.[]' FILE > FILE.jsonl`",
                 )
-        if _PROGRESS in data and _is_plain_progress(data):
+        if contains(data, _PROGRESS) and _is_plain_progress(data):
             self.skipped_entries += 1
             self.good_lines += 1
             return None
         try:
-            entry = orjson.loads(data)
+            entry = loads_json(data)
         except orjson.JSONDecodeError as exc:
             return InputIssue(self.path, line.number, _json_reason(data, exc))
         if not isinstance(entry, dict):

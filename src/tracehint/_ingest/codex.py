@@ -27,6 +27,7 @@ import orjson
 
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._document import as_int, as_str, text_of
+from tracehint._jsonparts import loads as loads_json
 from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
@@ -117,7 +118,7 @@ class CodexParser:
     def feed(self, line: Line) -> InputIssue | None:
         """Parse one line; return an issue when it is malformed."""
         try:
-            entry = orjson.loads(line.data)
+            entry = loads_json(line.data)
         except orjson.JSONDecodeError as exc:
             return InputIssue(self.path, line.number, f"invalid JSON ({exc})")
         if not isinstance(entry, dict):

@@ -34,6 +34,7 @@ from tracehint._ingest._document import DocumentParser, Outcome, ReadContext, Sh
 from tracehint._ingest._lines import Line, OverlongLine, split_lines
 from tracehint._ingest.claude_code import AgentMeta, ClaudeCodeParser, FileRejectedError
 from tracehint._ingest.openai import ErrorDetector, OpenAIJsonlParser
+from tracehint._jsonparts import loads as loads_json
 from tracehint._kinds import InputFormat
 from tracehint._limits import Limits
 from tracehint._records import InputIssue
@@ -265,7 +266,7 @@ class FormatParser:
             self._held = []
             return self._hold(line)
         try:
-            value = orjson.loads(line.data)
+            value = loads_json(line.data)
         except orjson.JSONDecodeError as exc:
             if first is None and line.data.lstrip()[:1] == b"{":
                 # Either JSONL with a broken first line, or a document whose first line
@@ -390,7 +391,7 @@ class FormatParser:
 
     def _read_document(self, data: bytes) -> None:
         try:
-            value = orjson.loads(data)
+            value = loads_json(data)
         except orjson.JSONDecodeError as exc:
             self._issue(InputIssue(self.path, None, f"invalid JSON document ({exc})"))
             return

@@ -17,6 +17,7 @@ import orjson
 
 from tracehint._exceptions import InputError
 from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in
+from tracehint._jsonparts import loads as loads_json
 from tracehint._kinds import InputFormat
 from tracehint._records import InputIssue, TraceSource
 
@@ -173,7 +174,7 @@ class OpenAIJsonlParser:
     def feed(self, line: Line) -> InputIssue | None:
         """Parse one record; return an issue if it is malformed."""
         try:
-            record = orjson.loads(line.data)
+            record = loads_json(line.data)
         except orjson.JSONDecodeError as exc:
             return InputIssue(self.path, line.number, f"invalid JSON ({exc})")
         if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
