@@ -5,8 +5,10 @@ it wakes. A late wake-up is a stall: every other task (judge requests, the write
 long. The input is the corpus x2 plus one generated Claude Code session whose failed ``Bash``
 result is a single line of about 50 MB (a command that printed a huge log), annotated with
 the offline layers into a real output file. The same run without the big session shows the
-stalls of ordinary reading. Best of the repeats (the longest stall of the best run): the
-machine is shared, and the OS may pause the process for reasons of its own.
+stalls of ordinary reading. Other formats alone: the corpus's largest Codex rollout and
+SWE-agent ``.traj`` document (read whole) with a tool output grown by the same size.
+Best of the repeats (the longest stall of the best run): the machine is shared, and the OS
+may pause the process for reasons of its own.
 
     python benchmarks/bench_stalls.py [--quick] [--line-mb N]
 """
@@ -33,14 +35,55 @@ from tracehint import (
 )
 
 PROBE_SECONDS = 0.001
+LOG_LINE = "2025-01-01T00:00:00Z worker[17] step 12345 done, checking the next shard...\n"
 TARGET_MS = 20.0
+
+
+def _grow_longest_string(value: Any, size: int) -> None:
+    """Put about ``size`` bytes of log before the longest string in ``value`` (in place)."""
+    found: list[tuple[int, Any, Any]] = []
+
+    def walk(item: Any, parent: Any, key: Any) -> None:
+        if isinstance(item, str):
+            found.append((len(item), parent, key))
+        elif isinstance(item, dict):
+            for name, inner in item.items():
+                walk(inner, item, name)
+        elif isinstance(item, list):
+            for index, inner in enumerate(item):
+                walk(inner, item, index)
+
+    walk(value, None, None)
+    _, parent, key = max(found, key=lambda entry: entry[0])
+    parent[key] = LOG_LINE * (size // len(LOG_LINE)) + parent[key]
+
+
+def grown_lines(source: Path, path: Path, size: int, marker: bytes) -> None:
+    """``source`` (JSONL), the longest string of its longest line with ``marker`` grown."""
+    lines = source.read_bytes().splitlines()
+    index = max(range(len(lines)), key=lambda i: (marker in lines[i], len(lines[i])))
+    entry = orjson.loads(lines[index])
+    _grow_longest_string(entry, size)
+    lines[index] = orjson.dumps(entry)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def grown_document(source: Path, path: Path, size: int, key: str) -> None:
+    """``source`` (one JSON document), the longest string under ``key`` grown, indented."""
+    document = orjson.loads(source.read_bytes())
+    _grow_longest_string(document.get(key, document), size)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def _largest(corpus: Path, pattern: str) -> Path | None:
+    found = sorted(corpus.rglob(pattern), key=lambda p: (-p.stat().st_size, str(p)))
+    return found[0] if found else None
 
 
 def big_session(path: Path, line_bytes: int) -> int:
     """A Claude Code session whose failed tool result is one line of about ``line_bytes``."""
     session = "bench-stalls"
-    log_line = "2025-01-01T00:00:00Z worker[17] step 12345 done, checking the next shard...\n"
-    output = log_line * (line_bytes // len(log_line)) + "Error: shard 99 failed to load"
+    output = LOG_LINE * (line_bytes // len(LOG_LINE)) + "Error: shard 99 failed to load"
     entries: list[dict[str, Any]] = [
         {
             "type": "user",
@@ -157,6 +200,15 @@ def main() -> None:
             f"corpus x{copies}": [corpus],
             f"corpus x{copies} + {args.line_mb:g} MB line": [corpus, big],
         }
+        size = int(args.line_mb * 1e6)
+        rollout = _largest(args.corpus / "codex", "rollout-*.jsonl")
+        if rollout is not None:
+            grown_lines(rollout, big.parent / "rollout-big.jsonl", size, b"_call_output")
+            inputs[f"Codex, {args.line_mb:g} MB line"] = [big.parent / "rollout-big.jsonl"]
+        traj = _largest(args.corpus / "swe_agent", "*.traj")
+        if traj is not None:
+            grown_document(traj, big.parent / "big.traj", size, "trajectory")
+            inputs[f"SWE-agent .traj, {args.line_mb:g} MB"] = [big.parent / "big.traj"]
         best: dict[str, dict[str, Any]] = {}
         for _ in range(repeats):
             for name, paths in inputs.items():
