@@ -109,6 +109,8 @@ _SLICE_BYTES = 256 * 1024
 _SAFE_GAP = 12
 """A literal is cut where no backslash is this close before the cut: never inside an escape,
 nor between the two escapes of a surrogate pair (``\\ud83d\\ude00``, 12 bytes)."""
+_ESCAPED_QUOTES = 16
+"""Escaped quotes of a literal skipped one ``find`` at a time before a regex scans the rest."""
 _CUT_SEARCH = 64 * 1024
 """How far back from a slice's end a safe cut is looked for before giving up."""
 
@@ -135,22 +137,43 @@ def _maybe_huge(data: bytes, min_bytes: int) -> bool:
     return False
 
 
+def _string_end(data: bytes, at: int) -> int:
+    """Where the string literal whose content starts at ``at`` ends (its closing quote).
+
+    The next quote is found in C (``memchr``), and it closes the string unless an odd run of
+    backslashes is before it; past a few escaped quotes, the rest is scanned with ``_BODY``,
+    a window per call.
+    """
+    find = data.find
+    for _ in range(_ESCAPED_QUOTES):
+        quote = find(b'"', at)
+        if quote < 0:
+            raise _Fallback  # no closing quote: invalid JSON
+        before = quote - 1
+        while data[before] == 0x5C:  # a backslash (the opening quote stops the run)
+            before -= 1
+        if (quote - 1 - before) % 2 == 0:
+            return quote
+        at = quote + 1
+    size, match = len(data), _BODY.match
+    while True:
+        was = at
+        at = match(data, at, min(at + _SLICE_BYTES, size)).end()  # type: ignore[union-attr]
+        if at < size and data[at] == 0x22:  # the closing quote
+            return at
+        if at >= size or at == was:
+            raise _Fallback  # no closing quote, or a backslash ending it: invalid JSON
+        # else a window's end, or an escape the window's end cut: on from there
+
+
 def _huge_spans(data: bytes, min_bytes: int) -> list[tuple[int, int]]:
     """The contents (without quotes) of the string literals of ``min_bytes`` or more."""
     spans: list[tuple[int, int]] = []
-    size = len(data)
-    find, match = data.find, _BODY.match
+    find = data.find
     at = 0
     while (quote := find(b'"', at)) >= 0:
-        start = at = quote + 1
-        while True:
-            was = at
-            at = match(data, at, min(at + _SLICE_BYTES, size)).end()  # type: ignore[union-attr]
-            if at < size and data[at] == 0x22:  # the closing quote
-                break
-            if at >= size or at == was:
-                raise _Fallback  # no closing quote, or a backslash ending it: invalid JSON
-            # else a window's end, or an escape the window's end cut: on from there
+        start = quote + 1
+        at = _string_end(data, start)
         if at - start >= min_bytes:
             spans.append((start, at))
         at += 1
