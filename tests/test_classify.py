@@ -149,6 +149,8 @@ def test_fallback_is_configurable() -> None:
         (r"found \d+ matches of the string", (" matches of the string",)),
         (r"(?:foo bar|baz qux) end", (" end",)),  # the longest run every match has
         (r"(?:foo bar|baz qux)!", ("baz qux", "foo bar")),
+        (r"^E {3}|FAILED", ("E   ", "FAILED")),  # a literal repeated a fixed number of times
+        (r"E {2,3}x|FAILED", None),  # "E" then an open repeat: no 3-character literal
     ],
 )
 def test_required_substrings(pattern: str, needles: tuple[str, ...] | None) -> None:

@@ -15,9 +15,11 @@ try:  # CPython's regex parser, to find the literal text a pattern requires (a p
     from re import _constants, _parser  # type: ignore[attr-defined]
 
     _LITERAL, _BRANCH, _SUBPATTERN = _constants.LITERAL, _constants.BRANCH, _constants.SUBPATTERN
+    _REPEATS = frozenset({_constants.MAX_REPEAT, _constants.MIN_REPEAT})
 except ImportError:  # pragma: no cover -- other Pythons: no prefilter
     _parser = None
     _LITERAL = _BRANCH = _SUBPATTERN = object()
+    _REPEATS = frozenset()
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,12 +30,27 @@ __all__ = ["Prefiltered", "case_free_substrings", "prefiltered", "required_subst
 _MIN_NEEDLE = 3
 
 
+def _exact_repeat(op: Any, value: Any) -> str | None:  # noqa: ANN401 -- the parser's own values
+    """The text of a literal character repeated a fixed number of times (`` {3}``), if it is."""
+    if op not in _REPEATS:
+        return None
+    low, high, body = value
+    if low != high or len(body) != 1 or body[0][0] is not _LITERAL:
+        return None
+    times: int = low
+    return chr(body[0][1]) * times
+
+
 def _literal_run(items: list[tuple[Any, Any]]) -> str:
     """The longest run of consecutive literal characters in a parsed sequence."""
     best, run = "", ""
     for op, value in items:
         if op is _LITERAL:
             run += chr(value)
+            continue
+        repeated = _exact_repeat(op, value)
+        if repeated is not None:
+            run += repeated
             continue
         if len(run) > len(best):
             best = run
