@@ -499,7 +499,8 @@ class TraceBuilder:
 
     def _note_claim(self, index: int) -> None:
         """Remember the message at ``index`` as what a user reply may correct (if it has text)."""
-        if message_text(self._messages[index]).strip():
+        text = message_text(self._messages[index])
+        if text and not text.isspace():  # ``text.strip()``, without copying the text
             self._claim = index
 
     def _part(self, block: Block) -> str:
