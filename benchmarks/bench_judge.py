@@ -134,6 +134,7 @@ async def run_tracehint(
         retry=RetryPolicy(max_attempts=1),
     )
     async with JudgeClient(config) as client:
+        await client.preflight()  # as `tracehint annotate` does before its first request
 
         async def send(messages: list[dict[str, str]]) -> str | None:
             outcome = await client.complete(messages)

@@ -149,3 +149,17 @@ def test_own_output_inside_the_input_folder_is_not_read(tmp_path: Path) -> None:
     assert (folder / "errors.jsonl").read_text() == ""
     got = sorted(t["trace_id"] for t in read_jsonl(folder / "out.jsonl"))
     assert got == sorted(t["trace_id"] for t in read_jsonl(alone))
+
+
+def test_stats_json_dash_writes_the_summary_to_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "annotate", str(EXAMPLES), "-o", str(out), "--stats-json", "-", "-q", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["traces"] == len(read_jsonl(out)) > 0
+    assert not (tmp_path / "-").exists()
+    both = run_cli("annotate", str(EXAMPLES), "-o", "-", "--stats-json", "-")
+    assert both.returncode == 2
+    assert "both write to stdout" in both.stderr

@@ -128,6 +128,31 @@ async def test_the_same_permanent_error_on_the_first_requests_stops() -> None:
     assert errors[0].server_message == "The model `judge-8b` does not exist."
 
 
+async def test_a_preflight_that_finds_the_model_lets_every_request_go_at_once() -> None:
+    async with (
+        MockJudge(strict()) as judge,
+        JudgeClient(config(judge.url, concurrency=8)) as probing,
+        JudgeClient(config(judge.url, concurrency=8)) as checked,
+    ):
+        judge.hold()  # no answer yet: only the bound before the first answer applies
+        async with anyio.create_task_group() as group:
+            for index in range(8):
+                group.start_soon(probing.complete, [{"role": "user", "content": f"p{index}"}])
+            await judge.wait_in_flight(3)
+            await anyio.sleep(0.2)  # room for a fourth request, which must not come
+            assert judge.stats.in_flight == 3
+            judge.release()
+        await checked.preflight()
+        judge.hold()
+        async with anyio.create_task_group() as group:
+            for index in range(8):
+                group.start_soon(checked.complete, [{"role": "user", "content": f"c{index}"}])
+            with anyio.fail_after(30):
+                await judge.wait_in_flight(8)  # all of them before any answer
+            judge.release()
+    assert judge.stats.requests == 16
+
+
 async def test_a_judge_gone_for_good_stops_the_run() -> None:
     policy = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02, stop_after_unreachable=3)
     port = free_port()

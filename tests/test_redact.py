@@ -430,3 +430,59 @@ def test_prefilters_never_change_a_redaction(claude_corpus: Path) -> None:
     assert sum(p.needles is not None for p in DEFAULT_SECRET_PATTERNS) > 20
     for text in texts:
         assert fast.redact(text) == plain.redact(text), text[:300]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        AWS_SECRET + " was printed",
+        f"the key {AWS_SECRET} was printed",
+        f'{{"log": "line one\\n{AWS_SECRET}\\nline three"}}',
+        f"export KEY='{AWS_SECRET}'",
+    ],
+)
+def test_a_bare_aws_secret_key_is_found_wherever_it_starts(text: str) -> None:
+    assert AWS_SECRET not in redact(text)
+    assert "[REDACTED:aws_secret_key]" in redact(text)
+
+
+def test_a_bare_aws_secret_key_inside_a_longer_base64_run_is_not_one() -> None:
+    text = f"sha512-{AWS_SECRET}{AWS_SECRET}=="
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "kind_of"),
+    [
+        ("curl -u admin:pa55-w0rd https://x", "password"),
+        ("curl -b session=0123456789abcdef https://x", "cookie"),
+        ("7z x backup.7z -pS3cretPass", "password"),
+    ],
+)
+def test_patterns_with_short_literals_still_run(text: str, kind_of: str) -> None:
+    assert f"[REDACTED:{kind_of}]" in redact(text)
+
+
+def test_the_key_run_gate_finds_every_run_of_forty() -> None:
+    from tracehint._redact import _has_key_run  # noqa: PLC0415 -- a private helper
+
+    run = "Ab1/" * 10
+    assert _has_key_run(run)
+    assert not _has_key_run(run[:39])
+    assert not _has_key_run(run[:20] + "é" + run[20:])
+    assert not _has_key_run(run[:20] + "\ud800" + run[20:])  # a lone surrogate is no crash
+    assert _has_key_run("日本語 " + run + " 日本語")
+    megabyte = 1 << 20
+    across = "x " * (megabyte // 2 - 10) + run  # the run straddles the first megabyte
+    assert len(across) > megabyte > across.index(run)
+    assert _has_key_run(across)
+    assert not _has_key_run("x " * megabyte)
+
+
+def test_a_pattern_runs_only_on_texts_its_gate_passes() -> None:
+    pattern = re.compile(r"itk_[a-z0-9]{8}")
+    gated = Redactor(()).with_patterns(
+        SecretPattern("internal_token", pattern, gate=lambda text: "prod" in text)
+    )
+    assert gated.redact("prod itk_abcdefgh") == "prod [REDACTED:internal_token]"
+    assert gated.redact("dev itk_abcdefgh") == "dev itk_abcdefgh"

@@ -167,6 +167,7 @@ async def _level(config: JudgeConfig, concurrency: int, requests: int) -> JudgeL
                     result.errors[outcome.reason] += 1
 
     async with JudgeClient(level_config) as client:
+        await client.preflight()  # as `annotate` does: a misconfigured judge stops here
         cpu = time.process_time()
         started = time.perf_counter()
         async with anyio.create_task_group() as group, send, receive:

@@ -664,7 +664,8 @@ class JudgeClient:
         self._session: aiohttp.ClientSession | None = None
         # A limiter shared by several clients bounds their requests in flight together.
         self._shared_limiter = limiter
-        # Until the first answer, only as many requests as the breaker needs to see are sent.
+        # Until the first answer, only as many requests as the breaker needs to see are sent
+        # (unless a preflight found the model listed: then all of them at once).
         self._limiter = AdaptiveLimiter(
             config.concurrency, start=config.retry.stop_after_permanent or None
         )
@@ -772,6 +773,11 @@ class JudgeClient:
         ``JudgeUnavailableError`` when nothing answers at the URL, ``JudgeConfigError`` when
         the server lists its models and ``config.model`` is not among them, and
         ``JudgeAuthError`` on 401/403. A server without ``/models`` passes, with a note.
+
+        Until the judge first answers a request, the client sends only as many as its circuit
+        breaker needs to see (``RetryPolicy.stop_after_permanent``), so a server that refuses
+        them all is found out early; a preflight that finds the model listed has seen the
+        server answer for it, and lifts that bound at once.
         """
         self._check_open()
         given = self.config.url.rstrip("/")
@@ -814,6 +820,9 @@ class JudgeClient:
                 server_message=shown,
             )
         self.stats.notes.extend(notes)
+        # The server answered for this model: a wrong URL, key or model name is ruled out, so
+        # the first requests need not probe it a few at a time (see ``AdaptiveLimiter``).
+        self._limiter.answered()
         return JudgePreflight(base, models, tuple(notes))
 
     async def _preflight_get(self, url: str) -> _Answer:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -261,27 +261,36 @@ def _error_first(text: str, limit: int) -> str:
     return f"{head}\n\nFull result (shortened):\n{rest}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """The texts a prompt shows, redacted as ``redact_request`` does."""
+
+    error_message: str
+    tool_input: str | None
+    earlier_errors: tuple[str, ...]
+    first_instruction: str
+    latest_instruction: str
+    intent: str
+    mistake_text: str
+    next_action: str
+
+
 def _redact_shown(
     request: HintRequest, redactor: Redactor, *, correction: bool, next_action: bool
-) -> HintRequest:
-    """``request`` with the texts its prompt shows redacted as ``redact_request`` does.
+) -> _Shown:
+    """The texts of ``request`` its prompt shows, redacted as ``redact_request`` does.
 
     The other texts of the site (its facts, excerpt, target) are not in the prompt: they are
-    left as they are rather than redacted for nothing.
+    left alone rather than redacted for nothing.
     """
     text = redactor.redact
     site = request.site
-    changed_site = replace(
-        site,
+    return _Shown(
         error_message=text(site.error_message),
         tool_input=redact_json_text(site.tool_input, redactor) if site.tool_input else None,
         earlier_errors=()
         if correction
         else tuple(text(error) for error in site.earlier_errors[-_EARLIER_LINES:]),
-    )
-    return replace(
-        request,
-        site=changed_site,
         first_instruction=text(request.first_instruction),
         latest_instruction="" if correction else text(request.latest_instruction),
         intent=text(request.intent),
@@ -318,38 +327,38 @@ def build_prompt(
     """
     # Every text is redacted before it is clamped: a secret cut in half by a clamp would no
     # longer be recognisable.
-    request = _redact_shown(
+    shown = _redact_shown(
         request, redactor or DEFAULT_REDACTOR, correction=False, next_action=show_next_action
     )
     site = request.site
     sections: list[tuple[str, str]] = []
-    task = request.first_instruction.strip()
+    task = shown.first_instruction.strip()
     sections.append(("User's task", clamp(task, instruction_chars) if task else "(none)"))
-    latest = request.latest_instruction.strip()
+    latest = shown.latest_instruction.strip()
     if latest and latest != task:
         sections.append(("Latest user instruction", clamp(latest, instruction_chars)))
-    intent = request.intent.strip()
+    intent = shown.intent.strip()
     sections.append(
         (
             "What the agent said it would do",
             clamp(intent, intent_chars) if intent else "(nothing stated)",
         ),
     )
-    call = _format_call(site.tool_name or "(unknown)", site.tool_input or "{}", input_chars)
+    call = _format_call(site.tool_name or "(unknown)", shown.tool_input or "{}", input_chars)
     sections.append(("The failing call", call))
-    sections.append(("Its result (error first)", _error_first(site.error_message, error_chars)))
+    sections.append(("Its result (error first)", _error_first(shown.error_message, error_chars)))
     sections.append(("Error kind", _kind(request)))
-    if site.earlier_errors:
+    if shown.earlier_errors:
         earlier = [
             f"{number}. {clamp(' '.join(error.split()), _EARLIER_CHARS)}"
-            for number, error in enumerate(site.earlier_errors[-_EARLIER_LINES:], 1)
+            for number, error in enumerate(shown.earlier_errors, 1)
         ]
         title = f"Earlier failed attempts of the same action ({site.repeats} before this one)"
         sections.append((title, "\n".join(earlier)))
     tools = ", ".join(request.tools_used) or "(unknown)"
     sections.append(("Tools the agent has used in this session", tools))
     if show_next_action:
-        action = request.next_action.strip() or "(none)"
+        action = shown.next_action.strip() or "(none)"
         sections.append(
             (
                 "The agent's next message (for context only; do not copy it into the hint)",
@@ -378,14 +387,12 @@ def build_correction_prompt(
     for a rejected call), the reply is the user's words (``site.error_message``).
     """
     # Redacted before clamped, as in ``build_prompt``: a clamp never cuts a secret in half.
-    request = _redact_shown(
-        request, redactor or DEFAULT_REDACTOR, correction=True, next_action=False
-    )
+    shown = _redact_shown(request, redactor or DEFAULT_REDACTOR, correction=True, next_action=False)
     site = request.site
     sections: list[tuple[str, str]] = []
-    task = request.first_instruction.strip()
+    task = shown.first_instruction.strip()
     sections.append(("User's task", clamp(task, instruction_chars) if task else "(none)"))
-    said = (request.mistake_text or request.intent).strip()
+    said = (shown.mistake_text or shown.intent).strip()
     sections.append(
         (
             "The agent's message",
@@ -393,9 +400,9 @@ def build_correction_prompt(
         ),
     )
     if site.tool_name is not None:
-        call = _format_call(site.tool_name, site.tool_input or "{}", input_chars)
+        call = _format_call(site.tool_name, shown.tool_input or "{}", input_chars)
         sections.append(("The tool call the user rejected", call))
-    reply = site.error_message.strip() or "(nothing)"
+    reply = shown.error_message.strip() or "(nothing)"
     sections.append(("The user's reply", clamp_middle(reply, reply_chars)))
     user = "\n\n".join(f"## {title}\n{body}" for title, body in sections)
     return JudgePrompt(CORRECTION_SYSTEM_PROMPT, f"{user}\n\n{_CORRECTION_CLOSING}")

@@ -71,6 +71,32 @@ def _entropy(text: str) -> float:
     return -sum(n / size * math.log2(n / size) for n in Counter(text).values()) if size else 0.0
 
 
+_BASE64_TABLE = bytes(
+    0x61 if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "/+") else 0x20
+    for byte in range(256)
+)
+"""``bytes.translate`` table: a byte of the base64 alphabet becomes ``a``, any other a space
+(so do the bytes of a non-ASCII character, all above 0x7F)."""
+_KEY_RUN = b"a" * 40
+_RUN_CHUNK = 1 << 20
+
+
+def _has_key_run(text: str) -> bool:
+    """Whether ``text`` holds 40 characters of the base64 alphabet in a row (a bare AWS key).
+
+    The regex that finds the key tries a match after every character outside the alphabet,
+    about 90 MB/s; mapping the text's bytes to two and searching for the run is C all the way,
+    about ten times faster, and most texts have no such run. A megabyte at a time, so a huge
+    text is not copied whole.
+    """
+    size = len(_KEY_RUN)
+    for start in range(0, len(text), _RUN_CHUNK):
+        chunk = text[start : start + _RUN_CHUNK + size - 1] if len(text) > _RUN_CHUNK else text
+        if _KEY_RUN in chunk.encode("utf-8", "surrogatepass").translate(_BASE64_TABLE):
+            return True
+    return False
+
+
 def _looks_like_aws_secret(text: str) -> bool:
     """A random base64 string: both cases, a digit, a ``/`` or ``+``, high entropy.
 
@@ -121,6 +147,10 @@ class SecretPattern:
     check: Callable[[str], bool] | None = None
     """A match whose secret fails this test is left alone (for a shape too common to be a
     secret by itself: ``looks_random`` keeps words, paths and hashes)."""
+    gate: Callable[[str], bool] | None = None
+    """A cheap test that every text holding a match passes (for a pattern without needles):
+    the regex runs only on texts that pass it. Patterns sharing one gate have it run once per
+    text."""
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -148,6 +178,8 @@ class SecretPattern:
         if self.lowercase:
             haystack = lowered if lowered is not None else _lower(text)
         if self.needles is not None and not any(n in haystack for n in self.needles):
+            return text
+        if self.gate is not None and not self.gate(text):
             return text
         return self._sub(text, haystack)
 
@@ -185,11 +217,17 @@ def _pattern(
     *,
     lowercase: bool = False,
     check: Callable[[str], bool] | None = None,
+    needles: tuple[str, ...] | None = None,
+    gate: Callable[[str], bool] | None = None,
 ) -> SecretPattern:
+    """A pattern with its needles: read from the regex, or given.
+
+    ``needles`` is for literals too short to be read from it (under three characters: ``-u``,
+    ``7z``).
+    """
     compiled = re.compile(regex, re.VERBOSE)
-    return SecretPattern(
-        kind, compiled, group, lowercase, required_substrings(compiled), check=check
-    )
+    found = needles if needles is not None else required_substrings(compiled)
+    return SecretPattern(kind, compiled, group, lowercase, found, check=check, gate=gate)
 
 
 # -- vendor tokens: the rule table --------------------------------------------------------------
@@ -390,15 +428,30 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     # An AWS secret access key on its own: 40 characters of the base64 alphabet, no more of it
     # on either side, that look random (``_looks_like_aws_secret``). The pattern starts with
-    # the character before the key (a negated class the engine skips to quickly); a key at
-    # the very start of the text, or after an escaped line break in JSON, has its own.
-    *(
-        _pattern("aws_secret_key", regex, 1, check=_looks_like_aws_secret)
-        for regex in (
-            r"[^A-Za-z0-9/+=.-] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
-            r"\A ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
-            r"\\[nrt] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",  # after `\n` in JSON text
-        )
+    # the character before the key (a set the engine scans for quickly: an alternation of
+    # starts would make it try each at every position, twice the time); a key at the very
+    # start of the text, or after an escaped line break in JSON (its needles), has its own.
+    _pattern(
+        "aws_secret_key",
+        r"[^A-Za-z0-9/+=.-] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+        1,
+        check=_looks_like_aws_secret,
+        gate=_has_key_run,
+    ),
+    _pattern(
+        "aws_secret_key",
+        r"\A ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+        1,
+        check=_looks_like_aws_secret,
+        gate=_has_key_run,
+    ),
+    _pattern(
+        "aws_secret_key",
+        r"\\[nrt] ([A-Za-z0-9/+]{40}) (?![A-Za-z0-9/+=])",
+        1,
+        check=_looks_like_aws_secret,
+        needles=("\\n", "\\r", "\\t"),
+        gate=_has_key_run,
     ),
     # Credentials in HTTP headers: as headers, in JSON, in `curl -H`. The scheme is kept.
     _pattern(
@@ -423,6 +476,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         "cookie",
         r"""\ (?:-b|--cookie) (?:[ \t]++|=) (["']?+) ( [^\s"'=]{1,128}+ = [^\s"']{4,}+ ) \1""",
         2,
+        needles=(" -b", " --cookie"),
     ),
     # scheme://user:PASSWORD@host: the user and the host stay, they help read the error. A
     # password may hold an `@`: the last one before the host ends it.
@@ -445,6 +499,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         "password",
         r"""-u(?<![A-Za-z0-9_-]-u) [ \t]++ [^\s:"'-][^\s:"']{0,255}+ : ([^\s"']{1,256}+)""",
         1,
+        needles=("-u",),
     ),
     _pattern(
         "password",
@@ -479,7 +534,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         rf"""redis-cli(?<![A-Za-z0-9_-]redis-cli) {_SAME_COMMAND} [ \t]-a [ \t]++ {_ARG}""",
         1,
     ),
-    _pattern("password", rf"""7z[a-z]?\ {_SAME_COMMAND} [ \t]-p {_ARG}""", 1),
+    _pattern("password", rf"""7z[a-z]?\ {_SAME_COMMAND} [ \t]-p {_ARG}""", 1, needles=("7z",)),
     _pattern(
         "password",
         rf"""zip (?: (?<![A-Za-z0-9_-]zip) | (?<=unzip)(?<![A-Za-z0-9_-]unzip) )
@@ -554,7 +609,7 @@ class _Gate:
     so a text that repeats a needle (megabytes of ``token``) is not a list of a million hits.
     """
 
-    __slots__ = ("_always", "_automaton", "_by_needle", "_keys", "_longest")
+    __slots__ = ("_always", "_always_sorted", "_automaton", "_by_needle", "_keys", "_longest")
 
     def __init__(self, patterns: Sequence[SecretPattern]) -> None:
         needles: dict[str, set[int]] = {}
@@ -568,13 +623,17 @@ class _Gate:
         self._keys = list(needles)
         self._by_needle = [frozenset(needles[key]) for key in self._keys]
         self._always = frozenset(always)
+        self._always_sorted = sorted(always)
         self._longest = max(map(len, self._keys), default=0)
         self._automaton = _automaton(self._keys)
 
     def select(self, lowered: str) -> list[int]:
         """Indexes of the patterns to run on the text whose lower case is ``lowered``."""
+        found = self._found(lowered)
+        if not found:  # most texts
+            return self._always_sorted
         chosen = set(self._always)
-        for needle in self._found(lowered):
+        for needle in found:
             chosen |= self._by_needle[needle]
         return sorted(chosen)
 
@@ -636,8 +695,18 @@ class Redactor:
         lowered = _lower(text)
         lowered_of = text  # the text `lowered` is the lower case of
         patterns = self.patterns
+        gates: dict[Callable[[str], bool], bool] = {}  # each gate's answer for this text
         for index in self._gate.select(lowered):
             secret = patterns[index]
+            gate = secret.gate
+            if gate is not None:
+                # An earlier pattern's placeholders only ever remove what a gate looks for,
+                # so its answer for the original text still holds.
+                passed = gates.get(gate)
+                if passed is None:
+                    passed = gates[gate] = gate(text)
+                if not passed:
+                    continue
             haystack = text
             if secret.lowercase:
                 if lowered_of is not text:  # an earlier pattern changed it: lower it again

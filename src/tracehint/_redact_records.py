@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -37,7 +37,36 @@ _KEPT_KEYS = frozenset({"role", "type", "id", "tool_call_id", "name"})
 """Message fields that are structure, not text: never redacted."""
 
 
-def _facts(facts: Facts, redactor: Redactor) -> Facts:
+class _Texts(Protocol):
+    """What the helpers below need of a redactor: ``Redactor`` or ``_Memo``."""
+
+    def redact(self, text: str, /) -> str: ...
+
+
+class _Memo:
+    """A redactor that redacts each distinct text of one record once.
+
+    A trace holds the same text several times (a failed result is a turn, a ``tool`` message,
+    the site's ``error_message`` and the start of its excerpt); redacting it once and looking
+    it up after is a hash of a string whose hash Python keeps. A text with no secret is
+    given back itself (``is``), as ``Redactor.redact`` does.
+    """
+
+    __slots__ = ("_done", "_redactor")
+
+    def __init__(self, redactor: _Texts) -> None:
+        self._redactor = redactor
+        self._done: dict[str, str | None] = {}  # None: the text has no secret
+
+    def redact(self, text: str, /) -> str:
+        found = self._done.get(text, text)
+        if found is text:  # not seen yet (a redacted text is never its own key)
+            found = self._redactor.redact(text)
+            self._done[text] = None if found is text else found
+        return text if found is None else found
+
+
+def _facts(facts: Facts, redactor: _Texts) -> Facts:
     changes: dict[str, object] = {}
     for spec in fields(facts):
         value = getattr(facts, spec.name)
@@ -52,7 +81,7 @@ def _facts(facts: Facts, redactor: Redactor) -> Facts:
     return replace(facts, **changes) if changes else facts  # type: ignore[arg-type]
 
 
-def _excerpt(excerpt: str, error_message: str, redactor: Redactor) -> str:
+def _excerpt(excerpt: str, error_message: str, redactor: _Texts) -> str:
     """The excerpt redacted as the start of the text it was cut from, when that is known.
 
     The excerpt is the first characters of the failed result, cut without a mark: a secret
@@ -68,6 +97,10 @@ def _excerpt(excerpt: str, error_message: str, redactor: Redactor) -> str:
 
 def redact_site(site: ErrorSite, redactor: Redactor) -> ErrorSite:
     """``site`` with every text in it redacted (what ``error_meta`` is written from)."""
+    return _site(site, _Memo(redactor))
+
+
+def _site(site: ErrorSite, redactor: _Texts) -> ErrorSite:
     text = redactor.redact
     return replace(
         site,
@@ -88,10 +121,11 @@ def redact_site(site: ErrorSite, redactor: Redactor) -> ErrorSite:
 
 def redact_request(request: HintRequest, redactor: Redactor) -> HintRequest:
     """``request`` with its site and every context text redacted."""
-    text = redactor.redact
+    memo = _Memo(redactor)
+    text = memo.redact
     return replace(
         request,
-        site=redact_site(request.site, redactor),
+        site=_site(request.site, memo),
         next_action=text(request.next_action),
         first_instruction=text(request.first_instruction),
         latest_instruction=text(request.latest_instruction),
@@ -100,7 +134,7 @@ def redact_request(request: HintRequest, redactor: Redactor) -> HintRequest:
     )
 
 
-def _json_value(value: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON data
+def _json_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
     """Strings in JSON data redacted; an object's value also as ``"key": "value"``."""
     if isinstance(value, str):
         return redactor.redact(value)
@@ -126,7 +160,7 @@ def _json_value(value: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON 
     return out
 
 
-def redact_json_text(text: str, redactor: Redactor) -> str:
+def redact_json_text(text: str, redactor: _Texts) -> str:
     """``text`` redacted; when it was valid JSON, the result is valid JSON too.
 
     The text is redacted as it is (so ``"password": "…"`` is seen with its key). In the rare
@@ -149,7 +183,7 @@ def redact_json_text(text: str, redactor: Redactor) -> str:
     return orjson.dumps(_json_value(data, redactor)).decode()
 
 
-def _message_value(value: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON data
+def _message_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
     if isinstance(value, str):
         return redactor.redact(value)
     if isinstance(value, list):
@@ -162,7 +196,7 @@ def _message_value(value: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JS
     return value
 
 
-def _tool_call(call: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON data
+def _tool_call(call: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
     if not isinstance(call, dict):
         return _message_value(call, redactor)
     out = dict(call)
@@ -178,7 +212,7 @@ def _tool_call(call: Any, redactor: Redactor) -> Any:  # noqa: ANN401 -- JSON da
     return out
 
 
-def redact_message(message: ChatMessage, redactor: Redactor) -> ChatMessage:
+def redact_message(message: ChatMessage, redactor: _Texts) -> ChatMessage:
     """An OpenAI chat message with its text redacted.
 
     ``content`` (a string or parts), ``reasoning_content``, any other text field, and each
@@ -195,19 +229,19 @@ def redact_message(message: ChatMessage, redactor: Redactor) -> ChatMessage:
     return out
 
 
-def _hint(hint: Hint | None, redactor: Redactor) -> Hint | None:
+def _hint(hint: Hint | None, redactor: _Texts) -> Hint | None:
     if hint is None or not hint.text:
         return hint
     text = redactor.redact(hint.text)
     return replace(hint, text=text) if text != hint.text else hint
 
 
-def _turn(turn: Turn, redactor: Redactor) -> Turn:
+def _turn(turn: Turn, redactor: _Texts) -> Turn:
     return Turn(
         turn.role,
         redactor.redact(turn.content),
         turn.kind,
-        redact_site(turn.site, redactor) if turn.site is not None else None,
+        _site(turn.site, redactor) if turn.site is not None else None,
         _hint(turn.hint, redactor),
     )
 
@@ -218,12 +252,13 @@ def redact_trace(trace: Trace, redactor: Redactor) -> Trace:
     Turns, ``error_meta``, hints and ``messages`` redacted; ids, indexes, kinds and the source
     path kept.
     """
+    memo = _Memo(redactor)
     source = trace.source
     if source.description:
-        source = replace(source, description=redactor.redact(source.description))
+        source = replace(source, description=memo.redact(source.description))
     return replace(
         trace,
-        turns=tuple(_turn(turn, redactor) for turn in trace.turns),
-        messages=tuple(redact_message(message, redactor) for message in trace.messages),
+        turns=tuple(_turn(turn, memo) for turn in trace.turns),
+        messages=tuple(redact_message(message, memo) for message in trace.messages),
         source=source,
     )

@@ -114,7 +114,11 @@ def add_parser(commands: Any) -> None:  # noqa: ANN401 -- argparse's private sub
         help="characters of a trace per reader request; longer traces are read in overlapping "
         f"windows (default {ReaderConfig().window_chars})",
     )
-    annotate.add_argument("--stats-json", metavar="FILE", help="also write the summary as JSON")
+    annotate.add_argument(
+        "--stats-json",
+        metavar="FILE",
+        help="also write the summary as JSON (- for stdout, when -o is a file)",
+    )
     annotate.add_argument(
         "--drop-reasoning",
         action="store_true",
@@ -364,7 +368,7 @@ def _outputs(args: argparse.Namespace, *, to_file: bool) -> list[OutputPath]:
         outputs.append(OutputPath(option="the journal", path=journal_path(args.output)))
     if args.errors:
         outputs.append(OutputPath(option="--errors", path=args.errors))
-    if args.stats_json:
+    if args.stats_json and args.stats_json != STDOUT:
         outputs.append(OutputPath(option="--stats-json", path=args.stats_json))
     return outputs
 
@@ -443,6 +447,10 @@ def _nothing_read(args: argparse.Namespace, stats: RunStats) -> bool:
 
 
 async def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the run's whole life
+    if args.stats_json == STDOUT and args.output == STDOUT:
+        raise ConfigError(
+            "-o - and --stats-json - would both write to stdout: write one of them to a file"
+        )
     config = _annotator_config(args)
     paths = args.paths or await anyio.to_thread.run_sync(_default_paths, args)
     to_file = args.output != STDOUT and await _is_regular_or_new(args.output)
@@ -582,10 +590,13 @@ def _report(args: argparse.Namespace, stats: RunStats) -> None:
     if not args.quiet:
         print(stats.summary(), file=sys.stderr)  # noqa: T201 -- the summary is CLI output
     if args.stats_json:
+        data = orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+        if args.stats_json == STDOUT:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return
         try:
-            Path(args.stats_json).write_bytes(
-                orjson.dumps(stats.to_dict(), option=orjson.OPT_INDENT_2) + b"\n",
-            )
+            Path(args.stats_json).write_bytes(data)
         except OSError as exc:
             # Checked before the run; this is a disk that filled or a folder removed since.
             message = f"cannot write --stats-json {args.stats_json}: {exc.strerror or exc}"

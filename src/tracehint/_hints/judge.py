@@ -63,8 +63,22 @@ _SHORTER = 4
 
 @dataclass(slots=True)
 class _Flight:
-    done: anyio.Event = field(default_factory=anyio.Event)
+    """One request for a cache key; sites asking for the same key meanwhile wait for it."""
+
     result: Hint | None = None
+    ended: bool = False
+    _done: anyio.Event | None = None  # made by the first site that waits (few ever do)
+
+    async def wait(self) -> None:
+        if not self.ended:
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
+
+    def end(self) -> None:
+        self.ended = True
+        if self._done is not None:
+            self._done.set()
 
 
 @dataclass(slots=True)
@@ -270,7 +284,7 @@ class JudgeLayer:
             if flight is None:
                 break
             self.stats.shared += 1
-            await flight.done.wait()
+            await flight.wait()
             if flight.result is not None:
                 return flight.result
             # The leader was cancelled before it had an answer: try again, maybe as leader.
@@ -281,7 +295,7 @@ class JudgeLayer:
             return flight.result
         finally:
             del self._flights[key]
-            flight.done.set()
+            flight.end()
 
     async def _ask(self, prompt: JudgePrompt, request: HintRequest, key: str) -> Hint:
         messages = prompt.messages()
