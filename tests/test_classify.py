@@ -149,6 +149,8 @@ def test_fallback_is_configurable() -> None:
         (r"found \d+ matches of the string", (" matches of the string",)),
         (r"(?:foo bar|baz qux) end", (" end",)),  # the longest run every match has
         (r"(?:foo bar|baz qux)!", ("baz qux", "foo bar")),
+        (r"^E {3}|FAILED", ("E   ", "FAILED")),  # a literal repeated a fixed number of times
+        (r"E {2,3}x|FAILED", None),  # "E" then an open repeat: no 3-character literal
     ],
 )
 def test_required_substrings(pattern: str, needles: tuple[str, ...] | None) -> None:
@@ -230,3 +232,13 @@ def test_tokens_are_shlex_tokens_on_random_lines() -> None:
     for _ in range(20_000):
         command = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         assert _our_tokens(command) == _shlex_tokens(command), command
+
+
+def test_the_key_line_is_the_last_line_that_reads_like_an_error() -> None:
+    from tracehint._command import _key_line  # noqa: PLC0415 -- the helper under test
+
+    output = "building\r\nerror: first\nWARNING: failed to cache\nnpm WARN deprecated x\n  done\n"
+    assert _key_line(output) == "error: first"
+    assert _key_line("line one\u2028Error: broken pipe\u2028ok") == "Error: broken pipe"
+    assert _key_line("errors everywhere, but no word alone") is None
+    assert _key_line("x\n" * 40 + "FAIL  tests/a.test.ts\n" + "y\n" * 35) is None  # beyond 30

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,8 @@ from tracehint import (
     site_rows,
     teacher_messages,
 )
-from tracehint._corrections import DEFAULT_CORRECTION_RULES, rejection_words
+from tracehint._corrections import _SUCCESS, DEFAULT_CORRECTION_RULES, rejection_words
+from tracehint._needles import AnyMatch, alternatives
 
 DATA = REPO / "tests" / "data" / "claude_code_corrections"
 IDE_SESSION = DATA / "9e953218-585f-4692-89df-9e0747a31c68.jsonl"  # CC 2.0.5, many corrections
@@ -354,3 +356,36 @@ def test_the_rules_prefilters_never_change_a_match() -> None:
         assert Corrections().match(text, claim) == expected, (text, claim)
         found += expected is not None
     assert found > 100
+
+
+def test_searching_one_alternative_at_a_time_finds_what_the_whole_regex_finds() -> None:
+    """``AnyMatch`` (each alternative behind its own literals) agrees with ``pattern.search``."""
+    patterns = [rule.pattern for rule in DEFAULT_CORRECTION_RULES] + [_SUCCESS.pattern]
+    assert all(AnyMatch.of(pattern).parts is not None for pattern in patterns[:3])
+    rng = random.Random(5)  # noqa: S311 -- reproducible test inputs, not secrets
+    pieces = (
+        "Done ✅ all set tests now pass I've fixed it should now perfect! has been updated",
+        "error: x fatal: y Traceback (most recent call last) FAILED E   assert npm ERR! 3 failed",
+        "NS_ERROR_FAILURE was blocked because Uncaught TypeError ValueError: exited with code 2",
+        "exit code 1 404 Not Found ===== FAILURES ===== still broken you lost it was fine before",
+        "are you sure do we need no, that's wrong café \u212aelvin\n\n  \nERROR: x",
+    )
+    words = [word for piece in pieces for word in piece.split(" ")]
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 15)))
+        text = text.upper() if rng.random() < 0.2 else text
+        lowered = text.lower() if text.isascii() else None
+        for pattern in patterns:
+            expected = pattern.search(text) is not None
+            assert AnyMatch.of(pattern).found_in(text, lowered) is expected, (pattern, text)
+
+
+def test_alternatives_are_not_taken_apart_when_that_could_change_a_match() -> None:
+    assert alternatives(re.compile(r"(a)|(b)\1")) is None  # a group of another alternative
+    assert alternatives(re.compile(r"(?P<x>a)|(?P=x)")) is None
+    assert alternatives(re.compile(r"a | b", re.VERBOSE)) is None
+    assert alternatives(re.compile(r"ab")) is None
+    split = alternatives(re.compile(r"[|]x|(c|d)\|y|z", re.IGNORECASE))
+    assert split is not None
+    assert [part.pattern for part in split] == [r"[|]x", r"(c|d)\|y", "z"]
+    assert all(part.flags & re.IGNORECASE for part in split)

@@ -486,3 +486,65 @@ def test_a_pattern_runs_only_on_texts_its_gate_passes() -> None:
     )
     assert gated.redact("prod itk_abcdefgh") == "prod [REDACTED:internal_token]"
     assert gated.redact("dev itk_abcdefgh") == "dev itk_abcdefgh"
+
+
+def _huge_text_lines() -> list[str]:
+    lines = [line for _secret, line in FORMATS.values()]
+    lines += [
+        "see https://admin:hunter2hunter2@db.internal:5432/app for details",
+        "the tail https://user:tail",
+        f"{AWS_SECRET} starts this line",
+        f'{{"log": "one\\n{AWS_SECRET}\\ntwo"}}',
+        "password: ",
+        "    token = abcd1234efgh5678",
+        "plain words between the secrets, nothing to find here " * 3,
+    ]
+    return lines
+
+
+def test_a_huge_text_is_searched_by_blocks_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import random  # noqa: PLC0415 -- this test only
+
+    import tracehint._redact as module  # noqa: PLC0415 -- its block size is patched
+
+    lines = _huge_text_lines()
+    shuffled = random.Random(5)  # noqa: S311 -- a test's order, not cryptography
+    texts = []
+    for _ in range(20):
+        chosen = shuffled.sample(lines, k=min(len(lines), 25))
+        separator = shuffled.choice(["\n", "\n\n", " \n", "\r\n"])
+        texts.append(separator.join(chosen) + shuffled.choice(["", "\n"]))
+    whole = [redact(text) for text in texts]
+    assert all("[REDACTED:" in text for text in whole)
+    for block in (1, 7, 64, 300):
+        monkeypatch.setattr(module, "_BLOCK", block)
+        assert [redact(text) for text in texts] == whole, block
+
+
+@pytest.mark.parametrize(
+    ("regex", "expected"),
+    [
+        (r"a\nb", "no"),
+        (r"[^x]+y", "no"),  # a negated set holds the line break
+        (r"\s+y", "no"),
+        (r"(?s:a.b)", "no"),
+        (r"a$", "no"),
+        (r"a*", "no"),  # may match nothing
+        (r"(?<=\s)a", "no"),
+        (r"(?=[^x])a", "no"),
+        (r"(x)?(?(1)[^y]|z)", "no"),
+        (r"[^\s]+", "yes"),
+        (r"\S+", "yes"),
+        (r"a.b", "yes"),
+        (r"\ba\b", "yes"),
+        (r"[ \t]+x", "yes"),
+        (r"(x)?(?(1)[^\ny]|z)", "yes"),
+        (r"[^A-Za-z] ([A-Za-z]{4})", "after_first"),
+    ],
+)
+def test_line_bound_reads_the_pattern(regex: str, expected: str) -> None:
+    from tracehint._linebound import line_bound  # noqa: PLC0415 -- a private helper
+
+    assert line_bound(re.compile(regex, re.VERBOSE)).value == expected

@@ -369,11 +369,11 @@ _PRE_COMMIT_ID = prefiltered(r"^- hook id: (?P<hook>\S+)", re.MULTILINE)
 _HUSKY = prefiltered(r"husky - (?P<hook>[\w-]+) (?:hook exited|script failed)", re.IGNORECASE)
 _GIT_HOOK = prefiltered(r"\b(?P<hook>pre-commit|commit-msg|pre-push) hook\b.{0,40}\b(?:fail|exit)")
 
-_ERROR_LINE = re.compile(
-    r"^.*(?:\berror\b|\bERR!|\bfatal\b|\bfailed\b|\bFAIL\b|\bexception\b|\bdenied\b|"
+_ERROR_WORD = re.compile(
+    r"\berror\b|\bERR!|\bfatal\b|\bfailed\b|\bFAIL\b|\bexception\b|\bdenied\b|"
     r"\bnot found\b|\binvalid\b|\bcannot\b|\bcan't\b|\bunable\b|\bmissing\b|\bpanic\b|"
-    r"\bincorrect\b|\bunauthori[sz]ed\b|\bforbidden\b|\brefused\b).*$",
-    re.MULTILINE | re.IGNORECASE,
+    r"\bincorrect\b|\bunauthori[sz]ed\b|\bforbidden\b|\brefused\b",
+    re.IGNORECASE,
 )
 
 
@@ -474,9 +474,13 @@ def _clip(text: str | None, limit: int = 160) -> str | None:
 
 def _key_line(text: str) -> str | None:
     """The most telling error line of an output: the last line that reads like an error."""
-    lines = [m.group(0).strip() for m in _ERROR_LINE.finditer(_tail(text, 30))]
-    lines = [line for line in lines if not line.lower().startswith(("npm warn", "warning:"))]
-    return _clip(lines[-1]) if lines else None
+    # From the last line up: one search per line, most outputs end with their error.
+    for line in reversed(_tail(text, 30).split("\n")):
+        if _ERROR_WORD.search(line) is not None:
+            stripped = line.strip()
+            if not stripped.lower().startswith(("npm warn", "warning:")):
+                return _clip(stripped)
+    return None
 
 
 def analyse_command(  # noqa: C901, PLR0911, PLR0912 -- one branch per failure class, in order

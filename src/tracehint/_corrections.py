@@ -25,11 +25,11 @@ or agreeing is never a correction. Pass your own ``Corrections(rules=...)`` (on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from tracehint._limits import clamp
-from tracehint._needles import case_free_substrings, required_substrings
+from tracehint._needles import AnyMatch, case_free_substrings, required_substrings
 
 __all__ = [
     "DEFAULT_CORRECTION_RULES",
@@ -78,6 +78,10 @@ class CorrectionRule:
     """Substrings one of which every match holds (lower-cased when ``pattern`` ignores case,
     then checked in ASCII texts only): a plain ``in`` test skips the regex for most replies.
     ``None``: always search."""
+    _matcher: AnyMatch = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_matcher", AnyMatch.of(self.pattern))
 
     def search(self, text: str, lowered: str | None) -> bool:
         """Whether ``pattern`` is found in ``text`` (``lowered``: its lower case, if ASCII)."""
@@ -87,7 +91,7 @@ class CorrectionRule:
             haystack = lowered if folded else text
             if haystack is not None and not any(needle in haystack for needle in needles):
                 return False
-        return self.pattern.search(text) is not None
+        return self._matcher.found_in(text, lowered)
 
 
 def _rule(
@@ -189,17 +193,19 @@ DEFAULT_CORRECTION_RULES: tuple[CorrectionRule, ...] = (
 
 
 # The agent's message claims success or completion.
-_SUCCESS = re.compile(
-    r"\b(?:done|fixed|resolved|implemented|completed?|finished|successfully|restored|"
-    r"ready (?:to|for)|is ready|all set|works now|now works|all passing)\b|✅|"
-    r"\b(?:tests?|checks?|build|lint(?:ing)?) (?:now |all |still )?(?:pass(?:es|ed|ing)?|"
-    r"succeed(?:s|ed)?|green)\b|\ball (?:\d+ )?(?:new |the )?(?:tests?|checks?) pass|"
-    r"\b(?:should|will) now\b|\bnow (?:correctly|properly|works?|serves?|loads?|handles?|"
-    r"redirects?|uses?|shows?|returns?|builds?)\b|\b(?:has|have) been (?:fixed|updated|added|"
-    r"created|removed|resolved|restored|changed|switched|implemented)\b|"
-    r"\bI'?ve (?:fixed|updated|added|created|switched|changed|removed|implemented|made|"
-    r"restored|moved|set up|replaced)\b|\b(?:perfect|great|excellent)!",
-    re.IGNORECASE,
+_SUCCESS = AnyMatch.of(
+    re.compile(
+        r"\b(?:done|fixed|resolved|implemented|completed?|finished|successfully|restored|"
+        r"ready (?:to|for)|is ready|all set|works now|now works|all passing)\b|✅|"
+        r"\b(?:tests?|checks?|build|lint(?:ing)?) (?:now |all |still )?(?:pass(?:es|ed|ing)?|"
+        r"succeed(?:s|ed)?|green)\b|\ball (?:\d+ )?(?:new |the )?(?:tests?|checks?) pass|"
+        r"\b(?:should|will) now\b|\bnow (?:correctly|properly|works?|serves?|loads?|handles?|"
+        r"redirects?|uses?|shows?|returns?|builds?)\b|\b(?:has|have) been (?:fixed|updated|added|"
+        r"created|removed|resolved|restored|changed|switched|implemented)\b|"
+        r"\bI'?ve (?:fixed|updated|added|created|switched|changed|removed|implemented|made|"
+        r"restored|moved|set up|replaced)\b|\b(?:perfect|great|excellent)!",
+        re.IGNORECASE,
+    )
 )
 # A reply that opens by thanking or agreeing is not a correction.
 _AGREEING = re.compile(
@@ -333,7 +339,7 @@ class Corrections:
         opening = " ".join(words[: self.opening_chars * 2].split())[: self.opening_chars]
         if _AGREEING.match(opening):
             return None
-        success = _SUCCESS.search(claim) is not None
+        success = _SUCCESS.found_in(claim, claim.lower() if claim.isascii() else None)
         statement = _QUESTION_END.search(claim.strip()) is None
         # Lower-cased once for the rules' prefilters (only an ASCII text folds exactly).
         lowered_words = words.lower() if words.isascii() else None

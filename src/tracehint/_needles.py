@@ -15,17 +15,37 @@ try:  # CPython's regex parser, to find the literal text a pattern requires (a p
     from re import _constants, _parser  # type: ignore[attr-defined]
 
     _LITERAL, _BRANCH, _SUBPATTERN = _constants.LITERAL, _constants.BRANCH, _constants.SUBPATTERN
+    _REPEATS = frozenset({_constants.MAX_REPEAT, _constants.MIN_REPEAT})
 except ImportError:  # pragma: no cover -- other Pythons: no prefilter
     _parser = None
     _LITERAL = _BRANCH = _SUBPATTERN = object()
+    _REPEATS = frozenset()
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Prefiltered", "case_free_substrings", "prefiltered", "required_substrings"]
+__all__ = [
+    "AnyMatch",
+    "Prefiltered",
+    "alternatives",
+    "case_free_substrings",
+    "prefiltered",
+    "required_substrings",
+]
 
 
 _MIN_NEEDLE = 3
+
+
+def _exact_repeat(op: Any, value: Any) -> str | None:  # noqa: ANN401 -- the parser's own values
+    """The text of a literal character repeated a fixed number of times (`` {3}``), if it is."""
+    if op not in _REPEATS:
+        return None
+    low, high, body = value
+    if low != high or len(body) != 1 or body[0][0] is not _LITERAL:
+        return None
+    times: int = low
+    return chr(body[0][1]) * times
 
 
 def _literal_run(items: list[tuple[Any, Any]]) -> str:
@@ -34,6 +54,10 @@ def _literal_run(items: list[tuple[Any, Any]]) -> str:
     for op, value in items:
         if op is _LITERAL:
             run += chr(value)
+            continue
+        repeated = _exact_repeat(op, value)
+        if repeated is not None:
+            run += repeated
             continue
         if len(run) > len(best):
             best = run
@@ -99,6 +123,64 @@ def case_free_substrings(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     return tuple(sorted({needle.lower() for needle in needles}))
 
 
+def _split_top_level(source: str) -> list[str]:
+    """``source`` cut at each ``|`` outside groups and character classes."""
+    parts: list[str] = []
+    depth = start = index = 0
+    in_class = False
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            index += 1
+            # a "]" right after "[" or "[^" is a literal member of the class
+            if source[index : index + 1] == "^":
+                index += 1
+            if source[index : index + 1] == "]":
+                index += 1
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(source[start:index])
+            start = index + 1
+        index += 1
+    parts.append(source[start:])
+    return parts
+
+
+# A back-reference or a conditional: in an alternative compiled apart, its group number could
+# name another group.
+_GROUP_REFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+
+
+def alternatives(pattern: re.Pattern[str]) -> tuple[re.Pattern[str], ...] | None:
+    r"""The top-level alternatives of ``pattern``, each compiled on its own with its flags.
+
+    ``pattern.search(text)`` finds a match exactly when one of them does, and each has its own
+    required substrings: a search for any match can skip most of them with a plain ``in`` test
+    (a regex that starts with ``\b`` or ``^`` is tried at every position of a long text).
+    ``None`` when there is a single alternative, or when taking them apart could change what
+    they match (a verbose pattern, a reference to a group of another alternative).
+    """
+    if pattern.flags & re.VERBOSE or _GROUP_REFERENCE.search(pattern.pattern):
+        return None
+    parts = _split_top_level(pattern.pattern)
+    if len(parts) < 2:
+        return None
+    try:
+        return tuple(re.compile(part, pattern.flags) for part in parts)
+    except re.error:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Prefiltered:
     """A compiled regex that searches only texts holding one of its required substrings."""
@@ -123,3 +205,44 @@ def prefiltered(pattern: str, flags: int = 0) -> Prefiltered:
     """Compile ``pattern`` with its literal prefilter."""
     compiled = re.compile(pattern, flags)
     return Prefiltered(compiled, required_substrings(compiled))
+
+
+@dataclass(frozen=True, slots=True)
+class AnyMatch:
+    """Whether a regex matches anywhere in a text, its alternatives tried one at a time.
+
+    An alternative is searched only when the text holds one of its required substrings (for a
+    case-insensitive pattern: lower-cased, in the lower case of an ASCII text); one without
+    any is always searched. A case-insensitive pattern in a non-ASCII text is searched whole,
+    as ``pattern.search`` would.
+    """
+
+    pattern: re.Pattern[str]
+    parts: tuple[tuple[re.Pattern[str], tuple[str, ...] | None], ...] | None
+    """The alternatives and their needles; ``None``: search the whole pattern."""
+
+    @classmethod
+    def of(cls, pattern: re.Pattern[str]) -> AnyMatch:
+        """``pattern`` with its alternatives and their needles."""
+        split = alternatives(pattern)
+        if split is None:
+            return cls(pattern, None)
+        folded = pattern.flags & re.IGNORECASE
+        needles = [
+            case_free_substrings(part) if folded else required_substrings(part) for part in split
+        ]
+        if all(found is None for found in needles):
+            return cls(pattern, None)
+        return cls(pattern, tuple(zip(split, needles, strict=True)))
+
+    def found_in(self, text: str, lowered: str | None = None) -> bool:
+        """Whether ``pattern`` matches in ``text``; ``lowered``: ``text.lower()`` if ASCII."""
+        parts = self.parts
+        haystack = lowered if self.pattern.flags & re.IGNORECASE else text
+        if parts is None or haystack is None:
+            return self.pattern.search(text) is not None
+        return any(
+            part.search(text) is not None
+            for part, needles in parts
+            if needles is None or any(needle in haystack for needle in needles)
+        )

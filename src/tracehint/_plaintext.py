@@ -66,4 +66,8 @@ def plain_text(text: str) -> str:
         return text
     text = _ESCAPE_SEQUENCE.sub("", text)
     text = _NEWLINES.sub("\n", text).replace("\t", " ")
+    # A printable character (str.isprintable: no Cc, Cf, Cs, nor any other "Other") is always
+    # kept: most texts that got here (a non-ASCII letter, a tab) are left as they are in C.
+    if text.replace("\n", " ").isprintable():
+        return text
     return "".join(char for char in text if _keep(char))

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import msgspec
 import orjson
 
 from tracehint._context import instruction_text, message_text
@@ -115,8 +116,7 @@ def _command_of(arguments: dict[str, object]) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ResultIn:
+class ResultIn(msgspec.Struct, frozen=True):
     """A tool result as a parser hands it to the builder.
 
     ``text`` is what the agent saw. The keyword fields carry what the format records in
@@ -141,15 +141,13 @@ class ResultIn:
     """The tool's own error message when the format wraps it (``<tool_use_error>``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Thinking:
+class Thinking(msgspec.Struct, frozen=True):
     """The model's thinking in an assistant message (``reasoning_content`` in ``messages``)."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class CallIn:
+class CallIn(msgspec.Struct, frozen=True):
     """A tool call inside an assistant message: the record, and its arguments as written."""
 
     call: ToolCall
@@ -499,7 +497,8 @@ class TraceBuilder:
 
     def _note_claim(self, index: int) -> None:
         """Remember the message at ``index`` as what a user reply may correct (if it has text)."""
-        if message_text(self._messages[index]).strip():
+        text = message_text(self._messages[index])
+        if text and not text.isspace():  # ``text.strip()``, without copying the text
             self._claim = index
 
     def _part(self, block: Block) -> str:

@@ -37,6 +37,7 @@ FORMAT = InputFormat.CLAUDE_CODE
 # queue-operation, attachment, permission-mode, last-prompt, and types not invented yet) is
 # skipped without complaint.
 _CONVERSATION_TYPES = frozenset({"user", "assistant"})
+_CALL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
 _MAIN = "\x00main"
 
 
@@ -320,18 +321,17 @@ class ClaudeCodeParser:
         )
         parts: list[Block] = []
         for block in blocks:
-            if isinstance(block, dict) and block.get("type") in {"tool_use", "server_tool_use"}:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind in _CALL_BLOCKS:
                 use_id, name = block.get("id"), block.get("name")
                 if not isinstance(use_id, str) or not isinstance(name, str):
                     return "tool_use block has no string 'id' and 'name'"
                 parts.append(call_in(use_id, name, block.get("input"), self.limits))
-            elif isinstance(block, dict) and block.get("type") == "thinking":
+            elif kind == "thinking":
                 thinking = block.get("thinking")
                 if isinstance(thinking, str) and thinking.strip():
                     parts.append(Thinking(thinking))
-            elif isinstance(block, dict) and block.get("type") == "redacted_thinking":
-                continue
-            else:
+            elif kind != "redacted_thinking":
                 parts.append(_block_text(block))
         message_id = message.get("id")
         api_error = entry.get("isApiErrorMessage") is True or message.get("model") == "<synthetic>"
@@ -345,10 +345,8 @@ class ClaudeCodeParser:
     # -- conversations --------------------------------------------------------------------
 
     def _builder_for(self, entry: dict[str, Any]) -> TraceBuilder:
-        if self._is_agent_file:
-            return self._get(_MAIN, entry)
-        if entry.get("isSidechain") is not True:
-            return self._get(_MAIN, entry)
+        if self._is_agent_file or entry.get("isSidechain") is not True:
+            return self._builders.get(_MAIN) or self._get(_MAIN, entry)
         parent = entry.get("parentUuid")
         key = self._chain.get(parent) if isinstance(parent, str) else None
         if key is None:
