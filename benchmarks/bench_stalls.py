@@ -5,8 +5,10 @@ it wakes. A late wake-up is a stall: every other task (judge requests, the write
 long. The input is the corpus x2 plus one generated Claude Code session whose failed ``Bash``
 result is a single line of about 50 MB (a command that printed a huge log), annotated with
 the offline layers into a real output file. The same run without the big session shows the
-stalls of ordinary reading. Other formats alone: the corpus's largest Codex rollout and
-SWE-agent ``.traj`` document (read whole) with a tool output grown by the same size.
+stalls of ordinary reading; the big session once more with the output redacted, as
+``tracehint annotate`` does by default. Other formats alone: the corpus's largest Codex
+rollout and SWE-agent ``.traj`` document (read whole) with a tool output grown by the same
+size.
 Best of the repeats (the longest stall of the best run): the machine is shared, and the OS
 may pause the process for reasons of its own.
 
@@ -15,6 +17,7 @@ may pause the process for reasons of its own.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
@@ -140,7 +143,7 @@ def big_session(path: Path, line_bytes: int) -> int:
     return max(len(line) for line in data.splitlines())
 
 
-async def _run(inputs: list[Path], output: Path) -> dict[str, Any]:
+async def _run(inputs: list[Path], output: Path, *, redact: bool) -> dict[str, Any]:
     lags: list[float] = []
     done = anyio.Event()
 
@@ -156,7 +159,9 @@ async def _run(inputs: list[Path], output: Path) -> dict[str, Any]:
         group.start_soon(probe)
         await anyio.sleep(0.05)  # the probe is running before the pipeline starts
         async with (
-            Annotator(AnnotatorConfig(layers=("template", "raw"))) as annotator,
+            Annotator(
+                AnnotatorConfig(layers=("template", "raw"), redact_output=redact)
+            ) as annotator,
             JsonlSink(str(output), overwrite=True) as sink,
         ):
             await annotate_files(
@@ -200,6 +205,9 @@ def main() -> None:
             f"corpus x{copies}": [corpus],
             f"corpus x{copies} + {args.line_mb:g} MB line": [corpus, big],
         }
+        # What `tracehint annotate` does by default: the output redacted too.
+        redacted = f"corpus x{copies} + {args.line_mb:g} MB line, --redact-output"
+        inputs[redacted] = [corpus, big]
         size = int(args.line_mb * 1e6)
         rollout = _largest(args.corpus / "codex", "rollout-*.jsonl")
         if rollout is not None:
@@ -212,7 +220,10 @@ def main() -> None:
         best: dict[str, dict[str, Any]] = {}
         for _ in range(repeats):
             for name, paths in inputs.items():
-                found = anyio.run(_run, paths, root / "out.jsonl", backend="asyncio")
+                found = anyio.run(
+                    functools.partial(_run, paths, root / "out.jsonl", redact=name == redacted),
+                    backend="asyncio",
+                )
                 print(f"{name:32} longest stall {found['max_ms']:7.1f} ms", flush=True)
                 if name not in best or found["max_ms"] < best[name]["max_ms"]:
                     best[name] = found
