@@ -22,6 +22,8 @@ from tracehint._records import ErrorSite, Facts, HintRequest, Trace, Turn
 from tracehint._redact import REDACTED
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from tracehint._records import ChatMessage, Hint
     from tracehint._redact import Redactor
 
@@ -29,6 +31,7 @@ __all__ = [
     "redact_json_text",
     "redact_message",
     "redact_request",
+    "redact_requests",
     "redact_site",
     "redact_trace",
 ]
@@ -121,7 +124,20 @@ def _site(site: ErrorSite, redactor: _Texts) -> ErrorSite:
 
 def redact_request(request: HintRequest, redactor: Redactor) -> HintRequest:
     """``request`` with its site and every context text redacted."""
+    return _request(request, _Memo(redactor))
+
+
+def redact_requests(requests: Sequence[HintRequest], redactor: Redactor) -> list[HintRequest]:
+    """``redact_request`` for each of the requests of one trace.
+
+    A text they share (the user's task, the agent's last words, an earlier error) is
+    redacted once for all of them.
+    """
     memo = _Memo(redactor)
+    return [_request(request, memo) for request in requests]
+
+
+def _request(request: HintRequest, memo: _Texts) -> HintRequest:
     text = memo.redact
     return replace(
         request,

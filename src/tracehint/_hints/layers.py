@@ -21,7 +21,7 @@ from tracehint._kinds import DetectedBy, HintSource, HintStatus, LayerName
 from tracehint._limits import clamp
 from tracehint._records import Hint
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
-from tracehint._redact_records import redact_request
+from tracehint._redact_records import redact_request, redact_requests
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -91,17 +91,27 @@ class TemplateLayer:
 
         The site is redacted before the template quotes (and clamps) it, and the hint after.
         """
-        text = self.templates.render(redact_request(request, self.redactor))
+        return self._render(redact_request(request, self.redactor))
+
+    def _render(self, redacted: HintRequest) -> str | None:
+        text = self.templates.render(redacted)
         return self.redactor.redact(text) if text else None
 
     async def propose(self, request: HintRequest) -> Hint | None:
         """Render the template, or defer when the kind has none."""
-        text = self.render(request)
-        return Hint(text, HintSource.TEMPLATE, HintStatus.OK) if text else None
+        return _template_hint(self.render(request))
 
     async def propose_all(self, requests: Sequence[HintRequest]) -> list[Hint | None]:
-        """``propose`` for many sites (sync work: no task per site)."""
-        return [await self.propose(request) for request in requests]
+        """``propose`` for the sites of one trace.
+
+        Sync work, so no task per site; a text the sites share is redacted once.
+        """
+        redacted = redact_requests(requests, self.redactor)
+        return [_template_hint(self._render(request)) for request in redacted]
+
+
+def _template_hint(text: str | None) -> Hint | None:
+    return Hint(text, HintSource.TEMPLATE, HintStatus.OK) if text else None
 
 
 @dataclass(frozen=True, slots=True)
