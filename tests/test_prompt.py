@@ -30,7 +30,7 @@ from tracehint import (
     parse_session,
     requests_for,
 )
-from tracehint._redact_records import redact_request
+from tracehint._redact_records import redact_request, redact_requests
 
 TASK = "Add a --verbose flag to the CLI in cli.py and make the tests pass."
 LATER = "Also keep the old -v alias working."
@@ -255,3 +255,24 @@ def test_prompts_redact_what_they_show_as_the_whole_request_would() -> None:
             assert build_prompt(request, redactor, show_next_action=shown) == expected
         expected = build_correction_prompt(whole, Redactor(()))
         assert build_correction_prompt(request, redactor) == expected
+
+
+def test_the_requests_of_a_trace_redacted_together_as_each_alone() -> None:
+    data = Path(__file__).parent / "data"
+    traces = [
+        trace
+        for path in sorted(data.rglob("*"))
+        if path.is_file() and path.suffix in {".jsonl", ".json", ".traj"}
+        for trace in parse_session(path.read_bytes(), path=str(path)).traces
+    ]
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    redactor = Redactor()
+    checked = 0
+    for trace in traces:
+        requests = [request for _, request in requests_for(trace, Limits())]
+        requests += [HintRequest(site(error_message=f"token {secret}"), f"echo {secret}")] * 2
+        together = redact_requests(requests, redactor)
+        assert together == [redact_request(request, redactor) for request in requests]
+        assert all(secret not in request.site.error_message for request in together)
+        checked += len(requests)
+    assert checked > 20
