@@ -43,6 +43,7 @@ import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from ahocorasick_rs import AhoCorasick, Implementation
@@ -683,12 +684,14 @@ class _Gate:
         if automaton is None:
             return set()
         if len(lowered) <= _GATE_CHUNK:
-            return {hit for hit, _, _ in automaton.find_matches_as_indexes(lowered, True)}  # noqa: FBT003 -- overlapping
+            # Deduplicated in C: a long text holds a common needle (`token`) many times.
+            return set(map(_FIRST, automaton.find_matches_as_indexes(lowered, True)))  # noqa: FBT003 -- overlapping
         found: set[int] = set()
         missing = list(range(len(self._keys)))  # what `automaton` looks for, by its own index
         for start in range(0, len(lowered), _GATE_CHUNK):
             chunk = lowered[start : start + _GATE_CHUNK + self._longest - 1]
-            hits = {missing[hit] for hit, _, _ in automaton.find_matches_as_indexes(chunk, True)}  # noqa: FBT003 -- overlapping
+            matches = automaton.find_matches_as_indexes(chunk, True)  # noqa: FBT003 -- overlapping
+            hits = {missing[hit] for hit in set(map(_FIRST, matches))}
             if hits:
                 found |= hits
                 missing = [needle for needle in missing if needle not in hits]
@@ -698,6 +701,8 @@ class _Gate:
         return found
 
 
+_FIRST = itemgetter(0)
+"""The needle of an ``(needle, start, end)`` match."""
 _GATE_CHUNK = 1 << 16
 """Characters a long text is scanned for needles at a time."""
 
