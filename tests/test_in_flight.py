@@ -15,6 +15,7 @@ from tracehint import (
     HintRequest,
     HintSource,
     HintStatus,
+    JudgeAuthError,
     PipelineConfig,
     RunStats,
     SessionBlob,
@@ -135,3 +136,32 @@ async def test_never_more_traces_than_requests_in_flight() -> None:
     assert layer.most_traces == 1  # offline, or one request at a time: one trace at a time
     layer, _ = await run(blobs, PipelineConfig(max_traces_in_flight=8, concurrency=3))
     assert 1 < layer.most_traces <= 3
+
+
+class Refusing:
+    """A judge layer whose server refuses the key: the first site stops the run."""
+
+    name = "judge"
+
+    async def propose(self, request: HintRequest) -> Hint:  # noqa: ARG002 -- the layer protocol
+        await anyio.lowlevel.checkpoint()
+        raise JudgeAuthError("the judge answered HTTP 401: 'Incorrect API key provided.'")
+
+
+async def test_a_failed_stage_stops_the_run_with_its_own_error_only() -> None:
+    # The hint stage fails while the stage before it is sending (buffers of one): that
+    # stage then finds the stream closed, which must not be reported beside the real error.
+    blobs = [session(n, sites=1) for n in range(40)]
+    for _ in range(10):
+        with pytest.raises(BaseExceptionGroup) as caught:
+            await annotate_files(
+                blobs,
+                chain=HintChain((Refusing(),)),
+                sink=MemorySink(),
+                stats=RunStats(),
+                config=PipelineConfig(buffer=1, concurrency=1),
+            )
+        broken, rest = caught.value.split(anyio.BrokenResourceError)
+        assert broken is None
+        assert rest is not None
+        assert rest.subgroup(JudgeAuthError) is not None

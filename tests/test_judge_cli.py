@@ -113,7 +113,7 @@ async def test_auth_failure_stops_early(tmp_path: Path) -> None:
             "--judge-url", judge.url, "--judge-model", "m", "--layers", "judge",
             key="wrong",
         )  # fmt: skip
-        assert code == 2
+        assert code == 2, err
         assert "HTTP 401" in err
         assert "TRACEHINT_JUDGE_API_KEY" in err
         assert judge.stats.requests <= 64  # stopped early, not one failure per site

@@ -661,12 +661,21 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
     # stage at a time.
     limiter = anyio.CapacityLimiter(2)
     adapter = _Adapter(traces_send, issues_send, stats, config, ledger, resume, limiter)
-    async with anyio.create_task_group() as group:
-        group.start_soon(_produce, paths, files_send, config, stats, resume, stop)
-        group.start_soon(adapter.run, files_receive)
-        group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop, stats)
-        group.start_soon(
-            _write_traces, hinted_receive, sink, stats, ledger, journal, config, limiter
-        )
-        group.start_soon(_write_issues, issues_receive, issue_sink)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_produce, paths, files_send, config, stats, resume, stop)
+            group.start_soon(adapter.run, files_receive)
+            group.start_soon(_hint_stage, traces_receive, hinted_send, chain, config, stop, stats)
+            group.start_soon(
+                _write_traces, hinted_receive, sink, stats, ledger, journal, config, limiter
+            )
+            group.start_soon(_write_issues, issues_receive, issue_sink)
+    except BaseExceptionGroup as failed:
+        # A stage that fails closes its input stream as it unwinds; the stage feeding it may
+        # send to the closed stream before the task group has cancelled it, and gets
+        # `BrokenResourceError`: a consequence, left out unless it is the only error.
+        _broken, causes = failed.split(anyio.BrokenResourceError)
+        if causes is None:
+            raise
+        raise causes from None
     stats.finished = time.monotonic()
