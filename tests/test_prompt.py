@@ -235,14 +235,20 @@ def test_a_site_with_no_instruction_or_call_text_still_builds() -> None:
     assert "(nothing stated)" in user
 
 
-def test_prompts_redact_what_they_show_as_the_whole_request_would() -> None:
+def shipped_traces() -> list[Trace]:
+    """The traces of every session in ``tests/data``."""
     data = Path(__file__).parent / "data"
-    requests = [
-        request
+    return [
+        trace
         for path in sorted(data.rglob("*"))
         if path.is_file() and path.suffix in {".jsonl", ".json", ".traj"}
         for trace in parse_session(path.read_bytes(), path=str(path)).traces
-        for _, request in requests_for(trace, Limits())
+    ]
+
+
+def test_prompts_redact_what_they_show_as_the_whole_request_would() -> None:
+    requests = [
+        request for trace in shipped_traces() for _, request in requests_for(trace, Limits())
     ]
     secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
     requests.append(HintRequest(site(error_message=f"token {secret}"), f"echo {secret}"))
@@ -258,13 +264,7 @@ def test_prompts_redact_what_they_show_as_the_whole_request_would() -> None:
 
 
 def test_the_requests_of_a_trace_redacted_together_as_each_alone() -> None:
-    data = Path(__file__).parent / "data"
-    traces = [
-        trace
-        for path in sorted(data.rglob("*"))
-        if path.is_file() and path.suffix in {".jsonl", ".json", ".traj"}
-        for trace in parse_session(path.read_bytes(), path=str(path)).traces
-    ]
+    traces = shipped_traces()
     secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
     redactor = Redactor()
     checked = 0
