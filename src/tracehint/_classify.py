@@ -107,7 +107,7 @@ class Rule:
             return False
         if self.lowercase:
             text = lowered if lowered is not None else text.lower()
-        if self.needles is not None and not any(needle in text for needle in self.needles):
+        if self.needles is not None and not any(map(text.__contains__, self.needles)):
             return False
         return self.pattern.search(text) is not None
 

@@ -89,7 +89,7 @@ class CorrectionRule:
         if needles is not None:
             folded = self.pattern.flags & re.IGNORECASE
             haystack = lowered if folded else text
-            if haystack is not None and not any(needle in haystack for needle in needles):
+            if haystack is not None and not any(map(haystack.__contains__, needles)):
                 return False
         return self._matcher.found_in(text, lowered)
 

