@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tracehint._records import ChatMessage, ErrorSite, Trace, Turn
 
 __all__ = [
+    "content_text",
     "instruction_text",
     "intent_before_call",
     "is_instruction",
@@ -112,7 +113,11 @@ def message_text(message: ChatMessage) -> str:
 
     Never its thinking (``reasoning_content``).
     """
-    content = message.get("content")
+    return content_text(message.get("content"))
+
+
+def content_text(content: object) -> str:
+    """The text of a message ``content``: a string, or the text parts of a list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):

@@ -43,6 +43,7 @@ import anyio
 import orjson
 from aiohttp import web
 
+from tracehint._context import content_text
 from tracehint._exceptions import ConfigError
 from tracehint._reader import READER_SYSTEM_PROMPT
 
@@ -158,7 +159,7 @@ def _is_reader(body: dict[str, Any], messages: list[Any]) -> bool:
     return (
         isinstance(first, dict)
         and first.get("role") == "system"
-        and _text(first.get("content")) == READER_SYSTEM_PROMPT
+        and content_text(first.get("content")) == READER_SYSTEM_PROMPT
     )
 
 
@@ -480,7 +481,9 @@ def _misuse_refusal(
         return _vllm_error(400, config.reject_response_format, "BadRequestError")
     if config.context_chars is not None:
         size = sum(
-            len(_text(message.get("content"))) for message in messages if isinstance(message, dict)
+            len(content_text(message.get("content")))
+            for message in messages
+            if isinstance(message, dict)
         )
         if size > config.context_chars:
             return _vllm_error(
@@ -518,26 +521,13 @@ def _seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def _text(content: Any) -> str:  # noqa: ANN401 -- a JSON value from the request
-    """The text of a message's ``content``: a string, or the text parts of a list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
-
-
 def _prompt(messages: list[Any]) -> str:
     """The last user message's text (the last message's, when no message is from the user)."""
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return _text(message.get("content"))
+            return content_text(message.get("content"))
     last = messages[-1]
-    return _text(last.get("content")) if isinstance(last, dict) else ""
+    return content_text(last.get("content")) if isinstance(last, dict) else ""
 
 
 def mock_hint(prompt: str) -> str:
@@ -800,7 +790,7 @@ class MockJudge:
             prompts[prompt] += 1
         first = messages[0]
         if isinstance(first, dict) and first.get("role") == "system":
-            system = _text(first.get("content"))
+            system = content_text(first.get("content"))
             systems = self.stats.system_prompts
             if system in systems or len(systems) < _MAX_DISTINCT_PROMPTS:
                 systems[system] += 1
@@ -847,7 +837,7 @@ class MockJudge:
             first = next(
                 (m for m in messages if isinstance(m, dict) and m.get("role") == "user"), {}
             )
-            return self._next_reader_answer(_text(first.get("content"))), "stop"
+            return self._next_reader_answer(content_text(first.get("content"))), "stop"
         return self._next_answer(body, prompt)
 
     def _next_reader_answer(self, prompt: str) -> str:
@@ -893,7 +883,7 @@ class MockJudge:
         if finish == "length":
             content = " ".join(words)
         prompt_tokens = sum(
-            len(_text(message.get("content")).split())
+            len(content_text(message.get("content")).split())
             for message in messages
             if isinstance(message, dict)
         )
