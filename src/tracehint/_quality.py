@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -34,7 +34,7 @@ from tracehint._kinds import ErrorKind
 from tracehint._wire import read_traces
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
 __all__ = [
@@ -82,19 +82,34 @@ def _family(kind: str) -> str:
         return kind
 
 
-def load_labels(paths: Iterable[Path]) -> LabelSet:
-    """Read label files (a folder means every ``*.json`` in it)."""
-    labels: list[Label] = []
+_Label = TypeVar("_Label")
+
+
+def _read_label_files(
+    paths: Iterable[Path], what: str, read: Callable[[dict[str, Any]], Iterable[_Label]]
+) -> tuple[tuple[_Label, ...], frozenset[str]]:
+    """The labels ``read`` takes from each label file, and the files they say they cover.
+
+    A folder means every ``*.json`` in it.
+    """
+    labels: list[_Label] = []
     files: set[str] = set()
     for given in paths:
         for path in sorted(given.glob("*.json")) if given.is_dir() else [given]:
             try:
                 data = orjson.loads(path.read_bytes())
                 files.update(data.get("files", ()))
-                labels.extend(_label(site) for site in data["sites"])
+                labels.extend(read(data))
             except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise InputError(f"{path}: not a label file ({exc})") from exc
-    return LabelSet(tuple(labels), frozenset(files))
+                raise InputError(f"{path}: not a {what} ({exc})") from exc
+    return tuple(labels), frozenset(files)
+
+
+def load_labels(paths: Iterable[Path]) -> LabelSet:
+    """Read label files (a folder means every ``*.json`` in it)."""
+    return LabelSet(
+        *_read_label_files(paths, "label file", lambda data: map(_label, data["sites"]))
+    )
 
 
 def _label(site: dict[str, Any]) -> Label:
@@ -351,26 +366,19 @@ class CorrectionLabels:
 
 def load_corrections(paths: Iterable[Path]) -> CorrectionLabels:
     """Read reply label files (a folder means every ``*.json`` in it)."""
-    labels: list[CorrectionLabel] = []
-    files: set[str] = set()
-    for given in paths:
-        for path in sorted(given.glob("*.json")) if given.is_dir() else [given]:
-            try:
-                data = orjson.loads(path.read_bytes())
-                files.update(data.get("files", ()))
-                labels.extend(
-                    CorrectionLabel(
-                        file=item["file"],
-                        trace=item["trace"],
-                        quote=item["quote"],
-                        correction=bool(item["correction"]),
-                        note=item.get("note", ""),
-                    )
-                    for item in data["replies"]
-                )
-            except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InputError(f"{path}: not a reply label file ({exc})") from exc
-    return CorrectionLabels(tuple(labels), frozenset(files))
+    return CorrectionLabels(
+        *_read_label_files(paths, "reply label file", lambda data: map(_reply, data["replies"]))
+    )
+
+
+def _reply(item: dict[str, Any]) -> CorrectionLabel:
+    return CorrectionLabel(
+        file=item["file"],
+        trace=item["trace"],
+        quote=item["quote"],
+        correction=bool(item["correction"]),
+        note=item.get("note", ""),
+    )
 
 
 @dataclass(slots=True)
