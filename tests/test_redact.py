@@ -545,6 +545,6 @@ def test_a_huge_text_is_searched_by_blocks_with_the_same_result(
     ],
 )
 def test_line_bound_reads_the_pattern(regex: str, expected: str) -> None:
-    from tracehint._linebound import line_bound  # noqa: PLC0415 -- a private helper
+    from tracehint._linebound import search_shape  # noqa: PLC0415 -- a private helper
 
-    assert line_bound(re.compile(regex, re.VERBOSE)).value == expected
+    assert search_shape(re.compile(regex, re.VERBOSE)).lines.value == expected

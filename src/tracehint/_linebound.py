@@ -7,7 +7,7 @@ whose matches can never hold a line break can be searched a block of lines at a 
 before ``pos`` for a lookbehind, and no match, lookahead or lookbehind of such a pattern can
 reach across the line break that ends a block.
 
-``line_bound`` says so only when it can tell from the parse tree: no part of the pattern
+``search_shape`` says so only when it can tell from the parse tree: no part of the pattern
 (lookarounds included) can match ``\n``, it has no anchor other than ``\b``/``\B`` (``$``
 would also match before a block's final line break), and it cannot match the empty string.
 Anything it does not recognise makes the answer ``LineBound.NO``, which only costs speed.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 try:  # CPython's regex parser
     from re import _constants as _c  # type: ignore[attr-defined]
@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover -- other Pythons: every pattern is searc
     _parser = None
     _c = None
 
-__all__ = ["LineBound", "anchored_at_start", "line_bound"]
+__all__ = ["LineBound", "SearchShape", "search_shape"]
 
 _NEWLINE = ord("\n")
 
@@ -132,31 +132,40 @@ _SINGLE_CHARACTER: frozenset[Any] = (
 """Parser nodes that match exactly one character."""
 
 
-def line_bound(pattern: re.Pattern[str]) -> LineBound:
-    """Whether a match of ``pattern`` (with its lookarounds) can reach across a line break."""
+class SearchShape(NamedTuple):
+    """What the parse tree tells about searching a pattern: read once, when it is made."""
+
+    lines: LineBound
+    """How its matches stand to line breaks."""
+    anchored: bool
+    r"""It starts with ``\A`` (so ``match`` finds what ``search`` would)."""
+
+
+_UNKNOWN = SearchShape(LineBound.NO, anchored=False)
+
+
+def search_shape(pattern: re.Pattern[str]) -> SearchShape:
+    """How ``pattern`` may be searched, from one parse of it.
+
+    Whether a match (with its lookarounds) can reach across a line break, and whether the
+    pattern is anchored at the start of the text.
+    """
     if _parser is None:  # pragma: no cover
-        return LineBound.NO
+        return _UNKNOWN
     try:
         parsed = _parser.parse(pattern.pattern, pattern.flags)
     except Exception:  # noqa: BLE001 -- a private parser: searched whole rather than a crash
-        return LineBound.NO
-    low = parsed.getwidth()[0]
+        return _UNKNOWN
+    items = list(parsed)
+    anchored = bool(items) and items[0] == (_c.AT, _c.AT_BEGINNING_STRING)
+    return SearchShape(_line_bound(items, parsed.getwidth()[0], pattern.flags), anchored)
+
+
+def _line_bound(items: list[tuple[Any, Any]], low: int, flags: int) -> LineBound:
     if low == 0:
         return LineBound.NO  # an empty match at a block's end would see the end of the text
-    items = list(parsed)
-    if not _may_cross(items, pattern.flags):
+    if not _may_cross(items, flags):
         return LineBound.YES
-    if low >= 2 and items[0][0] in _SINGLE_CHARACTER and not _may_cross(items[1:], pattern.flags):
+    if low >= 2 and items[0][0] in _SINGLE_CHARACTER and not _may_cross(items[1:], flags):
         return LineBound.AFTER_FIRST
     return LineBound.NO
-
-
-def anchored_at_start(pattern: re.Pattern[str]) -> bool:
-    r"""Whether ``pattern`` starts with ``\A`` (so ``match`` finds what ``search`` would)."""
-    if _parser is None:  # pragma: no cover
-        return False
-    try:
-        parsed = list(_parser.parse(pattern.pattern, pattern.flags))
-    except Exception:  # noqa: BLE001 -- same
-        return False
-    return bool(parsed) and parsed[0] == (_c.AT, _c.AT_BEGINNING_STRING)

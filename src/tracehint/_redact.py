@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 from ahocorasick_rs import AhoCorasick, Implementation
 
 from tracehint._exceptions import ConfigError
-from tracehint._linebound import LineBound, anchored_at_start, line_bound
+from tracehint._linebound import LineBound, search_shape
 from tracehint._needles import required_substrings
 
 if TYPE_CHECKING:
@@ -157,8 +157,9 @@ class SecretPattern:
     _anchored: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_lines", line_bound(self.pattern))
-        object.__setattr__(self, "_anchored", anchored_at_start(self.pattern))
+        shape = search_shape(self.pattern)
+        object.__setattr__(self, "_lines", shape.lines)
+        object.__setattr__(self, "_anchored", shape.anchored)
         if not self.kind:
             raise ConfigError("SecretPattern.kind must not be empty")
         if not 0 <= self.group <= self.pattern.groups:
@@ -211,7 +212,7 @@ class SecretPattern:
         """The pattern's matches in ``haystack``, left to right, as ``finditer`` finds them.
 
         A huge text is searched a block of lines at a time when no match can reach across a
-        line break (``line_bound``): the same matches, but the GIL is let go between blocks
+        line break (``search_shape``): the same matches, but the GIL is let go between blocks
         instead of held for the whole text (a 50 MB command output: a quarter of a second).
         """
         pattern = self.pattern
