@@ -548,3 +548,21 @@ def test_line_bound_reads_the_pattern(regex: str, expected: str) -> None:
     from tracehint._linebound import search_shape  # noqa: PLC0415 -- a private helper
 
     assert search_shape(re.compile(regex, re.VERBOSE)).lines.value == expected
+
+
+def test_replacing_every_match_in_c_is_the_same_as_the_loop() -> None:
+    import copy  # noqa: PLC0415 -- this test only
+
+    texts = [*_huge_text_lines(), *(value[:20_000] for value in PATHOLOGICAL.values())]
+    texts.append("\n".join(texts))
+    whole = [pattern for pattern in DEFAULT_SECRET_PATTERNS if pattern._replace is not None]
+    assert len(whole) > 20
+    changed = 0
+    for pattern in whole:
+        looped = copy.copy(pattern)
+        object.__setattr__(looped, "_replace", None)
+        for text in texts:
+            found = pattern.sub(text, text.lower())
+            assert found == looped.sub(text, text.lower()), pattern.kind
+            changed += found != text
+    assert changed > 20

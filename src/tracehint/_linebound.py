@@ -139,16 +139,18 @@ class SearchShape(NamedTuple):
     """How its matches stand to line breaks."""
     anchored: bool
     r"""It starts with ``\A`` (so ``match`` finds what ``search`` would)."""
+    empty: bool
+    """It may match the empty string (or the parse tree does not tell)."""
 
 
-_UNKNOWN = SearchShape(LineBound.NO, anchored=False)
+_UNKNOWN = SearchShape(LineBound.NO, anchored=False, empty=True)
 
 
 def search_shape(pattern: re.Pattern[str]) -> SearchShape:
     """How ``pattern`` may be searched, from one parse of it.
 
-    Whether a match (with its lookarounds) can reach across a line break, and whether the
-    pattern is anchored at the start of the text.
+    Whether a match (with its lookarounds) can reach across a line break, whether the
+    pattern is anchored at the start of the text, and whether it may match nothing.
     """
     if _parser is None:  # pragma: no cover
         return _UNKNOWN
@@ -158,7 +160,8 @@ def search_shape(pattern: re.Pattern[str]) -> SearchShape:
         return _UNKNOWN
     items = list(parsed)
     anchored = bool(items) and items[0] == (_c.AT, _c.AT_BEGINNING_STRING)
-    return SearchShape(_line_bound(items, parsed.getwidth()[0], pattern.flags), anchored)
+    low = parsed.getwidth()[0]
+    return SearchShape(_line_bound(items, low, pattern.flags), anchored, empty=low == 0)
 
 
 def _line_bound(items: list[tuple[Any, Any]], low: int, flags: int) -> LineBound:
