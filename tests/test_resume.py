@@ -16,7 +16,7 @@ import pytest
 
 from conftest import EXAMPLES, run_cli
 from tracehint import OutputError
-from tracehint._resume import journal_path, prepare_resume
+from tracehint._resume import FileKeys, file_key, journal_path, prepare_resume
 
 
 def corpus_many(sessions: Path, tmp_path: Path, copies: int) -> Path:
@@ -245,3 +245,32 @@ def test_resume_with_inputs_spelled_otherwise_writes_each_trace_once(
     got = trace_ids(out)
     assert len(got) == len(set(got)), "a trace was written twice"
     assert sorted(trace_id for _, trace_id in got) == sorted(t for _, t in expected)
+
+
+def test_file_keys_resolve_as_realpath_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "real" / "sub"
+    real.mkdir(parents=True)
+    (real / "a.jsonl").write_text("{}\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (real / "b.jsonl").symlink_to(real / "a.jsonl")
+    (real / "broken.jsonl").symlink_to(tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path / "link")
+    keys = FileKeys()
+    spellings = [
+        f"{tmp_path}/real/sub/a.jsonl",
+        f"{tmp_path}/link/sub/a.jsonl",  # through a symlinked folder
+        f"{tmp_path}/link/sub/b.jsonl",  # a symlinked file
+        f"{tmp_path}//real/./sub/a.jsonl",
+        f"{tmp_path}/link/sub/../sub/a.jsonl",  # `..` after a symlink
+        "sub/a.jsonl",  # relative to a symlinked working folder
+        "./sub/../sub/a.jsonl",
+    ]
+    for spelling in [*spellings, *spellings]:  # the second time from the folders seen
+        key = keys.key(spelling)
+        assert key == file_key(spelling)
+        assert key is not None
+        assert key.path == str((real / "a.jsonl").resolve())
+    assert keys.key(str(real / "broken.jsonl")) is None
+    assert keys.key("sub/missing.jsonl") is None

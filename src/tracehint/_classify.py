@@ -10,7 +10,7 @@ nothing here is global or mutable.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from tracehint._command import analyse_command, programs_of, split_exit_header
@@ -326,6 +326,18 @@ class Classifier:
     fallback: ErrorKind = ErrorKind.TOOL_ERROR
     shell_tools: frozenset[str] = SHELL_TOOLS
     corrections: Corrections | None = DEFAULT_CORRECTIONS
+    _by_scopes: dict[frozenset[RuleScope], tuple[Rule, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # The rules each lookup may use, in order (none at all for a shell command's output
+        # with the default rules: that lookup then costs nothing).
+        by_scopes = {
+            scopes: tuple(rule for rule in self.rules if rule.scope in scopes)
+            for scopes in (_HARNESS_SCOPES, _TOOL_SCOPES, _OUTPUT_SCOPES, _FEEDBACK_SCOPES)
+        }
+        object.__setattr__(self, "_by_scopes", by_scopes)
 
     def with_rules(self, *rules: Rule) -> Classifier:
         """Return a classifier that tries ``rules`` before this one's."""
@@ -334,15 +346,14 @@ class Classifier:
     def _first(
         self, scopes: frozenset[RuleScope], text: str, tool_name: str | None, length: int
     ) -> ErrorKind | None:
+        rules = self._by_scopes[scopes]
+        if not rules:
+            return None
         lowered = text.lower()
-        return next(
-            (
-                rule.kind
-                for rule in self.rules
-                if rule.scope in scopes and rule.matches(text, tool_name, length, lowered)
-            ),
-            None,
-        )
+        for rule in rules:
+            if rule.matches(text, tool_name, length, lowered):
+                return rule.kind
+        return None
 
     def classify(
         self,

@@ -24,7 +24,7 @@ from tracehint._ingest._lines import BATCH_BYTES, BATCH_LINES, Line, LineSplitte
 from tracehint._ingest.claude_code import AgentMeta, read_agent_meta
 from tracehint._ingest.openhands import read_event_folder
 from tracehint._records import InputIssue
-from tracehint._resume import FileKey, ResumeState, file_key
+from tracehint._resume import FileKey, FileKeys, ResumeState, file_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -209,6 +209,7 @@ def _read_files(
     limits: Limits,
     exclude: _Excluded,
     long_line_bytes: int | None,
+    keys: FileKeys,
 ) -> _Trip:
     """Open and read up to ``count`` files from ``paths`` in order, whole while the budget lasts.
 
@@ -222,10 +223,11 @@ def _read_files(
         trip.used += 1
         if path in exclude:
             continue
-        if resume is not None and resume.file_done(path):
+        key = keys.key(path)
+        if resume is not None and key is not None and key in resume.done_files:
             trip.items.append(_Resumed())
             continue
-        trip.items.append(FileStart(path, _meta_for(path), file_key(path)))
+        trip.items.append(FileStart(path, _meta_for(path), key))
         try:
             handle = open_regular(path)
         except OSError as exc:
@@ -270,6 +272,7 @@ class _Producer:
     """Files the next trip may open (doubles each trip, up to ``_TRIP_FILES``)."""
     long_line_bytes: int | None = None
     """A line this long is read again whole at its end, not joined from its chunks."""
+    keys: FileKeys = field(default_factory=FileKeys)
 
     async def emit(self, items: list[FileItem | _Resumed]) -> None:
         out: list[FileItem] = []
@@ -301,6 +304,7 @@ class _Producer:
                 self.limits,
                 self.exclude,
                 self.long_line_bytes,
+                self.keys,
             )
             # The first trips are short: the first traces go out soon, and a file is opened
             # close to when it is parsed (it may change or go away meanwhile).
