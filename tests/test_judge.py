@@ -397,35 +397,3 @@ async def test_a_trace_reads_the_cache_once_and_builds_prompts_only_for_misses(
         assert after.text == before.text
     assert warm[9] == warm[12]
     assert all(h is not None and not h.cached for h in warm[8:])
-
-
-async def test_an_entered_layer_asks_a_traces_sites_at_once_on_its_own_workers() -> None:
-    requests = [request(f"boom {i}") for i in range(12)]
-    async with MockJudge(MockJudgeConfig(latency=0.05)) as judge:
-        async with JudgeClient(config(judge.url)) as client:
-            plain = await JudgeLayer(client).propose_all(requests)
-            async with JudgeLayer(client) as layer:
-                pooled = await layer.propose_all(requests)
-                again = await layer.propose_all(requests[:6])
-                pool = layer._fanout
-                assert pool is not None
-                assert pool._started == 12  # workers kept: the second trace started none
-        assert judge.stats.max_in_flight == 12  # every site of the trace at once
-    assert all(hint is not None and hint.status is HintStatus.OK for hint in pooled)
-    texts = [hint.text if hint else None for hint in plain]
-    assert [hint.text if hint else None for hint in pooled] == texts
-    assert [hint.text if hint else None for hint in again] == texts[:6]
-
-
-async def test_an_entered_layer_raises_the_judges_auth_error() -> None:
-    requests = [request(f"boom {i}") for i in range(4)]
-    async with (
-        MockJudge(MockJudgeConfig(latency=0.0, require_key="right-key")) as judge,
-        JudgeClient(config(judge.url, api_key="wrong-key")) as client,
-        JudgeLayer(client) as layer,
-    ):
-        with pytest.raises(BaseExceptionGroup) as caught:
-            await layer.propose_all(requests)
-        assert caught.value.exceptions
-        assert all(isinstance(exc, JudgeAuthError) for exc in caught.value.exceptions)
-        assert judge.stats.requests >= 1

@@ -231,16 +231,14 @@ class Annotator:
                     ),
                 )
                 if "judge" in config.layer_names():
-                    self.judge = await stack.enter_async_context(
-                        JudgeLayer(
-                            client,
-                            cache=self.cache,
-                            redactor=config.redactor,
-                            hint_chars=config.limits.hint_chars,
-                            samples=config.judge_samples,
-                            show_next_action=config.judge_show_next_action,
-                            limits=config.limits,
-                        ),
+                    self.judge = JudgeLayer(
+                        client,
+                        cache=self.cache,
+                        redactor=config.redactor,
+                        hint_chars=config.limits.hint_chars,
+                        samples=config.judge_samples,
+                        show_next_action=config.judge_show_next_action,
+                        limits=config.limits,
                     )
                     available["judge"] = self.judge
                 if reading:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import anyio
 
 from tracehint._answer import Answer, Rejected, Rejection, Verdict, check_answer, pick_answer
 from tracehint._cache import CachedHint, HintCache
 from tracehint._exceptions import ConfigError, StoppedError
-from tracehint._fanout import FanOut
 from tracehint._judge import FailureReason, JudgeFailure, JudgeReply
 from tracehint._kinds import DetectedBy, HintSource, HintStatus
 from tracehint._limits import Limits
@@ -31,7 +29,6 @@ from tracehint._redact import DEFAULT_REDACTOR, Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
 
     from tracehint._judge import JudgeClient
     from tracehint._prompt import JudgePrompt
@@ -153,10 +150,6 @@ class JudgeLayer:
     text. Raises only ``JudgeError`` (bad credentials, or the client's circuit breaker: a
     judge that refuses every request or is gone) and, after ``drain()``, ``StoppedError`` for
     a site that needs a new request.
-
-    Entered (``async with JudgeLayer(...)``, as ``Annotator`` does), it runs the sites of a
-    trace on a pool of worker tasks it keeps (twice ``client.config.concurrency`` at most);
-    not entered, it starts a task per site, which costs about an eighth of a judged site's CPU.
     """
 
     def __init__(
@@ -183,7 +176,6 @@ class JudgeLayer:
         self.stats = JudgeLayerStats()
         self._flights: dict[str, _Flight] = {}
         self._reader = _BatchedReader(cache) if cache is not None else None
-        self._fanout: FanOut | None = None
         fingerprint = client.config.answer_fingerprint()
         self._answer_key = f"{fingerprint};samples={samples}" if samples > 1 else fingerprint
         self._options = PromptOptions(
@@ -191,26 +183,6 @@ class JudgeLayer:
             show_next_action=show_next_action,
             **self.limits.judge_prompt_budgets(1),
         )
-
-    async def __aenter__(self) -> Self:
-        """Open the pool of worker tasks that runs the sites of a trace at once."""
-        if self._fanout is not None:
-            raise RuntimeError("this JudgeLayer is already entered")
-        fanout = FanOut(2 * self.client.config.concurrency)
-        await fanout.__aenter__()
-        self._fanout = fanout
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        fanout, self._fanout = self._fanout, None
-        if fanout is None:
-            return None
-        return await fanout.__aexit__(exc_type, exc, tb)
 
     @property
     def name(self) -> str:
@@ -283,37 +255,24 @@ class JudgeLayer:
                 else:
                     self.stats.cache_hits += 1
                     hints[index] = _from_cache(cached)
-        if missing:
-            await self._judge_all(requests, keys, missing, hints)
-        return hints
-
-    async def _judge_all(
-        self,
-        requests: Sequence[HintRequest],
-        keys: list[str],
-        missing: list[int],
-        hints: list[Hint | None],
-    ) -> None:
-        """``_judge`` for the sites ``missing`` at once, their hints into ``hints``."""
         if len(missing) == 1:
-            hints[missing[0]] = await self._judge(requests[missing[0]], keys[missing[0]])
-            return
-        stopped: list[StoppedError] = []
+            index = missing[0]
+            hints[index] = await self._judge(requests[index], keys[index])
+        elif missing:
+            stopped: list[StoppedError] = []
 
-        async def one(index: int) -> None:
-            try:
-                hints[index] = await self._judge(requests[index], keys[index])
-            except StoppedError as exc:
-                stopped.append(exc)  # not raised here: that would cancel the others
+            async def one(index: int) -> None:
+                try:
+                    hints[index] = await self._judge(requests[index], keys[index])
+                except StoppedError as exc:
+                    stopped.append(exc)  # not raised here: that would cancel the others
 
-        if self._fanout is not None:
-            await self._fanout.run_all([partial(one, index) for index in missing])
-        else:
             async with anyio.create_task_group() as group:
                 for index in missing:
                     group.start_soon(one, index)
-        if stopped:
-            raise stopped[0]
+            if stopped:
+                raise stopped[0]
+        return hints
 
     async def _judge(self, request: HintRequest, key: str) -> Hint:
         """The judge's answer for a site the cache does not hold, asked once per key in flight.
