@@ -432,6 +432,71 @@ def test_prefilters_never_change_a_redaction(claude_corpus: Path) -> None:
         assert fast.redact(text) == plain.redact(text), text[:300]
 
 
+_NAMES = [
+    "TOKEN",
+    "GITHUB_TOKEN",
+    "api_key",
+    "Api-Key",
+    "apikey",
+    "OPENAI_API_KEY",
+    "ACCESS_KEY",
+    "access-key",
+    "private_key",
+    "PrivateKey",
+    "AccountKey",
+    "signing-key",
+    "SHARED_ACCESS_KEY",
+    "secret",
+    "SECRET_KEY",
+    "secret-key",
+    "password",
+    "PASSWD",
+    "passphrase",
+    "DB_PASS",
+    "db-pass",
+    "MYSQL_PWD",
+    "_auth",
+    "x-auth",
+    "PHPSESSID",
+    "jsessionid",
+    "sig",
+    "X-Amz-Signature",
+]
+_FORMS = [
+    "{n}=s3cr3tValue99",
+    "export {n}=s3cr3tValue99",
+    "{n}: s3cr3tValue99",
+    "{n} = s3cr3tValue99",
+    "{n}\t=\ts3cr3tValue99",
+    '"{n}": "s3cr3tValue99"',
+    "'{n}' => 's3cr3tValue99'",
+    '{{\\"{n}\\": \\"s3cr3tValue99\\"}}',
+    ":{n} => 's3cr3tValue99'",
+    "run --{n} s3cr3tValue99",
+    "run --{n}\ts3cr3tValue99",
+    "https://h/p?{n}=s3cr3tValue99&x=1",
+    "https://h/p&{n}=s3cr3tValue99",
+    "Server=h;Uid=u;{n}=s3cr3tValue99;",
+    "{n}s=s3cr3tValue99",
+    "my{n}: s3cr3tValue99",
+]
+
+
+def test_keyword_needles_never_change_a_redaction() -> None:
+    # Every spelling of every name in every form: the needles (a name and what follows it)
+    # must select a pattern wherever the pattern alone would redact.
+    plain = Redactor(tuple(replace(p, needles=None) for p in DEFAULT_SECRET_PATTERNS))
+    fast = Redactor()
+    redacted = 0
+    for name in _NAMES:
+        for spelling in {name, name.lower(), name.upper()}:
+            for form in _FORMS:
+                text = form.format(n=spelling)
+                assert fast.redact(text) == plain.redact(text), text
+                redacted += "s3cr3tValue99" not in plain.redact(text)
+    assert redacted > 500  # most of them hold a secret the patterns find
+
+
 @pytest.mark.parametrize(
     "text",
     [

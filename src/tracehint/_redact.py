@@ -392,12 +392,17 @@ _VALUE = rf"""
 _NAME_END = "(?![a-z0-9_-])"
 
 
-def _assignment(kind: str, keyword: str, value_guard: str = "") -> SecretPattern:
+def _assignment(
+    kind: str, keyword: str, spellings: tuple[str, ...], value_guard: str = ""
+) -> SecretPattern:
     """``KEYWORD=value``, ``keyword: value``, ``"keyword": "value"``, ``:keyword => 'value'``.
 
     Env files, ``--flag=value``, JSON, YAML, HTTP headers, query strings; any case, any prefix
     to the name (``OPENAI_API_KEY``, ``x-api-key``, ``apiKey``). ``value_guard`` is a
-    lookahead a value must also pass.
+    lookahead a value must also pass. ``spellings``: the texts a match of ``keyword`` ends
+    with (lower case, with what its lookbehinds require); each followed by what may follow a
+    name (``token=``, ``token"``, ``token:``) is a needle: ``token`` alone is in every
+    ``tokens`` of a usage report, ``pass`` in every ``passed``.
     """
     return _pattern(
         kind,
@@ -405,7 +410,17 @@ def _assignment(kind: str, keyword: str, value_guard: str = "") -> SecretPattern
              {_VALUE}""",
         2,
         lowercase=True,
+        needles=tuple(spelling + after for spelling in spellings for after in _AFTER_NAME),
     )
+
+
+_AFTER_NAME = ("\\", '"', "'", " ", "\t", "=", ":")
+"""The characters that may follow a name in an assignment (before ``=`` or ``:``)."""
+
+
+def _separated(*names: str) -> tuple[str, ...]:
+    """``names`` (``_`` for a separator) spelled with ``_``, ``-`` and no separator."""
+    return tuple(sorted({name.replace("_", sep) for name in names for sep in ("_", "-", "")}))
 
 
 def _name_ends_with(*names: str) -> str:
@@ -440,23 +455,31 @@ _KEY_NAMES = (
 
 # A flag name ends with a keyword. The whole name is taken first (possessively) and its end
 # checked with lookbehinds, so a long name is read once, not once per keyword and position.
-_FLAG_NAME_END = "(?:{})".format(
-    "|".join(
-        f"(?<={keyword})"
-        for keyword in (
-            "api[_-]key",
-            "apikey",
-            "access[_-]key",
-            "private[_-]key",
-            "secret",
-            "secret[_-]key",
-            "token",
-            "password",
-            "passwd",
-            "passphrase",
-            "-pass",
-            "_pass",
-        )
+_FLAG_KEYWORDS = (
+    "api[_-]key",
+    "apikey",
+    "access[_-]key",
+    "private[_-]key",
+    "secret",
+    "secret[_-]key",
+    "token",
+    "password",
+    "passwd",
+    "passphrase",
+    "-pass",
+    "_pass",
+)
+_FLAG_NAME_END = "(?:{})".format("|".join(f"(?<={keyword})" for keyword in _FLAG_KEYWORDS))
+# What a flag and the blank after it hold (`token `, `api-key\t`): its pattern's needles (` --`
+# alone is in every command with a long option).
+_FLAG_NEEDLES = tuple(
+    sorted(
+        {
+            keyword.replace("[_-]", separator) + blank
+            for keyword in _FLAG_KEYWORDS
+            for separator in "_-"
+            for blank in " \t"
+        },
     ),
 )
 
@@ -550,7 +573,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         "password",
         r"""-u(?<![A-Za-z0-9_-]-u) [ \t]++ [^\s:"'-][^\s:"']{0,255}+ : ([^\s"']{1,256}+)""",
         1,
-        needles=("-u",),
+        needles=("-u ", "-u\t"),
     ),
     _pattern(
         "password",
@@ -594,31 +617,40 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
     ),
     _pattern("password", rf"""-pass(?:in|out)?+ [ \t]++ pass: {_ARG}""", 1),
     # `API_KEY=…`, `--api-key=…`, `"password": "…"`, `token: …`, in any case.
-    _assignment("api_key", r"api[_-]?key"),
-    _assignment("access_key", r"access[_-]?key"),
-    _assignment("private_key", r"private[_-]?key"),
+    _assignment("api_key", r"api[_-]?key", _separated("api_key")),
+    _assignment("access_key", r"access[_-]?key", _separated("access_key")),
+    _assignment("private_key", r"private[_-]?key", _separated("private_key")),
     # `AccountKey=` (Azure connection strings), `SIGNING_KEY=`, `session_key: …`.
-    _assignment("secret_key", f"key{_name_ends_with(*_KEY_NAMES)}"),
-    _assignment("secret", r"secret(?:[_-]?key)?"),
-    _assignment("token", "token"),
-    _assignment("password", r"pass(?:w(?:or)?d|phrase)"),
+    _assignment("secret_key", f"key{_name_ends_with(*_KEY_NAMES)}", _separated(*_KEY_NAMES)),
+    _assignment("secret", r"secret(?:[_-]?key)?", ("secret", *_separated("secret_key"))),
+    _assignment("token", "token", ("token",)),
+    _assignment("password", r"pass(?:w(?:or)?d|phrase)", ("passwd", "password", "passphrase")),
     # A name that ends with `_pass`, `-pass`, `_pwd`, `;pwd` or is quoted (`DB_PASS=`,
     # `--pass=`, `"pass": …`, `MYSQL_PWD=`, `…;Pwd=…;` in a connection string), never `bypass`,
     # go test's `--- PASS: TestX`, or `PWD=/home/…` (a directory).
-    _assignment("password", "pass(?<=[_\"'-]pass)"),
-    _assignment("password", "pwd(?<=[_\"';-]pwd)", r"(?!\\?[\"'`]?[/~.]|[a-z]:\\)"),
+    _assignment("password", "pass(?<=[_\"'-]pass)", ("_pass", '"pass', "'pass", "-pass")),
+    _assignment(
+        "password",
+        "pwd(?<=[_\"';-]pwd)",
+        ("_pwd", '"pwd', "'pwd", ";pwd", "-pwd"),
+        r"(?!\\?[\"'`]?[/~.]|[a-z]:\\)",
+    ),
     # `"auth": "…"` in a Docker config.json (base64 user:password), `_auth=` in .npmrc.
-    _assignment("auth", "auth(?<=[_\"'-]auth)"),
+    _assignment("auth", "auth(?<=[_\"'-]auth)", ("_auth", '"auth', "'auth", "-auth")),
     # URL signatures: Azure SAS `&sig=`, AWS presigned `X-Amz-Signature=`.
     _pattern(
         "signature",
         r"[?&] (?:sig|signature|x-amz-signature) = ([^\s&#\"'<>\\]{8,}+)",
         1,
         lowercase=True,
+        # `sig` alone is in every `assignable`, `signal`, `design`.
+        needles=("?sig", "&sig", "?x-amz-signature", "&x-amz-signature"),
     ),
     # PHP and Java session ids (`PHPSESSID=`, `;jsessionid=` in a URL); `sessionId` alone is
     # an agent's or a tool's session (not a secret).
-    _assignment("session", "sess(?:ion)?id(?:(?<=phpsessid)|(?<=jsessionid))"),
+    _assignment(
+        "session", "sess(?:ion)?id(?:(?<=phpsessid)|(?<=jsessionid))", ("phpsessid", "jsessionid")
+    ),
     # `--api-key VALUE`, `--password VALUE`: a flag and its value as two arguments (the flag
     # after a space, so a run of dashes is not a run of flag starts).
     _pattern(
@@ -626,6 +658,7 @@ _STRUCTURAL_PATTERNS: tuple[SecretPattern, ...] = (
         rf"""\ --[a-z0-9_-]{{1,64}}+ {_FLAG_NAME_END} [ \t]++ (?!-) {_VALUE}""",
         2,
         lowercase=True,
+        needles=_FLAG_NEEDLES,
     ),
 )
 
