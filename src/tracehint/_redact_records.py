@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from tracehint._records import ErrorSite, Facts, HintRequest, Trace, Turn
+from tracehint._records import NO_FACTS, ErrorSite, Facts, HintRequest, Trace, Turn
 from tracehint._redact import REDACTED
 
 if TYPE_CHECKING:
@@ -69,10 +70,15 @@ class _Memo:
         return text if found is None else found
 
 
+_FACT_FIELDS = tuple(spec.name for spec in fields(Facts))
+
+
 def _facts(facts: Facts, redactor: _Texts) -> Facts:
+    if facts is NO_FACTS:
+        return facts
     changes: dict[str, object] = {}
-    for spec in fields(facts):
-        value = getattr(facts, spec.name)
+    for name in _FACT_FIELDS:
+        value = getattr(facts, name)
         if isinstance(value, str):
             found: object = redactor.redact(value)
         elif isinstance(value, tuple):
@@ -80,7 +86,7 @@ def _facts(facts: Facts, redactor: _Texts) -> Facts:
         else:
             continue
         if found != value:
-            changes[spec.name] = found
+            changes[name] = found
     return replace(facts, **changes) if changes else facts  # type: ignore[arg-type]
 
 
@@ -95,7 +101,8 @@ def _excerpt(excerpt: str, error_message: str, redactor: _Texts) -> str:
     start = excerpt.find(head) if head else -1
     if start < 0 or not error_message.startswith(excerpt[start:]):
         return redactor.redact(excerpt)
-    return redactor.redact(excerpt[:start] + error_message)[: len(excerpt)]
+    cut = redactor.redact(excerpt[:start] + error_message)[: len(excerpt)]
+    return excerpt if cut == excerpt else cut
 
 
 def redact_site(site: ErrorSite, redactor: Redactor) -> ErrorSite:
@@ -105,21 +112,29 @@ def redact_site(site: ErrorSite, redactor: Redactor) -> ErrorSite:
 
 def _site(site: ErrorSite, redactor: _Texts) -> ErrorSite:
     text = redactor.redact
-    return replace(
-        site,
-        error_message=text(site.error_message),
-        tool_input=redact_json_text(site.tool_input, redactor) if site.tool_input else None,
-        tool_target=text(site.tool_target) if site.tool_target else site.tool_target,
-        source_content_excerpt=_excerpt(site.source_content_excerpt, site.error_message, redactor),
-        earlier_errors=tuple(text(e) for e in site.earlier_errors),
-        facts=_facts(site.facts, redactor),
-        command=text(site.command) if site.command else site.command,
-        finding=(
-            replace(site.finding, quote=text(site.finding.quote), hint=text(site.finding.hint))
-            if site.finding is not None
-            else None
+    finding = site.finding
+    if finding is not None:
+        quote, hint = text(finding.quote), text(finding.hint)
+        if quote is not finding.quote or hint is not finding.hint:
+            finding = replace(finding, quote=quote, hint=hint)
+    earlier = tuple(text(e) for e in site.earlier_errors)
+    changed = {
+        "error_message": text(site.error_message),
+        "tool_input": redact_json_text(site.tool_input, redactor) if site.tool_input else None,
+        "tool_target": text(site.tool_target) if site.tool_target else site.tool_target,
+        "source_content_excerpt": _excerpt(
+            site.source_content_excerpt, site.error_message, redactor
         ),
-    )
+        "earlier_errors": site.earlier_errors
+        if all(map(operator.is_, earlier, site.earlier_errors))
+        else earlier,
+        "facts": _facts(site.facts, redactor),
+        "command": text(site.command) if site.command else site.command,
+        "finding": finding,
+    }
+    if all(value is getattr(site, name) for name, value in changed.items()):
+        return site  # nothing to redact (most sites): no copy
+    return replace(site, **changed)  # type: ignore[arg-type]
 
 
 def redact_request(request: HintRequest, redactor: Redactor) -> HintRequest:
@@ -139,15 +154,17 @@ def redact_requests(requests: Sequence[HintRequest], redactor: Redactor) -> list
 
 def _request(request: HintRequest, memo: _Texts) -> HintRequest:
     text = memo.redact
-    return replace(
-        request,
-        site=_site(request.site, memo),
-        next_action=text(request.next_action),
-        first_instruction=text(request.first_instruction),
-        latest_instruction=text(request.latest_instruction),
-        intent=text(request.intent),
-        mistake_text=text(request.mistake_text),
-    )
+    changed = {
+        "site": _site(request.site, memo),
+        "next_action": text(request.next_action),
+        "first_instruction": text(request.first_instruction),
+        "latest_instruction": text(request.latest_instruction),
+        "intent": text(request.intent),
+        "mistake_text": text(request.mistake_text),
+    }
+    if all(value is getattr(request, name) for name, value in changed.items()):
+        return request  # nothing to redact: no copy
+    return replace(request, **changed)  # type: ignore[arg-type]
 
 
 def _json_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
@@ -253,13 +270,12 @@ def _hint(hint: Hint | None, redactor: _Texts) -> Hint | None:
 
 
 def _turn(turn: Turn, redactor: _Texts) -> Turn:
-    return Turn(
-        turn.role,
-        redactor.redact(turn.content),
-        turn.kind,
-        _site(turn.site, redactor) if turn.site is not None else None,
-        _hint(turn.hint, redactor),
-    )
+    content = redactor.redact(turn.content)
+    site = _site(turn.site, redactor) if turn.site is not None else None
+    hint = _hint(turn.hint, redactor)
+    if content is turn.content and site is turn.site and hint is turn.hint:
+        return turn
+    return Turn(turn.role, content, turn.kind, site, hint)
 
 
 def redact_trace(trace: Trace, redactor: Redactor) -> Trace:
