@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from tracehint import Hint
+    from tracehint._redact_records import TextRedactor
 
 
 def request(message: str = "boom", kind: ErrorKind = ErrorKind.COMMAND_FAILED) -> HintRequest:
@@ -369,9 +370,9 @@ async def test_requests_per_second_limit_holds_back_the_client() -> None:
 class CountingLayer(JudgeLayer):
     built = 0
 
-    def prompt(self, request: HintRequest) -> JudgePrompt:
+    def prompt(self, request: HintRequest, texts: TextRedactor | None = None) -> JudgePrompt:
         self.built += 1
-        return super().prompt(request)
+        return super().prompt(request, texts)
 
 
 async def test_a_trace_reads_the_cache_once_and_builds_prompts_only_for_misses(

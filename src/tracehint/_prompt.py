@@ -26,7 +26,7 @@ import orjson
 from tracehint._kinds import DetectedBy
 from tracehint._limits import clamp, clamp_middle
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
-from tracehint._redact_records import redact_json_text
+from tracehint._redact_records import TextRedactor, redact_json_text
 
 if TYPE_CHECKING:
     from tracehint._records import HintRequest
@@ -276,7 +276,7 @@ class _Shown:
 
 
 def _redact_shown(
-    request: HintRequest, redactor: Redactor, *, correction: bool, next_action: bool
+    request: HintRequest, redactor: TextRedactor, *, correction: bool, next_action: bool
 ) -> _Shown:
     """The texts of ``request`` its prompt shows, redacted as ``redact_request`` does.
 
@@ -311,7 +311,7 @@ def _kind(request: HintRequest) -> str:
 
 def build_prompt(
     request: HintRequest,
-    redactor: Redactor | None = None,
+    redactor: TextRedactor | None = None,
     *,
     show_next_action: bool = False,
     error_chars: int = 2000,
@@ -324,6 +324,8 @@ def build_prompt(
 
     The system message is always ``SYSTEM_PROMPT``; the user message is the site. With
     ``show_next_action`` the agent's next message is added, marked as not to be copied.
+    ``redactor``: a ``Redactor`` (the default patterns when ``None``), or anything with its
+    ``redact(text)`` (the judge layer passes one that remembers a trace's texts).
     """
     # Every text is redacted before it is clamped: a secret cut in half by a clamp would no
     # longer be recognisable.
@@ -374,7 +376,7 @@ _CORRECTION_CLOSING = "Decide whether the reply is a correction, and answer as t
 
 def build_correction_prompt(
     request: HintRequest,
-    redactor: Redactor | None = None,
+    redactor: TextRedactor | None = None,
     *,
     message_chars: int = 1500,
     input_chars: int = 1000,

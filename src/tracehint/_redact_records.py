@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from tracehint._redact import Redactor
 
 __all__ = [
+    "TextMemo",
+    "TextRedactor",
     "redact_json_text",
     "redact_message",
     "redact_request",
@@ -41,13 +43,13 @@ _KEPT_KEYS = frozenset({"role", "type", "id", "tool_call_id", "name"})
 """Message fields that are structure, not text: never redacted."""
 
 
-class _Texts(Protocol):
-    """What the helpers below need of a redactor: ``Redactor`` or ``_Memo``."""
+class TextRedactor(Protocol):
+    """What the helpers below need of a redactor: a ``Redactor``, or a ``TextMemo`` of one."""
 
     def redact(self, text: str, /) -> str: ...
 
 
-class _Memo:
+class TextMemo:
     """A redactor that redacts each distinct text of one record once.
 
     A trace holds the same text several times (a failed result is a turn, a ``tool`` message,
@@ -58,7 +60,7 @@ class _Memo:
 
     __slots__ = ("_done", "_redactor")
 
-    def __init__(self, redactor: _Texts) -> None:
+    def __init__(self, redactor: TextRedactor) -> None:
         self._redactor = redactor
         self._done: dict[str, str | None] = {}  # None: the text has no secret
 
@@ -73,7 +75,7 @@ class _Memo:
 _FACT_FIELDS = tuple(spec.name for spec in fields(Facts))
 
 
-def _facts(facts: Facts, redactor: _Texts) -> Facts:
+def _facts(facts: Facts, redactor: TextRedactor) -> Facts:
     if facts is NO_FACTS:
         return facts
     changes: dict[str, object] = {}
@@ -90,7 +92,7 @@ def _facts(facts: Facts, redactor: _Texts) -> Facts:
     return replace(facts, **changes) if changes else facts  # type: ignore[arg-type]
 
 
-def _excerpt(excerpt: str, error_message: str, redactor: _Texts) -> str:
+def _excerpt(excerpt: str, error_message: str, redactor: TextRedactor) -> str:
     """The excerpt redacted as the start of the text it was cut from, when that is known.
 
     The excerpt is the first characters of the failed result, cut without a mark: a secret
@@ -107,10 +109,10 @@ def _excerpt(excerpt: str, error_message: str, redactor: _Texts) -> str:
 
 def redact_site(site: ErrorSite, redactor: Redactor) -> ErrorSite:
     """``site`` with every text in it redacted (what ``error_meta`` is written from)."""
-    return _site(site, _Memo(redactor))
+    return _site(site, TextMemo(redactor))
 
 
-def _site(site: ErrorSite, redactor: _Texts) -> ErrorSite:
+def _site(site: ErrorSite, redactor: TextRedactor) -> ErrorSite:
     text = redactor.redact
     finding = site.finding
     if finding is not None:
@@ -139,7 +141,7 @@ def _site(site: ErrorSite, redactor: _Texts) -> ErrorSite:
 
 def redact_request(request: HintRequest, redactor: Redactor) -> HintRequest:
     """``request`` with its site and every context text redacted."""
-    return _request(request, _Memo(redactor))
+    return _request(request, TextMemo(redactor))
 
 
 def redact_requests(requests: Sequence[HintRequest], redactor: Redactor) -> list[HintRequest]:
@@ -148,11 +150,11 @@ def redact_requests(requests: Sequence[HintRequest], redactor: Redactor) -> list
     A text they share (the user's task, the agent's last words, an earlier error) is
     redacted once for all of them.
     """
-    memo = _Memo(redactor)
+    memo = TextMemo(redactor)
     return [_request(request, memo) for request in requests]
 
 
-def _request(request: HintRequest, memo: _Texts) -> HintRequest:
+def _request(request: HintRequest, memo: TextRedactor) -> HintRequest:
     text = memo.redact
     changed = {
         "site": _site(request.site, memo),
@@ -167,7 +169,7 @@ def _request(request: HintRequest, memo: _Texts) -> HintRequest:
     return replace(request, **changed)  # type: ignore[arg-type]
 
 
-def _json_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
+def _json_value(value: Any, redactor: TextRedactor) -> Any:  # noqa: ANN401 -- JSON data
     """Strings in JSON data redacted; an object's value also as ``"key": "value"``."""
     if isinstance(value, str):
         return redactor.redact(value)
@@ -193,7 +195,7 @@ def _json_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON da
     return out
 
 
-def redact_json_text(text: str, redactor: _Texts) -> str:
+def redact_json_text(text: str, redactor: TextRedactor) -> str:
     """``text`` redacted; when it was valid JSON, the result is valid JSON too.
 
     The text is redacted as it is (so ``"password": "…"`` is seen with its key). In the rare
@@ -216,7 +218,7 @@ def redact_json_text(text: str, redactor: _Texts) -> str:
     return orjson.dumps(_json_value(data, redactor)).decode()
 
 
-def _message_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
+def _message_value(value: Any, redactor: TextRedactor) -> Any:  # noqa: ANN401 -- JSON data
     if isinstance(value, str):
         return redactor.redact(value)
     if isinstance(value, list):
@@ -229,7 +231,7 @@ def _message_value(value: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON
     return value
 
 
-def _tool_call(call: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
+def _tool_call(call: Any, redactor: TextRedactor) -> Any:  # noqa: ANN401 -- JSON data
     if not isinstance(call, dict):
         return _message_value(call, redactor)
     out = dict(call)
@@ -245,7 +247,7 @@ def _tool_call(call: Any, redactor: _Texts) -> Any:  # noqa: ANN401 -- JSON data
     return out
 
 
-def redact_message(message: ChatMessage, redactor: _Texts) -> ChatMessage:
+def redact_message(message: ChatMessage, redactor: TextRedactor) -> ChatMessage:
     """An OpenAI chat message with its text redacted.
 
     ``content`` (a string or parts), ``reasoning_content``, any other text field, and each
@@ -262,14 +264,14 @@ def redact_message(message: ChatMessage, redactor: _Texts) -> ChatMessage:
     return out
 
 
-def _hint(hint: Hint | None, redactor: _Texts) -> Hint | None:
+def _hint(hint: Hint | None, redactor: TextRedactor) -> Hint | None:
     if hint is None or not hint.text:
         return hint
     text = redactor.redact(hint.text)
     return replace(hint, text=text) if text != hint.text else hint
 
 
-def _turn(turn: Turn, redactor: _Texts) -> Turn:
+def _turn(turn: Turn, redactor: TextRedactor) -> Turn:
     content = redactor.redact(turn.content)
     site = _site(turn.site, redactor) if turn.site is not None else None
     hint = _hint(turn.hint, redactor)
@@ -284,7 +286,7 @@ def redact_trace(trace: Trace, redactor: Redactor) -> Trace:
     Turns, ``error_meta``, hints and ``messages`` redacted; ids, indexes, kinds and the source
     path kept.
     """
-    memo = _Memo(redactor)
+    memo = TextMemo(redactor)
     source = trace.source
     if source.description:
         source = replace(source, description=memo.redact(source.description))

@@ -26,6 +26,7 @@ from tracehint._prompt import (
 )
 from tracehint._records import Hint
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
+from tracehint._redact_records import TextMemo, TextRedactor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -193,23 +194,28 @@ class JudgeLayer:
         """Send no new request (a graceful stop): see ``JudgeClient.drain``."""
         self.client.drain()
 
-    def prompt(self, request: HintRequest) -> JudgePrompt:
-        """The prompt this layer sends for ``request`` (sync; for tests and dry runs)."""
-        return self._build(request, 1)
+    def prompt(self, request: HintRequest, texts: TextRedactor | None = None) -> JudgePrompt:
+        """The prompt this layer sends for ``request`` (sync; for tests and dry runs).
 
-    def _build(self, request: HintRequest, divisor: int) -> JudgePrompt:
+        ``texts`` redacts what it shows (``self.redactor`` when ``None``); ``propose_all``
+        passes a memo of it per trace, so a text its sites share is redacted once.
+        """
+        return self._build(request, 1, texts or self.redactor)
+
+    def _build(self, request: HintRequest, divisor: int, texts: TextRedactor) -> JudgePrompt:
+        """The prompt, its texts redacted by ``texts`` (a trace's memo: its sites share texts)."""
         if request.site.detected_by is DetectedBy.USER:
             budgets = self.limits.judge_prompt_budgets(divisor)
             return build_correction_prompt(
                 request,
-                self.redactor,
+                texts,
                 message_chars=budgets["action_chars"] + budgets["input_chars"],
                 input_chars=budgets["input_chars"],
                 reply_chars=budgets["error_chars"],
             )
         return build_prompt(
             request,
-            self.redactor,
+            texts,
             show_next_action=self.show_next_action,
             **self.limits.judge_prompt_budgets(divisor),
         )
@@ -233,7 +239,7 @@ class JudgeLayer:
             if cached is not None:
                 self.stats.cache_hits += 1
                 return _from_cache(cached)
-        return await self._judge(request, key)
+        return await self._judge(request, key, self.redactor)
 
     async def propose_all(self, requests: Sequence[HintRequest]) -> list[Hint | None]:
         """``propose`` for the sites of one trace, in order.
@@ -257,13 +263,16 @@ class JudgeLayer:
                     hints[index] = _from_cache(cached)
         if len(missing) == 1:
             index = missing[0]
-            hints[index] = await self._judge(requests[index], keys[index])
+            hints[index] = await self._judge(requests[index], keys[index], self.redactor)
         elif missing:
+            # The sites of a trace share texts (its task, its earlier errors): each is
+            # redacted once for all their prompts.
+            texts = TextMemo(self.redactor)
             stopped: list[StoppedError] = []
 
             async def one(index: int) -> None:
                 try:
-                    hints[index] = await self._judge(requests[index], keys[index])
+                    hints[index] = await self._judge(requests[index], keys[index], texts)
                 except StoppedError as exc:
                     stopped.append(exc)  # not raised here: that would cancel the others
 
@@ -274,7 +283,7 @@ class JudgeLayer:
                 raise stopped[0]
         return hints
 
-    async def _judge(self, request: HintRequest, key: str) -> Hint:
+    async def _judge(self, request: HintRequest, key: str, texts: TextRedactor) -> Hint:
         """The judge's answer for a site the cache does not hold, asked once per key in flight.
 
         The prompt is built only here, by the site that sends the request.
@@ -291,13 +300,15 @@ class JudgeLayer:
         flight = _Flight()
         self._flights[key] = flight
         try:
-            flight.result = await self._ask(self.prompt(request), request, key)
+            flight.result = await self._ask(self.prompt(request, texts), request, key, texts)
             return flight.result
         finally:
             del self._flights[key]
             flight.end()
 
-    async def _ask(self, prompt: JudgePrompt, request: HintRequest, key: str) -> Hint:
+    async def _ask(
+        self, prompt: JudgePrompt, request: HintRequest, key: str, texts: TextRedactor
+    ) -> Hint:
         messages = prompt.messages()
         rejections: list[str] = []
         for round_ in range(2):
@@ -308,7 +319,7 @@ class JudgeLayer:
             ):
                 # The prompt was over the model's context: once more with a quarter of it.
                 self.stats.shortened += 1
-                messages = self._build(request, _SHORTER).messages()
+                messages = self._build(request, _SHORTER, texts).messages()
                 replies = await self._sample(messages)
             answers: list[tuple[Answer, JudgeReply]] = []
             rejected: tuple[str, Rejected] | None = None
