@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import anyio
 import pytest
 
@@ -178,6 +180,39 @@ def test_templates_never_copy_a_credential() -> None:
     )
     assert text is not None
     assert "hunter2secretpw" not in text
+
+
+@pytest.mark.parametrize("kind", [k for k in ErrorKind if k.is_mistake and k.is_tool_error])
+def test_default_templates_read_the_site_alone(kind: ErrorKind) -> None:
+    # What lets the template layer redact only the sites before them (reads_context=False).
+    assert not DEFAULT_TEMPLATES.reads_context
+    fields: dict[str, object] = {"message": "boom", **GROUNDED.get(kind, {})}
+    if "error_message" in fields:
+        fields["message"] = fields.pop("error_message")
+    base = HintRequest(site(kind, **fields), "next", ("Read", "Bash"))  # type: ignore[arg-type]
+    other = replace(
+        base,
+        next_action="something else",
+        first_instruction="Deploy it",
+        latest_instruction="now",
+        intent="I will try",
+        mistake_text="done!",
+    )
+    assert DEFAULT_TEMPLATES.render(base) == DEFAULT_TEMPLATES.render(other)
+
+
+def test_your_templates_get_the_context_redacted_too() -> None:
+    # The template quotes the part after `=`: alone, `hunter2hunter2` is not recognisable, so
+    # only redacting the context before the template keeps it out.
+    custom = DEFAULT_TEMPLATES.with_overrides(
+        {ErrorKind.TIMEOUT: lambda r: f"Use {r.intent.partition('=')[2]}"}
+    )
+    assert custom.reads_context
+    layer = TemplateLayer(custom)
+    asked = replace(request(ErrorKind.TIMEOUT), intent="password=hunter2hunter2 please")
+    assert layer.render(asked) == "Use [REDACTED:password] please"
+    hints = anyio.run(layer.propose_all, [asked, asked])
+    assert [hint.text if hint else None for hint in hints] == ["Use [REDACTED:password] please"] * 2
 
 
 def test_unknown_tool_lists_tools_actually_used() -> None:

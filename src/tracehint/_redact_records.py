@@ -34,6 +34,7 @@ __all__ = [
     "redact_json_text",
     "redact_message",
     "redact_request",
+    "redact_request_sites",
     "redact_requests",
     "redact_site",
     "redact_trace",
@@ -152,6 +153,20 @@ def redact_requests(requests: Sequence[HintRequest], redactor: Redactor) -> list
     """
     memo = TextMemo(redactor)
     return [_request(request, memo) for request in requests]
+
+
+def redact_request_sites(requests: Sequence[HintRequest], redactor: Redactor) -> list[HintRequest]:
+    """The requests of one trace with only their sites redacted (their context texts as read).
+
+    For a reader of the site alone (the default templates): the user's task, the agent's
+    intent and next message, long and never quoted, are not redacted for nothing.
+    """
+    memo = TextMemo(redactor)
+    out: list[HintRequest] = []
+    for request in requests:
+        site = _site(request.site, memo)
+        out.append(request if site is request.site else replace(request, site=site))
+    return out
 
 
 def _request(request: HintRequest, memo: TextRedactor) -> HintRequest:

@@ -488,6 +488,10 @@ class Templates:
     """A read-only mapping from mistake kind to template (``None``: the template abstains)."""
 
     by_kind: Mapping[ErrorKind, Callable[[HintRequest], str | None]]
+    reads_context: bool = True
+    """Whether a template may read the request's context (the user's task, the agent's intent
+    and next message), not only its site. The default templates read only the site, so only
+    the site is redacted before them; your own templates get every text redacted."""
 
     def render(self, request: HintRequest) -> str | None:
         """Render the template for the site's kind, or ``None`` when it abstains."""
@@ -504,7 +508,7 @@ class Templates:
         overrides: Mapping[ErrorKind, Callable[[HintRequest], str | None]],
     ) -> Templates:
         """Return new templates with ``overrides`` replacing or adding kinds."""
-        return Templates(MappingProxyType({**self.by_kind, **overrides}))
+        return Templates(MappingProxyType({**self.by_kind, **overrides}), reads_context=True)
 
 
 DEFAULT_TEMPLATES = Templates(
@@ -535,5 +539,6 @@ DEFAULT_TEMPLATES = Templates(
             ErrorKind.WEB_FETCH_FAILED: _web_fetch_failed,
         },
     ),
+    reads_context=False,
 )
 """A grounded template for every mistake kind but ``tool_error`` (the raw text answers it)."""
