@@ -274,3 +274,16 @@ def test_file_keys_resolve_as_realpath_does(
         assert key.path == str((real / "a.jsonl").resolve())
     assert keys.key(str(real / "broken.jsonl")) is None
     assert keys.key("sub/missing.jsonl") is None
+    # New folders under folders seen before (one of them through a symlink) resolve from them.
+    (real / "deeper" / "deepest").mkdir(parents=True)
+    (real / "deeper" / "deepest" / "c.jsonl").write_text("{}\n")
+    (tmp_path / "real" / "linked").symlink_to(real / "deeper")
+    for spelling in (
+        f"{tmp_path}/link/sub/deeper/deepest/c.jsonl",
+        f"{tmp_path}/real/linked/deepest/c.jsonl",
+        "sub/deeper/../deeper/deepest/c.jsonl",
+    ):
+        key = keys.key(spelling)
+        assert key == file_key(spelling)
+        assert key is not None
+        assert key.path == str((real / "deeper" / "deepest" / "c.jsonl").resolve())

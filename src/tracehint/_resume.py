@@ -197,10 +197,31 @@ class FileKeys:
             return file_key(path)
         if not os.path.isabs(folder):  # noqa: PTH117 -- str paths
             folder = os.path.join(os.getcwd(), folder)  # noqa: PTH109, PTH118 -- as realpath does
-        resolved = self._folders.get(folder)
-        if resolved is None:
-            resolved = self._folders[folder] = os.path.realpath(folder)
+        resolved = self._folder(folder)
         return FileKey(os.path.join(resolved, name), found.st_size, found.st_mtime_ns)  # noqa: PTH118 -- str paths
+
+    def _folder(self, folder: str) -> str:
+        """``os.path.realpath(folder)`` (absolute), from its parent's when that is known.
+
+        A folder that is not a symlink resolves to its parent's resolution and its name: a
+        tree of many folders (one session each) costs an ``lstat`` per new folder, not one per
+        component of each.
+        """
+        resolved = self._folders.get(folder)
+        if resolved is not None:
+            return resolved
+        parent, name = os.path.split(folder)
+        resolved = None
+        if name not in {"", ".", ".."} and parent != folder:
+            try:
+                if not stat.S_ISLNK(os.lstat(folder).st_mode):
+                    resolved = os.path.join(self._folder(parent), name)  # noqa: PTH118 -- str paths
+            except OSError:
+                pass  # realpath says what it says about a folder that cannot be read
+        if resolved is None:
+            resolved = os.path.realpath(folder)
+        self._folders[folder] = resolved
+        return resolved
 
 
 @dataclass(slots=True)
