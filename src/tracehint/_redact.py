@@ -92,6 +92,8 @@ def _has_key_run(text: str) -> bool:
     text is not copied whole.
     """
     size = len(_KEY_RUN)
+    if len(text) < size:  # most facts, names and short messages
+        return False
     for start in range(0, len(text), _RUN_CHUNK):
         chunk = text[start : start + _RUN_CHUNK + size - 1] if len(text) > _RUN_CHUNK else text
         if _KEY_RUN in chunk.encode("utf-8", "surrogatepass").translate(_BASE64_TABLE):
