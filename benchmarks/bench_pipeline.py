@@ -7,7 +7,7 @@ traces; a bare ``aiohttp`` client sends the same number of requests (bodies of t
 with C workers to the same mock. Both rates are requests per second of their own run (the
 pipeline's from its ``--stats-json``: judge requests / pipeline seconds, interpreter start-up
 left out); the ratio per cell is the target. Also the pipeline's CPU per judged site (the
-process's CPU less that of a start-up on one tiny session).
+run's ``cpu_seconds`` from the same ``--stats-json``: every thread, start-up left out).
 
     python benchmarks/bench_pipeline.py [--quick]
 """
@@ -93,17 +93,7 @@ def write_sessions(folder: Path, sites: int) -> int:
     return files
 
 
-def startup_cpu(folder: Path) -> float:
-    """CPU seconds of ``tracehint annotate`` on one tiny session, offline (start-up and exit)."""
-    root = folder / "one"
-    write_sessions(root, 1)
-    run = run_measured(annotate_command([root], folder / "one.jsonl", "--layers", "raw"))
-    return float(run["cpu_seconds"])
-
-
-def pipeline(
-    root: Path, folder: Path, url: str, concurrency: int, startup: float
-) -> dict[str, Any]:
+def pipeline(root: Path, folder: Path, url: str, concurrency: int) -> dict[str, Any]:
     stats_path = folder / "stats.json"
     command = annotate_command(
         [root],
@@ -130,7 +120,8 @@ def pipeline(
         "requests": requests,
         "seconds": seconds,
         "rate": requests / seconds if seconds else 0.0,
-        "cpu_ms_per_site": 1000 * max(0.0, run["cpu_seconds"] - startup) / max(1, stats["sites"]),
+        # The run's own CPU (from its --stats-json: interpreter start-up and imports left out).
+        "cpu_ms_per_site": 1000 * stats["cpu_seconds"] / max(1, stats["sites"]),
         "failed": sum(stats["judge"].get("failures", {}).values()),
     }
 
@@ -179,8 +170,6 @@ def main() -> None:
     seconds = args.seconds or (1.0 if args.quick else 3.0)
     cells = [(0.05, 64), (0.05, 256), (0.2, 64), (0.2, 256)]
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="tracehint-bench-pipeline-") as name:
-        startup = startup_cpu(Path(name))
     for latency, concurrency in cells:
         sites = max(4 * concurrency, math.ceil(concurrency / latency * seconds))
         with tempfile.TemporaryDirectory(prefix="tracehint-bench-pipeline-") as name:
@@ -188,7 +177,7 @@ def main() -> None:
             root = folder / "sessions"
             files = write_sessions(root, sites)
             with MockJudgeProcess(latency=latency) as server:
-                ours = pipeline(root, folder, server.url, concurrency, startup)
+                ours = pipeline(root, folder, server.url, concurrency)
                 theirs = anyio.run(bare, server.url, concurrency, ours["requests"], 1500)
         ratio = ours["rate"] / theirs["rate"] if theirs["rate"] else None
         row = {

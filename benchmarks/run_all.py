@@ -27,6 +27,7 @@ BENCHMARKS = (
     "bench_warm_cache",
     "bench_redact",
     "bench_ray",
+    "bench_instructions",
 )
 CLIENT_STYLE = {"tracehint": "o-", "aiohttp": "s-", "httpx": "^-"}
 

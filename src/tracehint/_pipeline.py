@@ -678,4 +678,4 @@ async def annotate_files(  # noqa: PLR0913 -- keyword-only options of the one en
         if causes is None:
             raise
         raise causes from None
-    stats.finished = time.monotonic()
+    stats.finish()

@@ -264,6 +264,14 @@ class RunStats:
     """Judge, reader and cache counters, when a judge was used."""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    cpu_started: float = field(default_factory=time.process_time)
+    """This process's CPU time when the run started (``time.process_time``)."""
+    cpu_finished: float | None = None
+
+    def finish(self) -> None:
+        """Mark the run finished: ``elapsed`` and ``cpu_seconds`` stop counting."""
+        self.finished = time.monotonic()
+        self.cpu_finished = time.process_time()
 
     def record_issue(self, issue: InputIssue) -> None:
         """Count an input issue and keep the first few as examples."""
@@ -312,6 +320,15 @@ class RunStats:
         end = self.finished if self.finished is not None else time.monotonic()
         return end - self.started
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds this process spent on the run, all its threads.
+
+        With ``--engine ray``, the driver's alone (each actor runs in its own process).
+        """
+        end = self.cpu_finished if self.cpu_finished is not None else time.process_time()
+        return end - self.cpu_started
+
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (the ``--stats-json`` format)."""
         elapsed = self.elapsed
@@ -342,6 +359,7 @@ class RunStats:
             "input_issue_samples": list(self.issue_samples),
             "judge": self.judge.to_dict() if self.judge is not None else {},
             "elapsed_seconds": round(elapsed, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "traces_per_second": round(self.traces / elapsed, 1) if elapsed > 0 else None,
         }
 

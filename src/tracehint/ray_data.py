@@ -292,7 +292,7 @@ class _Worker:
         if annotator.cache is not None:
             await annotator.cache.flush()  # the hints learnt are kept, whatever comes next
         self._calls += 1
-        stats.finished = time.monotonic()
+        stats.finish()
         record = {
             "run": stats.to_dict(),
             "actor": self._actor,

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -544,7 +543,7 @@ async def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0915 -- the ru
                 group.cancel_scope.cancel()
         stats.judge = annotator.stats()
     if stats.finished is None:
-        stats.finished = time.monotonic()
+        stats.finish()
     if signalled:
         status = EXIT_INTERRUPTED if signalled[0] == signal.SIGINT else EXIT_TERMINATED
         print(  # noqa: T201 -- CLI output
@@ -678,7 +677,7 @@ def run_ray(args: argparse.Namespace) -> int:
         merged = ray_data.merge_hints(folder, cache)
         if not args.quiet:
             print(f"tracehint: merged {merged} new hint(s) into {cache}", file=sys.stderr)  # noqa: T201 -- CLI output
-    stats.finished = time.monotonic()
+    stats.finish()
     if args.errors:
         with Path(args.errors).open("wb") as errors:
             errors.writelines(part.read_bytes() for part in sorted(folder.glob("errors-*.jsonl")))
