@@ -39,7 +39,7 @@ from _common import (
     table,
     write_result,
 )
-from bench_pipeline import write_sessions
+from bench_pipeline import judged_command, write_sessions
 
 _VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -74,21 +74,7 @@ def measure(folder: Path, sizes: tuple[int, int], url: str) -> list[dict[str, An
         write_sessions(root, sites)
         out = folder / f"out-{sites}.jsonl"
         offline[sites] = instructions(annotate_command([root], out, "--layers", "raw"))
-        judged[sites] = instructions(
-            annotate_command(
-                [root],
-                out,
-                "--layers",
-                "judge",
-                "--no-cache",
-                "--judge-url",
-                url,
-                "--judge-model",
-                "mock-judge",
-                "--concurrency",
-                str(CONCURRENCY),
-            ),
-        )
+        judged[sites] = instructions(judged_command(root, out, url, CONCURRENCY))
         bare[sites] = instructions(
             [sys.executable, "-c", _BARE, str(BENCH_DIR), url, str(CONCURRENCY), str(sites)]
         )

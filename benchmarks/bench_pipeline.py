@@ -93,11 +93,11 @@ def write_sessions(folder: Path, sites: int) -> int:
     return files
 
 
-def pipeline(root: Path, folder: Path, url: str, concurrency: int) -> dict[str, Any]:
-    stats_path = folder / "stats.json"
-    command = annotate_command(
+def judged_command(root: Path, output: Path, url: str, concurrency: int, *extra: str) -> list[str]:
+    """``tracehint annotate --layers judge --no-cache`` against the mock judge at ``url``."""
+    return annotate_command(
         [root],
-        folder / "out.jsonl",
+        output,
         "--layers",
         "judge",
         "--no-cache",
@@ -107,8 +107,14 @@ def pipeline(root: Path, folder: Path, url: str, concurrency: int) -> dict[str, 
         "mock-judge",
         "--concurrency",
         str(concurrency),
-        "--stats-json",
-        str(stats_path),
+        *extra,
+    )
+
+
+def pipeline(root: Path, folder: Path, url: str, concurrency: int) -> dict[str, Any]:
+    stats_path = folder / "stats.json"
+    command = judged_command(
+        root, folder / "out.jsonl", url, concurrency, "--stats-json", str(stats_path)
     )
     run = run_measured(command)
     if run["returncode"] not in {0, 1}:
