@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import EXAMPLES, run_cli
+from tracehint._cli._malloc import limit_malloc_arenas
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -163,3 +168,22 @@ def test_stats_json_dash_writes_the_summary_to_stdout(tmp_path: Path) -> None:
     both = run_cli("annotate", str(EXAMPLES), "-o", "-", "--stats-json", "-")
     assert both.returncode == 2
     assert "both write to stdout" in both.stderr
+
+
+def test_the_summary_reports_the_runs_cpu(tmp_path: Path) -> None:
+    result = run_cli(
+        "annotate", str(EXAMPLES), "-o", str(tmp_path / "o.jsonl"), "--stats-json", "-"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert 0 < summary["cpu_seconds"] < 60
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_command_line_limits_malloc_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    found = ctypes.util.find_library("c") or ""
+    expected = "musl" not in found  # glibc has mallopt, musl does not
+    assert limit_malloc_arenas() is expected
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the user's own setting wins
+    assert limit_malloc_arenas() is False

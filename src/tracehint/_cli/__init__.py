@@ -10,6 +10,7 @@ import anyio
 from tracehint import __version__
 from tracehint._cli import annotate, bench, cache, evaluate, export, mock_judge
 from tracehint._cli._common import EXIT_ERROR, EXIT_INTERRUPTED, Parser, tracehint_error
+from tracehint._cli._malloc import limit_malloc_arenas
 from tracehint._exceptions import TracehintError
 from tracehint._output import STDOUT
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    limit_malloc_arenas()  # before any worker thread allocates (see _malloc)
     args = _parser().parse_args(argv)
     if args.command == "annotate" and args.output == STDOUT and args.progress is None:
         args.progress = False if not sys.stderr.isatty() else None
