@@ -522,10 +522,18 @@ def test_a_bare_aws_secret_key_inside_a_longer_base64_run_is_not_one() -> None:
         ("curl -u admin:pa55-w0rd https://x", "password"),
         ("curl -b session=0123456789abcdef https://x", "cookie"),
         ("7z x backup.7z -pS3cretPass", "password"),
+        ("zip -r -P S3cretPass out.zip src/", "password"),
+        ("unzip -o\t-P S3cretPass a.zip", "password"),
     ],
 )
 def test_patterns_with_short_literals_still_run(text: str, kind_of: str) -> None:
     assert f"[REDACTED:{kind_of}]" in redact(text)
+    assert "S3cretPass" not in redact(text)
+
+
+def test_zip_without_a_password_flag_is_not_searched() -> None:
+    # The gate (" -P" in the text, case kept) lets gzip logs and .zip names through untouched.
+    assert redact("gzip -p 4 a.zip && unzip -p a.zip") == "gzip -p 4 a.zip && unzip -p a.zip"
 
 
 def test_the_key_run_gate_finds_every_run_of_forty() -> None:
