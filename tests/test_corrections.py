@@ -12,7 +12,7 @@ import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -39,6 +39,9 @@ from tracehint import (
 )
 from tracehint._corrections import _SUCCESS, DEFAULT_CORRECTION_RULES, rejection_words
 from tracehint._needles import AnyMatch, alternatives
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 DATA = REPO / "tests" / "data" / "claude_code_corrections"
 IDE_SESSION = DATA / "9e953218-585f-4692-89df-9e0747a31c68.jsonl"  # CC 2.0.5, many corrections
@@ -333,6 +336,19 @@ async def test_the_judge_checks_and_rephrases_each_correction() -> None:
     assert not [r for r in site_rows(refused) if r["detected_by"] == "user"]
 
 
+def random_texts(
+    rng: random.Random, pieces: Sequence[str], *, count: int, most_words: int, upper: float
+) -> Iterator[str]:
+    """``count`` texts of 1 to ``most_words`` words of ``pieces``; ``upper`` of them upper-cased.
+
+    Drawn from ``rng`` one text at a time, so a caller may draw from it between texts.
+    """
+    words = [word for piece in pieces for word in piece.split(" ")]
+    for _ in range(count):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, most_words)))
+        yield text.upper() if rng.random() < upper else text
+
+
 def test_the_rules_prefilters_never_change_a_match() -> None:
     """Each rule's literal prefilter only skips replies its regex could not match."""
     plain = Corrections(rules=tuple(replace(r, needles=None) for r in DEFAULT_CORRECTION_RULES))
@@ -344,13 +360,9 @@ def test_the_rules_prefilters_never_change_a_match() -> None:
         "sure I don't think that's do we even need no need was clean before passing main was",
         "green STILL Doesn'T WORK \u017ftill \u212aeep ok thanks great café",
     )
-    words = [word for phrase in phrases for word in phrase.split(" ")]
     claims = ["Done! The redirect now works.", "Should I continue?", "I've fixed it", "A plan."]
     found = 0
-    for _ in range(5000):
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
-        if rng.random() < 0.3:
-            text = text.upper()
+    for text in random_texts(rng, phrases, count=5000, most_words=12, upper=0.3):
         claim = rng.choice(claims)
         expected = plain.match(text, claim)
         assert Corrections().match(text, claim) == expected, (text, claim)
@@ -370,10 +382,7 @@ def test_searching_one_alternative_at_a_time_finds_what_the_whole_regex_finds() 
         "exit code 1 404 Not Found ===== FAILURES ===== still broken you lost it was fine before",
         "are you sure do we need no, that's wrong café \u212aelvin\n\n  \nERROR: x",
     )
-    words = [word for piece in pieces for word in piece.split(" ")]
-    for _ in range(3000):
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 15)))
-        text = text.upper() if rng.random() < 0.2 else text
+    for text in random_texts(rng, pieces, count=3000, most_words=15, upper=0.2):
         lowered = text.lower() if text.isascii() else None
         for pattern in patterns:
             expected = pattern.search(text) is not None
