@@ -21,7 +21,7 @@ from tracehint._kinds import DetectedBy, HintSource, HintStatus, LayerName
 from tracehint._limits import clamp
 from tracehint._records import Hint
 from tracehint._redact import DEFAULT_REDACTOR, Redactor
-from tracehint._redact_records import redact_request, redact_request_sites, redact_requests
+from tracehint._redact_records import redact_request_sites, redact_requests
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -91,9 +91,17 @@ class TemplateLayer:
 
         The site is redacted before the template quotes (and clamps) it, and the hint after.
         """
+        return self._render(self._redacted([request])[0])
+
+    def _redacted(self, requests: Sequence[HintRequest]) -> list[HintRequest]:
+        """The requests as the templates see them: what they may read redacted, once a text.
+
+        The default templates read the site alone (``Templates.reads_context``); yours may read
+        the context texts too.
+        """
         if self.templates.reads_context:
-            return self._render(redact_request(request, self.redactor))
-        return self._render(redact_request_sites([request], self.redactor)[0])
+            return redact_requests(requests, self.redactor)
+        return redact_request_sites(requests, self.redactor)
 
     def _render(self, redacted: HintRequest) -> str | None:
         text = self.templates.render(redacted)
@@ -108,11 +116,7 @@ class TemplateLayer:
 
         Sync work, so no task per site; a text the sites share is redacted once.
         """
-        if self.templates.reads_context:
-            redacted = redact_requests(requests, self.redactor)
-        else:  # the templates read the site alone
-            redacted = redact_request_sites(requests, self.redactor)
-        return [_template_hint(self._render(request)) for request in redacted]
+        return [_template_hint(self._render(request)) for request in self._redacted(requests)]
 
 
 def _template_hint(text: str | None) -> Hint | None:
