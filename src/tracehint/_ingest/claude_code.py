@@ -346,7 +346,7 @@ class ClaudeCodeParser:
 
     def _builder_for(self, entry: dict[str, Any]) -> TraceBuilder:
         if self._is_agent_file or entry.get("isSidechain") is not True:
-            return self._builders.get(_MAIN) or self._get(_MAIN, entry)
+            return self._get(_MAIN, entry)
         parent = entry.get("parentUuid")
         key = self._chain.get(parent) if isinstance(parent, str) else None
         if key is None:
