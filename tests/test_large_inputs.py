@@ -25,6 +25,7 @@ from tracehint import (
     TemplateLayer,
     annotate_files,
 )
+from tracehint._ingest import _lines
 from tracehint._ingest._lines import Line, LineSplitter, OverlongLine
 from tracehint._jsonparts import contains, dump_parts, loads
 from tracehint._limits import Limits, clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
@@ -201,8 +202,12 @@ def _split(data: bytes, chunk: int, **options: object) -> list[Line | OverlongLi
     return out + splitter.finish()
 
 
-def test_a_long_line_read_again_whole_gives_the_same_lines() -> None:
-    """Deferred lines (read again with ``read_at``) come out as joined ones do."""
+@pytest.mark.parametrize("slice_bytes", [1, 7, _lines.READ_AGAIN_BYTES])
+def test_a_long_line_read_again_whole_gives_the_same_lines(
+    monkeypatch: pytest.MonkeyPatch, slice_bytes: int
+) -> None:
+    """Deferred lines (read again with ``read_at``, a slice per call) come out as joined ones do."""
+    monkeypatch.setattr(_lines, "READ_AGAIN_BYTES", slice_bytes)
     rng = random.Random(7)  # noqa: S311 -- reproducible test inputs, not secrets
     calls: list[tuple[int, int]] = []
     for _ in range(300):
@@ -213,6 +218,7 @@ def test_a_long_line_read_again_whole_gives_the_same_lines() -> None:
         data = b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
 
         def read_at(size: int, offset: int, data: bytes = data) -> bytes:
+            assert size <= slice_bytes
             calls.append((size, offset))
             return data[offset : offset + size]
 

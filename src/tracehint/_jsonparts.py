@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from tracehint import _longstr
+
 __all__ = [
     "HUGE_STRING_BYTES",
     "HUGE_STRING_CHARS",
@@ -33,6 +35,7 @@ __all__ = [
     "contains",
     "dump_parts",
     "loads",
+    "loads_text",
 ]
 
 HUGE_STRING_CHARS = 1024 * 1024
@@ -206,7 +209,7 @@ def _decode(data: bytes, start: int, stop: int, slice_bytes: int) -> str:
         cut = stop if stop - start <= slice_bytes else _safe_cut(data, start, start + slice_bytes)
         pieces.append(orjson.loads(b'"' + data[start:cut] + b'"'))
         start = cut
-    return "".join(pieces)
+    return _longstr.join(pieces)
 
 
 def _put_back(value: Any, texts: dict[str, str]) -> int:  # noqa: ANN401 -- JSON data
@@ -270,6 +273,23 @@ def loads(
     except (_Fallback, orjson.JSONDecodeError):
         pass
     return orjson.loads(data)
+
+
+def loads_text(text: str, *, min_bytes: int = HUGE_STRING_BYTES) -> Any:  # noqa: ANN401 -- JSON data
+    """``orjson.loads(text)`` of JSON held in a ``str`` (a tool output that wraps JSON).
+
+    A long text is encoded a slice at a time, joined (``bytes.join`` copies without the GIL)
+    and read by ``loads``. Raises ``orjson.JSONDecodeError`` as ``orjson.loads`` does.
+    """
+    if len(text) < min_bytes:
+        return orjson.loads(text)
+    try:
+        data = b"".join(
+            text[start : start + SLICE_CHARS].encode() for start in range(0, len(text), SLICE_CHARS)
+        )
+    except UnicodeEncodeError:  # a lone surrogate: orjson's own error
+        return orjson.loads(text)
+    return loads(data, min_bytes=min_bytes)
 
 
 def contains(data: bytes, needle: bytes, *, window: int = 1024 * 1024) -> bool:

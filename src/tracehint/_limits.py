@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Limits", "clamp", "clamp_middle", "clamp_middle_stripped", "clamp_stripped"]
+__all__ = [
+    "Limits",
+    "clamp",
+    "clamp_middle",
+    "clamp_middle_stripped",
+    "clamp_stripped",
+    "strip_span",
+]
 
 _ELLIPSIS = "…"
 
@@ -96,10 +103,10 @@ def clamp_middle(text: str, limit: int) -> str:
     return text[:head] + marker + text[len(text) - tail :]
 
 
-def _strip_span(text: str) -> tuple[int, int]:
-    """Where ``text.strip()`` starts and ends in ``text``, without copying ``text``."""
-    leading = _LEADING_SPACE.match(text)
-    start = leading.end() if leading is not None else 0
+def strip_span(text: str, start: int = 0) -> tuple[int, int]:
+    """Where ``text[start:].strip()`` starts and ends in ``text``, without copying ``text``."""
+    leading = _LEADING_SPACE.match(text, start)
+    start = leading.end() if leading is not None else start
     stop = len(text)
     while stop > start and text[stop - 1].isspace():
         stop -= 1
@@ -115,7 +122,7 @@ def clamp_stripped(text: str, limit: int) -> str:
     """``clamp(text.strip(), limit)``, without copying all of a long ``text``."""
     if len(text) < _COPY_CHARS:
         return clamp(text.strip(), limit)
-    start, stop = _strip_span(text)
+    start, stop = strip_span(text)
     return clamp(text[start : min(stop, start + limit + 1)], limit)
 
 
@@ -123,7 +130,7 @@ def clamp_middle_stripped(text: str, limit: int) -> str:
     """``clamp_middle(text.strip(), limit)``, without copying all of a long ``text``."""
     if len(text) < _COPY_CHARS:
         return clamp_middle(text.strip(), limit)
-    start, stop = _strip_span(text)
+    start, stop = strip_span(text)
     size = stop - start
     if size <= limit:
         return text[start:stop]

@@ -33,6 +33,7 @@ from tracehint._context import instruction_text, message_text
 from tracehint._corrections import rejection_words
 from tracehint._kinds import DetectedBy, ErrorKind, Role, TurnKind
 from tracehint._limits import Limits, clamp, clamp_middle, clamp_middle_stripped, clamp_stripped
+from tracehint._longstr import join
 from tracehint._records import ErrorSite, Facts, ToolCall, Trace, TraceSource, Turn
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def _command_of(arguments: dict[str, object]) -> str | None:
             words = [str(word) for word in value]
             # ["bash", "-lc", "pytest -q"] runs its last word
             value = words[-1] if len(words) >= 3 and words[1] in {"-c", "-lc"} else " ".join(words)
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str) and value and not value.isspace():
             return clamp(value, 2000)
     return None
 
@@ -344,9 +345,8 @@ class TraceBuilder:
                 self.orphan_results += 1
             name = call.name if call is not None else "?"
             tag = _ERROR_TAG if result.is_error else _RESULT_TAG
-            parts.append(
-                f"{tag} {name}: {result.text}" if call is not None else f"{tag} {result.text}"
-            )
+            prefix = f"{tag} {name}: " if call is not None else f"{tag} "
+            parts.append(join((prefix, result.text)))
             self._record_outcome(result, call)
             if native is not None:
                 self._messages.append(dict(native[position]))
@@ -375,7 +375,7 @@ class TraceBuilder:
         name = call.name if call is not None else None
         action = _action(call)
         text = (
-            f"<tool_use_error>{result.error_text}</tool_use_error>"
+            join(("<tool_use_error>", result.error_text, "</tool_use_error>"))
             if result.error_text
             else result.text
         )

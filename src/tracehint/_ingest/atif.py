@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, tool_call
 from tracehint._ingest._document import Outcome, as_int, as_str, shell_failed, text_of
 from tracehint._kinds import InputFormat
+from tracehint._longstr import strip
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -128,7 +129,7 @@ def _result(call_id: str, result: dict[str, Any]) -> ResultIn:
     if not text and ref is not None:
         text = f"[sub-trajectory: {ref}]"
     if _PARSE_ERROR in text:
-        return ResultIn(call_id, text, is_error=True, error_text=text.strip())
+        return ResultIn(call_id, text, is_error=True, error_text=strip(text))
     extra = result.get("extra")
     extra = extra if isinstance(extra, dict) else {}
     if result.get("is_error") is True or extra.get("is_error") is True:

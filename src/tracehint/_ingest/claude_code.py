@@ -302,7 +302,7 @@ class ClaudeCodeParser:
         interrupted = False
         if isinstance(detail, dict):
             found = detail.get("stderr")
-            stderr = found if isinstance(found, str) and found.strip() else None
+            stderr = found if isinstance(found, str) and found and not found.isspace() else None
             interrupted = detail.get("interrupted") is True
         hook = self._pre_hooks.get(use_id)
         if hook is not None and not _command_ran(text, hook):
@@ -329,7 +329,7 @@ class ClaudeCodeParser:
                 parts.append(call_in(use_id, name, block.get("input"), self.limits))
             elif kind == "thinking":
                 thinking = block.get("thinking")
-                if isinstance(thinking, str) and thinking.strip():
+                if isinstance(thinking, str) and thinking and not thinking.isspace():
                     parts.append(Thinking(thinking))
             elif kind != "redacted_thinking":
                 parts.append(_block_text(block))

@@ -28,7 +28,9 @@ import orjson
 from tracehint._ingest._builder import Block, ResultIn, Thinking, TraceBuilder, call_in
 from tracehint._ingest._document import as_int, as_str, text_of
 from tracehint._jsonparts import loads as loads_json
+from tracehint._jsonparts import loads_text
 from tracehint._kinds import InputFormat
+from tracehint._longstr import strip
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -211,7 +213,7 @@ class CodexParser:
         if kind == "reasoning":
             summary = item.get("summary")
             text = text_of(summary) if isinstance(summary, list) else ""
-            if text.strip():
+            if text and not text.isspace():
                 self._say([Thinking(text)])
             else:
                 self.skipped_entries += 1
@@ -288,7 +290,7 @@ class CodexParser:
             or _PATCH_FAILED in text[:500]
             or (event is not None and event.failed)
         )
-        error_text = text.strip() if _PATCH_FAILED in text[:500] else None
+        error_text = strip(text) if _PATCH_FAILED in text[:500] else None
         return ResultIn(
             call_id,
             text,
@@ -362,7 +364,7 @@ def _unwrap(output: object) -> tuple[str, int | None, bool | None]:
     text = output if isinstance(output, str) else ("" if output is None else str(output))
     if text.startswith("{") and '"output"' in text:
         try:
-            wrapped = orjson.loads(text)
+            wrapped = loads_text(text)
         except orjson.JSONDecodeError:
             wrapped = None
         if isinstance(wrapped, dict) and "output" in wrapped:

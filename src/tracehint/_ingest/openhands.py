@@ -33,6 +33,7 @@ from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in, t
 from tracehint._ingest._document import Outcome, as_int, as_str, text_of
 from tracehint._ingest._files import open_regular
 from tracehint._kinds import InputFormat
+from tracehint._longstr import join, strip
 from tracehint._records import InputIssue
 
 if TYPE_CHECKING:
@@ -341,19 +342,17 @@ def _result(  # noqa: PLR0911 -- one answer per error signal
     if kind == "error":
         return ResultIn(call_id, content, is_error=True, error_text=content)
     if content.startswith("ERROR:"):
-        return ResultIn(
-            call_id, content, is_error=True, error_text=content.removeprefix("ERROR:").strip()
-        )
+        return ResultIn(call_id, content, is_error=True, error_text=strip(content, len("ERROR:")))
     if exit_code is not None and exit_code not in {0, -1}:
         # What the agent saw: OpenHands ends a command's output with its exit code.
-        text = f"{content}\n[The command completed with exit code {exit_code}.]"
+        text = join((content, f"\n[The command completed with exit code {exit_code}.]"))
         return ResultIn(call_id, text, is_error=True, exit_code=exit_code)
     extras = event.get("extras")
     flagged = isinstance(extras, dict) and extras.get("error") is True  # browser observations
     if flagged or (exit_code is None and event.get("success") is False):
         return ResultIn(call_id, content, is_error=True)
     if any(marker in content for marker in _OLD_EDITOR_FAILURES):
-        return ResultIn(call_id, content, is_error=True, error_text=content.strip())
+        return ResultIn(call_id, content, is_error=True, error_text=strip(content))
     if kind == "user_rejected":
         return ResultIn(call_id, content or "The user rejected this action.", is_error=True)
     return ResultIn(call_id, content, is_error=False, exit_code=exit_code)

@@ -23,6 +23,7 @@ import orjson
 from tracehint._ingest._builder import Block, ResultIn, call_in
 from tracehint._ingest._document import Outcome, as_str, shell_failed, text_of
 from tracehint._kinds import InputFormat
+from tracehint._longstr import strip
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -53,7 +54,7 @@ def is_trajectory(value: object) -> bool:
 
 def _result(call_id: str, text: str) -> ResultIn:
     if _LINT_REJECTED in text:
-        return ResultIn(call_id, text, is_error=True, error_text=text.strip())
+        return ResultIn(call_id, text, is_error=True, error_text=strip(text))
     return ResultIn(call_id, text, is_error=shell_failed(text))
 
 
