@@ -24,10 +24,10 @@ def _text(rng: random.Random, size: int) -> str:
 
 
 def _same(made: str, expected: str) -> None:
+    # CPython compares the storage widths first: a string stored wider than it needs is
+    # unequal to the same characters stored as they should be. ``isascii`` reads the flag.
     assert made == expected
     assert type(made) is str
-    # the canonical layout: the narrowest width, the ASCII flag, the same hash
-    assert sys.getsizeof(made) == sys.getsizeof(expected)
     assert made.isascii() == expected.isascii()
     assert hash(made) == hash(expected)
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from tracehint._limits import strip_span
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["LONG_CHARS", "join", "strip"]
 
@@ -63,12 +63,29 @@ def _header(width: int) -> int:
     return _ASCII_HEADER if width == 0 else _WIDE_HEADER
 
 
+def _unicode_new() -> Callable[[int, int], str] | None:
+    """CPython's ``PyUnicode_New`` (the GIL held), as a function of our own; ``None`` off it.
+
+    A prototype of our own: setting ``restype`` on ``ctypes.pythonapi.PyUnicode_New`` would
+    change it for every other user of ``ctypes.pythonapi`` in the process.
+    """
+    if sys.implementation.name != "cpython":
+        return None
+    try:
+        prototype = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_ssize_t, ctypes.c_uint32)
+        new: Callable[[int, int], str] = prototype(("PyUnicode_New", ctypes.pythonapi))
+    except (AttributeError, OSError):
+        return None
+    return new
+
+
+_NEW = _unicode_new()
+
+
 def _new(size: int, width: int) -> str:
-    new = ctypes.pythonapi.PyUnicode_New
-    new.restype = ctypes.py_object
-    new.argtypes = (ctypes.c_ssize_t, ctypes.c_uint32)
-    text: str = new(size, _MAXCHAR[width])
-    return text
+    """An empty string of ``size`` characters of ``width``, to be filled before it is seen."""
+    assert _NEW is not None  # noqa: S101 -- only called when _check found it
+    return _NEW(size, _MAXCHAR[width])
 
 
 def _copied(spans: Sequence[_Span], widths: Sequence[int], width: int) -> str:
@@ -107,7 +124,7 @@ def _check() -> bool:
     return True
 
 
-_ENABLED = sys.implementation.name == "cpython" and _check()
+_ENABLED = _NEW is not None and _check()
 
 
 def join(pieces: Sequence[str], *, min_chars: int = LONG_CHARS) -> str:
