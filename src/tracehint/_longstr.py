@@ -127,13 +127,15 @@ def _check() -> bool:
 _ENABLED = _NEW is not None and _check()
 
 
-def join(pieces: Sequence[str], *, min_chars: int = LONG_CHARS) -> str:
-    """``"".join(pieces)``; a result of ``min_chars`` or more is copied without the GIL.
+def join(pieces: Sequence[str], sep: str = "", *, min_chars: int = LONG_CHARS) -> str:
+    """``sep.join(pieces)``; a result of ``min_chars`` or more is copied without the GIL.
 
     Call it in a worker thread: during the copies, the event loop runs.
     """
-    if not _ENABLED or sum(map(len, pieces)) < min_chars:
-        return "".join(pieces)
+    if not _ENABLED or sum(map(len, pieces)) < min_chars or len(pieces) < 2:
+        return sep.join(pieces)  # one piece is returned as it is: nothing to copy
+    if sep:
+        pieces = [item for piece in pieces for item in (sep, piece)][1:]
     widths = [_width(piece) for piece in pieces]
     known = [width for width in widths if width is not None]
     if len(known) != len(widths):

@@ -24,6 +24,7 @@ import orjson
 
 from tracehint._ingest._builder import TraceBuilder
 from tracehint._jsonparts import loads as loads_json
+from tracehint._longstr import join
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def text_of(content: object) -> str:
                     parts.append("[image]")
                 else:
                     parts.append(f"[{part.get('type', 'unknown')} part]")
-        return "\n".join(parts)
+        return join(parts, "\n")
     if isinstance(content, dict):
         text = content.get("text")
         return text if isinstance(text, str) else orjson.dumps(content).decode()

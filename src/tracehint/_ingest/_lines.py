@@ -51,9 +51,9 @@ class LineSplitter:
     its chunks either: its bytes are discarded as they arrive too, and once its end is found
     the line is read again with ``read_at(size, offset)`` (``os.pread``, without the GIL), a
     ``READ_AGAIN_BYTES`` slice per call, and the slices are joined (``bytes.join`` copies
-    without the GIL from 1 MiB on). One ``pread`` of 50 MB into new memory stalled the other
-    threads for 20 to 45 ms on a 2-core Linux VM, though it does not hold the GIL: the kernel
-    copies the whole read and faults its pages in as one operation.
+    without the GIL from 1 MiB on). One ``pread`` of 50 MB does not hold the GIL either, but
+    with the machine's other core busy it stalled the event loop for 20 to 45 ms on a 2-core
+    Linux VM: the kernel copies the whole read before the thread gives its core up.
     """
 
     __slots__ = (

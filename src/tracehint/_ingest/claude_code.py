@@ -21,6 +21,7 @@ from tracehint._ingest._files import open_regular
 from tracehint._jsonparts import contains
 from tracehint._jsonparts import loads as loads_json
 from tracehint._kinds import InputFormat
+from tracehint._longstr import join
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ def _result_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(_block_text(block) for block in content)
+        return join([_block_text(block) for block in content], "\n")
     return str(content)
 
 
