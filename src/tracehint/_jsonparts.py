@@ -12,10 +12,11 @@ put end to end.
 
 ``loads`` finds the huge string literals of a long line (a regex scan, a window at a time),
 parses the rest in one small call with a placeholder for each, and decodes each literal a
-slice at a time. Only the final join of a huge string's slices is one long call (a copy: a
-``str`` is one block of memory). Anything unusual (invalid JSON, a literal that is a key or
-is cut nowhere safely) falls back to ``orjson.loads`` of the whole line: the same value, or
-the same error.
+slice at a time; the slices are joined by ``_longstr.join``, whose copy runs without the
+GIL (``"".join`` of 50 MB held it for 20 to 30 ms). Anything unusual (invalid JSON, a
+literal that is a key or is cut nowhere safely) falls back to ``orjson.loads`` of the whole
+line: the same value, or the same error. ``loads_text`` does the same for JSON held in a
+``str``.
 """
 
 from __future__ import annotations
