@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tracehint import _longstr
-from tracehint._jsonparts import loads_text
+from tracehint._jsonparts import loads, loads_text
 from tracehint._longstr import join, strip
 
 # Characters of every storage width: ASCII, Latin-1, the BMP, beyond it, a lone surrogate.
@@ -92,3 +92,18 @@ def test_loads_text_gives_what_orjson_gives() -> None:
             with pytest.raises(orjson.JSONDecodeError) as sliced:
                 loads_text(broken, min_bytes=1)
             assert str(sliced.value) == str(plain.value)
+
+
+def test_a_huge_json_string_of_mixed_widths_is_read_as_orjson_reads_it() -> None:
+    # Slices of one literal differ in width (ASCII runs, then Latin-1, BMP, astral, escapes):
+    # joined without the GIL, they make the string ``orjson.loads`` makes.
+    rng = random.Random(37)  # noqa: S311 -- reproducible test inputs, not secrets
+    quoted = 'say "hi" and go on, then \\ once\n'
+    runs = ["log line ok\n" * 30_000, "é" * 70_000, quoted * 5_000, "中" * 90_000, "😀" * 50_000]
+    text = "".join(rng.sample(runs, len(runs)) + runs)
+    assert len(text) > _longstr.LONG_CHARS
+    for data in (orjson.dumps({"output": text, "n": 1}), orjson.dumps([text, "x"])):
+        expected = orjson.loads(data)
+        made = loads(data)
+        assert made == expected
+        _same(made[0] if isinstance(made, list) else made["output"], text)

@@ -88,18 +88,25 @@ def _new(size: int, width: int) -> str:
     return _NEW(size, _MAXCHAR[width])
 
 
-def _copied(spans: Sequence[_Span], widths: Sequence[int], width: int) -> str:
-    """The spans' characters end to end, in a new string of ``width`` (the spans' widest)."""
+def _copied(spans: Sequence[_Span], widths: Sequence[int], width: int) -> str | None:
+    """The spans' characters end to end, in a new string of ``width`` (the spans' widest).
+
+    ``None`` if a narrower span does not widen to exactly ``width`` bytes per character
+    (never seen; checked before anything is written past the span's place).
+    """
     size = max(width, 1)
     text = _new(sum(stop - start for _, start, stop in spans), width)
     at = id(text) + _header(width)
     for (piece, start, stop), own in zip(spans, widths, strict=True):
+        count = (stop - start) * size
         if max(own, 1) == size:  # the same bytes per character: straight from the piece
-            ctypes.memmove(at, id(piece) + _header(own) + start * size, (stop - start) * size)
+            ctypes.memmove(at, id(piece) + _header(own) + start * size, count)
         else:
             wide = piece[start:stop].encode(_WIDEN[size], "surrogatepass")
-            ctypes.memmove(at, wide, len(wide))
-        at += (stop - start) * size
+            if len(wide) != count:
+                return None
+            ctypes.memmove(at, wide, count)
+        at += count
     return text
 
 
@@ -117,7 +124,9 @@ def _check() -> bool:
                     spans = [(piece, 0, len(piece)) for piece in pieces]
                     made = _copied(spans, known, max(known))
                     expected = "".join(pieces)
-                    if made != expected or sys.getsizeof(made) != sys.getsizeof(expected):
+                    if made is None or made != expected:
+                        return False
+                    if sys.getsizeof(made) != sys.getsizeof(expected):
                         return False
     except (AttributeError, OSError, ValueError, TypeError):
         return False
@@ -140,7 +149,8 @@ def join(pieces: Sequence[str], sep: str = "", *, min_chars: int = LONG_CHARS) -
     known = [width for width in widths if width is not None]
     if len(known) != len(widths):
         return "".join(pieces)
-    return _copied([(piece, 0, len(piece)) for piece in pieces], known, max(known, default=0))
+    made = _copied([(piece, 0, len(piece)) for piece in pieces], known, max(known))
+    return made if made is not None else "".join(pieces)
 
 
 def strip(text: str, start: int = 0, *, min_chars: int = LONG_CHARS) -> str:
@@ -155,4 +165,5 @@ def strip(text: str, start: int = 0, *, min_chars: int = LONG_CHARS) -> str:
     # When all that is cut off is ASCII, what is kept needs the text's own width.
     if width is None or not (text[:begin].isascii() and text[end:].isascii()):
         return text[start:].strip()
-    return _copied([(text, begin, end)], [width], width)
+    made = _copied([(text, begin, end)], [width], width)
+    return made if made is not None else text[start:].strip()
