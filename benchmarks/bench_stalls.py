@@ -151,7 +151,6 @@ def big_session(path: Path, line_bytes: int) -> int:
 
 async def _run(inputs: list[Path], output: Path, *, redact: bool) -> dict[str, Any]:
     lags: list[float] = []
-    gc.collect()  # what the previous run left is not collected during this one
     done = anyio.Event()
 
     async def probe() -> None:
@@ -236,6 +235,7 @@ def main() -> None:
                     functools.partial(_run, paths, root / "out.jsonl", redact=name == redacted),
                     backend="asyncio",
                 )
+                gc.collect()  # what this run left, so that it is not collected during the next
                 gc.freeze()
                 print(f"{name:32} longest stall {found['max_ms']:7.1f} ms", flush=True)
                 if name not in best or found["max_ms"] < best[name]["max_ms"]:

@@ -207,6 +207,7 @@ def test_the_command_line_keeps_its_startup_objects_out_of_garbage_collection(
         capture_output=True,
         text=True,
         check=False,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     before, after, code = (int(word) for word in result.stdout.split())
