@@ -7,8 +7,9 @@ result is a single line of about 50 MB (a command that printed a huge log), anno
 the offline layers into a real output file. The same run without the big session shows the
 stalls of ordinary reading; the big session once more with the output redacted, as
 ``tracehint annotate`` does by default. Other formats alone: the corpus's largest Codex
-rollout and SWE-agent ``.traj`` document (read whole) with a tool output grown by the same
-size.
+rollout, SWE-agent ``.traj`` document and ATIF trajectory (read whole) with a tool output
+grown by the same size, and its Gemini CLI session (one JSON document on one line) with its
+longest text grown.
 Best of the repeats (the longest stall of the best run): the machine is shared, and the OS
 may pause the process for reasons of its own.
 
@@ -149,6 +150,28 @@ def big_session(path: Path, line_bytes: int) -> int:
     return max(len(line) for line in data.splitlines())
 
 
+def other_formats(corpus: Path, folder: Path, size: int, line_mb: float) -> dict[str, list[Path]]:
+    """Each other format's big input, made in ``folder`` from the corpus's largest file."""
+    found: dict[str, list[Path]] = {}
+    rollout = _largest(corpus / "codex", "rollout-*.jsonl")
+    if rollout is not None:
+        grown_lines(rollout, folder / "rollout-big.jsonl", size, b"_call_output")
+        found[f"Codex, {line_mb:g} MB line"] = [folder / "rollout-big.jsonl"]
+    traj = _largest(corpus / "swe_agent", "*.traj")
+    if traj is not None:
+        grown_document(traj, folder / "big.traj", size, "trajectory")
+        found[f"SWE-agent .traj, {line_mb:g} MB"] = [folder / "big.traj"]
+    atif = _largest(corpus / "atif", "*.trajectory.json")
+    if atif is not None:
+        grown_document(atif, folder / "big.trajectory.json", size, "steps")
+        found[f"ATIF trajectory, {line_mb:g} MB"] = [folder / "big.trajectory.json"]
+    gemini = _largest(corpus / "gemini_cli", "*.jsonl")
+    if gemini is not None:  # a saved session: one JSON document on one line
+        grown_lines(gemini, folder / "gemini-big.jsonl", size, b"{")
+        found[f"Gemini CLI session, {line_mb:g} MB line"] = [folder / "gemini-big.jsonl"]
+    return found
+
+
 async def _run(inputs: list[Path], output: Path, *, redact: bool) -> dict[str, Any]:
     lags: list[float] = []
     done = anyio.Event()
@@ -218,14 +241,7 @@ def main() -> None:
         unfrozen = f"corpus x{copies} + {args.line_mb:g} MB line, no gc.freeze()"
         inputs[unfrozen] = [corpus, big]
         size = int(args.line_mb * 1e6)
-        rollout = _largest(args.corpus / "codex", "rollout-*.jsonl")
-        if rollout is not None:
-            grown_lines(rollout, big.parent / "rollout-big.jsonl", size, b"_call_output")
-            inputs[f"Codex, {args.line_mb:g} MB line"] = [big.parent / "rollout-big.jsonl"]
-        traj = _largest(args.corpus / "swe_agent", "*.traj")
-        if traj is not None:
-            grown_document(traj, big.parent / "big.traj", size, "trajectory")
-            inputs[f"SWE-agent .traj, {args.line_mb:g} MB"] = [big.parent / "big.traj"]
+        inputs.update(other_formats(args.corpus, big.parent, size, args.line_mb))
         best: dict[str, dict[str, Any]] = {}
         for _ in range(repeats):
             for name, paths in inputs.items():

@@ -11,7 +11,7 @@ import pytest
 
 from tracehint import _longstr
 from tracehint._jsonparts import loads, loads_text
-from tracehint._longstr import join, strip
+from tracehint._longstr import join, replaced, strip
 
 # Characters of every storage width: ASCII, Latin-1, the BMP, beyond it, a lone surrogate.
 _ALPHABETS = ["abc xyz", "é\xa0ü", "ā€中", "😀𝄞", "\ud800"]
@@ -107,3 +107,20 @@ def test_a_huge_json_string_of_mixed_widths_is_read_as_orjson_reads_it() -> None
         made = loads(data)
         assert made == expected
         _same(made[0] if isinstance(made, list) else made["output"], text)
+
+
+def test_replaced_makes_what_slices_and_join_make() -> None:
+    rng = random.Random(41)  # noqa: S311 -- reproducible test inputs, not secrets
+    for _ in range(500):
+        text = _text(rng, rng.randrange(0, 60))
+        pairs = rng.randrange(0, min(4, (len(text) + 1) // 2 + 1))
+        bounds = sorted(rng.sample(range(len(text) + 1), 2 * pairs))
+        news = ["[REDACTED:x]", "", "é", "😀"]
+        cuts = [(bounds[i], bounds[i + 1], rng.choice(news)) for i in range(0, len(bounds), 2)]
+        expected, done = "", 0
+        for start, end, new in cuts:
+            expected += text[done:start] + new
+            done = end
+        expected += text[done:]
+        for min_chars in (0, 10, 10_000):
+            _same(replaced(text, cuts, min_chars=min_chars), expected)

@@ -27,7 +27,7 @@ from tracehint._limits import strip_span
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["LONG_CHARS", "join", "strip"]
+__all__ = ["LONG_CHARS", "join", "replaced", "strip"]
 
 LONG_CHARS = 1024 * 1024
 """A result this long or longer is copied a piece at a time without the GIL."""
@@ -167,3 +167,43 @@ def strip(text: str, start: int = 0, *, min_chars: int = LONG_CHARS) -> str:
         return text[start:].strip()
     made = _copied([(text, begin, end)], [width], width)
     return made if made is not None else text[start:].strip()
+
+
+def _replaced_plainly(text: str, cuts: Sequence[tuple[int, int, str]]) -> str:
+    pieces: list[str] = []
+    done = 0
+    for start, end, new in cuts:
+        pieces += (text[done:start], new)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def replaced(
+    text: str, cuts: Sequence[tuple[int, int, str]], *, min_chars: int = LONG_CHARS
+) -> str:
+    """``text`` with each ``text[start:end]`` of ``cuts`` replaced by its string.
+
+    The cuts are in order and do not overlap. From ``min_chars`` on, the result is copied
+    without the GIL (a secret redacted in a 50 MB command output), when what is cut out is
+    ASCII (what is kept then needs the text's own width).
+    """
+    if not _ENABLED or len(text) < min_chars or not cuts:
+        return _replaced_plainly(text, cuts)
+    width = _width(text)
+    if width is None or not all(text[start:end].isascii() for start, end, _ in cuts):
+        return _replaced_plainly(text, cuts)
+    spans: list[_Span] = []
+    widths: list[int] = []
+    done = 0
+    for start, end, new in cuts:
+        own = _width(new)
+        if own is None:
+            return _replaced_plainly(text, cuts)
+        spans += ((text, done, start), (new, 0, len(new)))
+        widths += (width, own)
+        done = end
+    spans.append((text, done, len(text)))
+    widths.append(width)
+    made = _copied(spans, widths, max(widths))
+    return made if made is not None else _replaced_plainly(text, cuts)

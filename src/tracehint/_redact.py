@@ -50,6 +50,7 @@ from ahocorasick_rs import AhoCorasick, Implementation
 
 from tracehint._exceptions import ConfigError
 from tracehint._linebound import LineBound, search_shape
+from tracehint._longstr import join, replaced
 from tracehint._needles import required_substrings
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ class SecretPattern:
             # that is searched by blocks keeps the loop, which lets the GIL go between them.
             found, count = self.pattern.subn(self._replace, text)
             return found if count else text
-        pieces: list[str] = []
+        cuts: list[tuple[int, int, str]] = []
         done = 0
         for match in self._matches(haystack):
             start, end = match.span(self.group)
@@ -217,12 +218,11 @@ class SecretPattern:
             start = max(start - self.behind, done)
             if self.check is not None and not self.check(text[start:end]):
                 continue
-            pieces += (text[done:start], self.placeholder)
+            cuts.append((start, end, self.placeholder))
             done = end
-        if not pieces:  # most texts: no secret, and no placeholder made
+        if not cuts:  # most texts: no secret, and no placeholder made
             return text
-        pieces.append(text[done:])
-        return "".join(pieces)
+        return replaced(text, cuts)  # a huge text: copied without the GIL
 
     def _matches(self, haystack: str) -> Iterator[re.Match[str]]:
         """The pattern's matches in ``haystack``, left to right, as ``finditer`` finds them.
@@ -263,8 +263,8 @@ def _lower(text: str) -> str:
     A huge text is lowered a block at a time, so the GIL is let go between blocks (a Greek
     capital sigma at a block's edge may take the other of its two lower-case forms).
     """
-    if len(text) > _BLOCK:
-        return "".join(_lower(text[i : i + _BLOCK]) for i in range(0, len(text), _BLOCK))
+    if len(text) > _BLOCK:  # joined without the GIL (``_longstr``)
+        return join([_lower(text[i : i + _BLOCK]) for i in range(0, len(text), _BLOCK)])
     return text.replace("\u0130", "i").lower()
 
 

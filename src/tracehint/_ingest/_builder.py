@@ -357,7 +357,7 @@ class TraceBuilder:
             else:
                 self._messages.append(_message("user", result.text))
         if extra_text:
-            self._messages.append(_message("user", "\n".join(extra_text)))
+            self._messages.append(_message("user", join(extra_text, "\n")))
         parts.extend(extra_text or ())
         last = self._drafts[-1] if self._drafts else None
         if last is not None and last.role is Role.USER and last.kind is TurnKind.TOOL_RESULTS:
@@ -591,7 +591,7 @@ class TraceBuilder:
 
     def build(self) -> Trace:
         """Freeze the conversation into a ``Trace``."""
-        turns = tuple(Turn(d.role, "\n".join(d.parts), d.kind, d.site) for d in self._drafts)
+        turns = tuple(Turn(d.role, join(d.parts, "\n"), d.kind, d.site) for d in self._drafts)
         non_mistakes = Counter(self._non_mistakes)
         if self._awaiting is not None:  # the conversation ended on a rejection without words
             non_mistakes[ErrorKind.USER_REJECTED] += 1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in, chat_tools
 from tracehint._ingest._document import Outcome, as_str, text_of
 from tracehint._kinds import InputFormat
+from tracehint._longstr import join
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -92,7 +93,7 @@ def _user(builder: TraceBuilder, blocks: list[Any]) -> str | None:
     if results:
         builder.add_tool_results(results, texts)
     else:
-        builder.add_user_text("\n".join(texts))
+        builder.add_user_text(join(texts, "\n"))
     return None
 
 

@@ -286,7 +286,7 @@ class ClaudeCodeParser:
             builder.add_tool_results(results, texts)
         else:
             builder.add_user_text(
-                "\n".join(texts),
+                join(texts, "\n"),
                 compact_summary=entry.get("isCompactSummary") is True,
                 meta=entry.get("isMeta") is True,
             )

@@ -25,6 +25,7 @@ import orjson
 from tracehint._ingest._builder import Block, ResultIn, Thinking, call_in
 from tracehint._ingest._document import Outcome, as_str, text_of
 from tracehint._kinds import InputFormat
+from tracehint._longstr import join
 
 if TYPE_CHECKING:
     from tracehint._ingest._builder import TraceBuilder
@@ -174,7 +175,7 @@ def _response_text(result: object) -> tuple[str, str | None]:
             texts.append(output if isinstance(output, str) else orjson.dumps(response).decode())
         elif isinstance(part, dict) and isinstance(part.get("text"), str):
             texts.append(part["text"])
-    return "\n".join(texts), error
+    return join(texts, "\n"), error
 
 
 def _result(call_id: str, call: dict[str, Any]) -> ResultIn:
@@ -252,4 +253,4 @@ def _user_parts(
     if results:
         builder.add_tool_results(results, texts)
     elif texts:
-        builder.add_user_text("\n".join(texts))
+        builder.add_user_text(join(texts, "\n"))

@@ -19,6 +19,7 @@ from tracehint._exceptions import InputError
 from tracehint._ingest._builder import Block, ResultIn, TraceBuilder, call_in
 from tracehint._jsonparts import loads as loads_json
 from tracehint._kinds import InputFormat
+from tracehint._longstr import join
 from tracehint._records import InputIssue, TraceSource
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _text(content: object) -> str:
                     parts.append(f"[{kind} part]")
             else:
                 parts.append(str(part))
-        return "\n".join(parts)
+        return join(parts, "\n")
     return str(content)
 
 
