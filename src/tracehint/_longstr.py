@@ -27,10 +27,14 @@ from tracehint._limits import strip_span
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["LONG_CHARS", "join", "replaced", "strip"]
+__all__ = ["LONG_CHARS", "MEAN_PIECE_CHARS", "join", "strip"]
 
 LONG_CHARS = 1024 * 1024
 """A result this long or longer is copied a piece at a time without the GIL."""
+MEAN_PIECE_CHARS = 64 * 1024
+"""Pieces shorter than this on average are joined by ``str``: each ``memmove`` is a foreign
+call of a few microseconds (a 2 MB text with thousands of secrets cut out took 220 ms instead
+of 80), and only long pieces make a long copy."""
 
 # Header sizes of a compact ASCII string and of a compact non-ASCII one: ``getsizeof`` of a
 # 1-character string is the header, the character and the terminating NUL.
@@ -42,6 +46,11 @@ _MAXCHAR = {0: 0x7F, 1: 0xFF, 2: 0xFFFF, 4: 0x10FFFF}
 _WIDEN = {2: "utf-16-le", 4: "utf-32-le"}
 
 _Span = tuple[str, int, int]
+
+
+def _most_pieces(size: int) -> int:
+    """How many pieces a result of ``size`` characters is copied from at most, without the GIL."""
+    return max(size // MEAN_PIECE_CHARS, 2)
 
 
 def _width(piece: str) -> int | None:
@@ -141,7 +150,8 @@ def join(pieces: Sequence[str], sep: str = "", *, min_chars: int = LONG_CHARS) -
 
     Call it in a worker thread: during the copies, the event loop runs.
     """
-    if not _ENABLED or sum(map(len, pieces)) < min_chars or len(pieces) < 2:
+    size = sum(map(len, pieces))
+    if not _ENABLED or size < min_chars or not 2 <= len(pieces) <= _most_pieces(size):
         return sep.join(pieces)  # one piece is returned as it is: nothing to copy
     if sep:
         pieces = [item for piece in pieces for item in (sep, piece)][1:]
@@ -167,43 +177,3 @@ def strip(text: str, start: int = 0, *, min_chars: int = LONG_CHARS) -> str:
         return text[start:].strip()
     made = _copied([(text, begin, end)], [width], width)
     return made if made is not None else text[start:].strip()
-
-
-def _replaced_plainly(text: str, cuts: Sequence[tuple[int, int, str]]) -> str:
-    pieces: list[str] = []
-    done = 0
-    for start, end, new in cuts:
-        pieces += (text[done:start], new)
-        done = end
-    pieces.append(text[done:])
-    return "".join(pieces)
-
-
-def replaced(
-    text: str, cuts: Sequence[tuple[int, int, str]], *, min_chars: int = LONG_CHARS
-) -> str:
-    """``text`` with each ``text[start:end]`` of ``cuts`` replaced by its string.
-
-    The cuts are in order and do not overlap. From ``min_chars`` on, the result is copied
-    without the GIL (a secret redacted in a 50 MB command output), when what is cut out is
-    ASCII (what is kept then needs the text's own width).
-    """
-    if not _ENABLED or len(text) < min_chars or not cuts:
-        return _replaced_plainly(text, cuts)
-    width = _width(text)
-    if width is None or not all(text[start:end].isascii() for start, end, _ in cuts):
-        return _replaced_plainly(text, cuts)
-    spans: list[_Span] = []
-    widths: list[int] = []
-    done = 0
-    for start, end, new in cuts:
-        own = _width(new)
-        if own is None:
-            return _replaced_plainly(text, cuts)
-        spans += ((text, done, start), (new, 0, len(new)))
-        widths += (width, own)
-        done = end
-    spans.append((text, done, len(text)))
-    widths.append(width)
-    made = _copied(spans, widths, max(widths))
-    return made if made is not None else _replaced_plainly(text, cuts)
