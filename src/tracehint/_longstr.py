@@ -13,7 +13,8 @@ This relies on CPython's layout of a compact string: its characters right after 
 known size, 1, 2 or 4 bytes each, the narrowest width that holds its largest character. Each
 piece is checked (exact ``str``, size as the layout says) and a self-check at import builds
 strings of every width and compares them with ``"".join``. Whenever a check fails, off
-CPython, or for results under ``LONG_CHARS``, the plain ``"".join`` or ``str.strip`` runs.
+CPython, for results under ``LONG_CHARS`` and for pieces under ``MEAN_PIECE_CHARS`` on
+average, the plain ``str.join`` or ``str.strip`` runs.
 """
 
 from __future__ import annotations
