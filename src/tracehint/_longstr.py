@@ -152,7 +152,8 @@ def join(pieces: Sequence[str], sep: str = "", *, min_chars: int = LONG_CHARS) -
     Call it in a worker thread: during the copies, the event loop runs.
     """
     size = sum(map(len, pieces))
-    if not _ENABLED or size < min_chars or not 2 <= len(pieces) <= _most_pieces(size):
+    copies = 2 * len(pieces) - 1 if sep else len(pieces)  # a separator between two pieces
+    if not _ENABLED or size < min_chars or not 2 <= copies <= _most_pieces(size):
         return sep.join(pieces)  # one piece is returned as it is: nothing to copy
     if sep:
         pieces = [item for piece in pieces for item in (sep, piece)][1:]
